@@ -1,0 +1,1 @@
+"""The ``mumo`` command line: a thin shell over library functions."""

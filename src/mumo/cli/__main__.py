@@ -1,0 +1,26 @@
+"""Entry point of the ``mumo`` command: a table of subcommands."""
+
+from __future__ import annotations
+
+import typer
+
+from mumo.cli import evaluate, train
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        help="mumo: multimodal models that know what they don't know.",
+        no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    )  # fmt: skip
+    app.add_typer(train.app, name="train")
+    app.command("evaluate")(evaluate.evaluate_cmd)
+    app.command("predict")(evaluate.predict_cmd)
+    return app
+
+
+def main() -> None:
+    build_app()()
+
+
+if __name__ == "__main__":
+    main()

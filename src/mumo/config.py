@@ -1,0 +1,189 @@
+"""Typed configuration: dataclasses are the schema, OmegaConf merges YAML presets and dotted overrides.
+
+A preset is a YAML file in ``mumo/configs/`` holding a serialised :class:`RunConfig` (or part of one).
+Unknown keys are errors that name the key; values are type-checked by OmegaConf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mumo.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """MCAN sizes and front-ends (reference §2)."""
+
+    name: str = "mcan"  # registry name of the model
+    hidden: int = 512  # H, width of every attention block
+    heads: int = 8  # attention heads; hidden % heads == 0
+    layers: int = 6  # SA blocks in the encoder and SGA blocks in the decoder
+    ff: int = 2048  # feed-forward width (4H in the paper)
+    dropout: float = 0.1  # every dropout (attention weights, residual branches, FFN, AttFlat)
+    flat_mlp: int = 512  # AttFlat MLP width
+    flat_glimpses: int = 1  # AttFlat glimpses
+    flat_out: int = 1024  # AttFlat output (2H in the paper)
+    word_dim: int = 300  # word embedding size
+    word_vectors: str = "none"  # "none" or "glove-6b-50d" (needs the [glove] extra and word_dim=50)
+    image_encoder: str = "cnn"  # "cnn" (grid from pixels) or "regions" (precomputed (N, D) features)
+    cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # one conv block each
+    cnn_pool: int = 3  # how many of the blocks halve the resolution (64 px -> 8x8 grid at 3)
+    region_dim: int = 2048  # input feature size for image_encoder="regions"
+    blank: str = "none"  # "none", "image" (question-only model) or "question" (image-only model)
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ConfigError(f"model.hidden={self.hidden} is not divisible by model.heads={self.heads}")
+        if self.image_encoder not in ("cnn", "regions"):
+            raise ConfigError(f"model.image_encoder must be 'cnn' or 'regions', not {self.image_encoder!r}")
+        if self.blank not in ("none", "image", "question"):
+            raise ConfigError(f"model.blank must be 'none', 'image' or 'question', not {self.blank!r}")
+        if self.word_vectors not in ("none", "glove-6b-50d"):
+            raise ConfigError(f"model.word_vectors must be 'none' or 'glove-6b-50d', not {self.word_vectors!r}")
+        if self.word_vectors == "glove-6b-50d" and self.word_dim != 50:
+            raise ConfigError("model.word_vectors=glove-6b-50d needs model.word_dim=50")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must lie in [0, 1), not {self.dropout}")
+        if not 0 <= self.cnn_pool <= len(self.cnn_channels):
+            raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
+
+
+@dataclass
+class DataConfig:
+    """Which data set, how it is split and preprocessed."""
+
+    name: str = "easy-vqa"  # data set name
+    root: str = ""  # data directory for data sets read from disk (unused for easy-vqa)
+    val_fraction: float = 0.1  # fraction of training *images* carved out as validation
+    max_question_len: int = 14  # tokens kept per question (MCAN: 14)
+    image_size: int = 64  # images are resized to image_size x image_size
+    max_train_images: int = 0  # 0 = all; a positive number trains on a seeded subset (smoke runs)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must lie in (0, 1), not {self.val_fraction}")
+
+
+@dataclass
+class TrainConfig:
+    """The MCAN recipe (reference §2.3): Adam (0.9, 0.98), warm-up, step decay, soft-target BCE."""
+
+    epochs: int = 13
+    images_per_batch: int = 64  # a batch holds every question of this many images
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    warmup_epochs: int = 3  # lr x 1/(w+1), 2/(w+1), ... during the first w epochs
+    decay_epochs: list[int] = field(default_factory=lambda: [10, 12])  # lr x decay_rate from these epochs
+    decay_rate: float = 0.2
+    loss_reduction: str = "sum"  # "sum" over batch x classes (MCAN) or "mean" over questions
+    grad_clip: float = 0.0  # 0 = no clipping (MCAN)
+    mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
+    eval_images_per_batch: int = 128
+    seed: int = 0
+    cpu: bool = False  # force the CPU even when a GPU is present
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, not {self.epochs}")
+        if self.images_per_batch < 1:
+            raise ConfigError(f"train.images_per_batch must be >= 1, not {self.images_per_batch}")
+        if self.loss_reduction not in ("sum", "mean"):
+            raise ConfigError(f"train.loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError("train.mixed_precision must be 'no', 'bf16' or 'fp16'")
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as ``config.yaml`` in the run directory."""
+
+    task: str = "vqa"
+    preset: str = "mcan-cpu"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def list_presets() -> list[str]:
+    """Names of the YAML presets shipped in ``mumo/configs``."""
+    folder = resources.files("mumo") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _preset_text(name: str) -> str:
+    if name not in list_presets():
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
+    return (resources.files("mumo") / "configs" / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def _to_dataclass(merged: Any) -> RunConfig:
+    try:
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc)) from None
+    assert isinstance(obj, RunConfig)
+    return obj
+
+
+def _describe(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None)
+    msg = str(exc).splitlines()[0]
+    if "not in struct" in msg or ("Key '" in msg and "not in" in msg):
+        return f"unknown config key {key!r}" if key else msg
+    return f"bad value for config key {key!r}: {msg}" if key else msg
+
+
+def load_config(preset: str | None = "mcan-cpu", overrides: list[str] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from a preset name and dotted ``key=value`` overrides.
+
+    Raises:
+        ConfigError: unknown preset, unknown key or a value of the wrong type.
+    """
+    schema = OmegaConf.structured(RunConfig)
+    layers = [schema]
+    if preset:
+        try:
+            layers.append(OmegaConf.create(_preset_text(preset)))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"preset {preset!r} is not valid YAML: {exc}") from None
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        if overrides:
+            layers.append(OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(*layers)
+        if preset:
+            merged.preset = preset
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc)) from None
+    return _to_dataclass(merged)
+
+
+def config_from_yaml(path: str | Path) -> RunConfig:
+    """Read a saved ``config.yaml`` back into a :class:`RunConfig` (unknown keys are errors)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    return _to_dataclass(merged)
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    """Serialise a config to YAML text."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """A plain nested dict of the config."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""Data sets, tokenisation and image loading."""

@@ -1,0 +1,114 @@
+"""A VQA split held in memory, grouped by image, and the image-batch sampler.
+
+easy-VQA has about ten questions per image, so a batch is a set of *images* with all their questions:
+the image encoder runs once per image per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mumo.types import VQABatch
+
+
+@dataclass
+class VQASplit:
+    """One split of a VQA data set.
+
+    Shapes: I images, Q questions, L tokens, C answers.
+    """
+
+    name: str
+    images: torch.Tensor  # (I, 3, H, W) uint8, or (I, R, D) float region features
+    tokens: torch.Tensor  # (Q, L) int64
+    image_index: torch.Tensor  # (Q,) int64 into images
+    targets: torch.Tensor  # (Q, C) float soft scores
+    questions: list[str]  # (Q,) question texts
+    question_types: list[str]  # (Q,) e.g. "yes/no", "color", "shape"
+    image_ids: list[int]  # (I,) the data set's own image ids
+
+    def __post_init__(self) -> None:
+        order = torch.argsort(self.image_index, stable=True)
+        counts = torch.bincount(self.image_index, minlength=self.num_images)
+        # questions of image i are order[offsets[i]:offsets[i + 1]]
+        self._order = order
+        self._offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+
+    @property
+    def num_images(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_questions(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def questions_of(self, image_indices: torch.Tensor) -> torch.Tensor:
+        """Indices of every question about the given images, in image order."""
+        parts = [self._order[self._offsets[i] : self._offsets[i + 1]] for i in image_indices.tolist()]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+    def batch(self, image_indices: torch.Tensor) -> VQABatch:
+        """The batch of the given images and all of their questions."""
+        q = self.questions_of(image_indices)
+        local = torch.empty(self.num_images, dtype=torch.long)
+        local[image_indices] = torch.arange(len(image_indices))
+        images = self.images[image_indices]
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)  # (B, 3, H, W) in [0, 1]
+        return VQABatch(
+            images=images,
+            tokens=self.tokens[q],
+            image_index=local[self.image_index[q]],
+            targets=self.targets[q],
+            question_ids=q,
+        )
+
+    def subset_images(self, image_indices: torch.Tensor, name: str | None = None) -> VQASplit:
+        """A new split holding only the given images and their questions."""
+        image_indices = torch.as_tensor(image_indices, dtype=torch.long)
+        q = self.questions_of(image_indices)
+        remap = torch.full((self.num_images,), -1, dtype=torch.long)
+        remap[image_indices] = torch.arange(len(image_indices))
+        ql = q.tolist()
+        return VQASplit(
+            name=name or self.name,
+            images=self.images[image_indices],
+            tokens=self.tokens[q],
+            image_index=remap[self.image_index[q]],
+            targets=self.targets[q],
+            questions=[self.questions[i] for i in ql],
+            question_types=[self.question_types[i] for i in ql],
+            image_ids=[self.image_ids[i] for i in image_indices.tolist()],
+        )
+
+
+def image_batches(
+    num_images: int,
+    images_per_batch: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    pad: bool = True,
+) -> list[torch.Tensor]:
+    """Batches of image indices for one epoch on one process.
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches. With several
+    processes, each takes every ``world_size``-th batch; with ``pad`` the list is first padded by
+    wrapping around so that every process runs the same number of steps (training); without it every
+    batch is seen exactly once across processes (evaluation).
+    """
+    if shuffle:
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(num_images, generator=gen)
+    else:
+        order = torch.arange(num_images)
+    batches = list(order.split(images_per_batch))
+    if world_size > 1 and pad:
+        per_rank = -(-len(batches) // world_size)
+        batches = (batches * world_size)[: per_rank * world_size]
+    return batches[rank::world_size] if world_size > 1 else batches

@@ -1,0 +1,23 @@
+"""Errors mumo raises for bad input. The CLI prints them as one line and exits with status 2."""
+
+from __future__ import annotations
+
+
+class MumoError(ValueError):
+    """Base class for every user-facing error (bad file, bad config, bad checkpoint...)."""
+
+
+class ConfigError(MumoError):
+    """An unknown key, preset or invalid value in a configuration."""
+
+
+class ImageError(MumoError):
+    """An image file that is missing, empty, truncated, not an image or too large."""
+
+
+class QuestionError(MumoError):
+    """A question that is empty, too long or not valid UTF-8."""
+
+
+class CheckpointError(MumoError):
+    """A run directory that is missing, corrupted or holds another kind of model."""

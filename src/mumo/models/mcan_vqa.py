@@ -1,0 +1,212 @@
+"""MCAN: deep modular co-attention network for VQA (Yu et al. 2019, arXiv:1906.10770; reference §2).
+
+Encoder-decoder stacking (MCA-ED): the question passes through ``layers`` self-attention (SA) blocks;
+the image regions pass through ``layers`` self-attention + question-guided attention (SGA) blocks,
+every one of which attends to the *final* question encoding. Attentional reduction (AttFlat) on
+both sides, sum fusion + LayerNorm, linear answer head returning logits.
+
+The model splits into a deterministic :meth:`MCANVQA.trunk` (image and question front-ends, no
+dropout) and the stochastic :meth:`MCANVQA.head` (every dropout module), so MC dropout can cache the
+trunk. All dropout is ``nn.Dropout`` modules declared here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from mumo.config import ModelConfig
+from mumo.data.text import PAD_ID, UNK_ID
+from mumo.models.encoders import GridCNN, QuestionEncoder, RegionAdapter
+from mumo.types import VQABatch, VQAOutput
+
+
+class LayerNorm(nn.Module):
+    """MCAN's LayerNorm: a * (x - mean) / (std + eps) + b, with the *unbiased* std (not nn.LayerNorm)."""
+
+    def __init__(self, size: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.ones(size))
+        self.b = nn.Parameter(torch.zeros(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)  # unbiased
+        return self.a * (x - mean) / (std + self.eps) + self.b
+
+
+class MHAtt(nn.Module):
+    """Multi-head attention with dropout on the attention weights."""
+
+    def __init__(self, *, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.v, self.k, self.q = (
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden),
+        )
+        self.merge = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, v: torch.Tensor, k: torch.Tensor, q: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """v, k (N, Lk, H), q (N, Lq, H), mask (N, 1, 1, Lk) True = padding -> (N, Lq, H), att (N, h, Lq, Lk)."""
+        split = "n l (h d) -> n h l d"
+        v = rearrange(self.v(v), split, h=self.heads)  # (N, h, Lk, d)
+        k = rearrange(self.k(k), split, h=self.heads)  # (N, h, Lk, d)
+        q = rearrange(self.q(q), split, h=self.heads)  # (N, h, Lq, d)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (N, h, Lq, Lk)
+        if mask is not None:
+            scores = scores.masked_fill(mask, -1e9)
+        att = scores.softmax(dim=-1)  # (N, h, Lq, Lk)
+        out = self.dropout(att) @ v  # (N, h, Lq, d)
+        return self.merge(rearrange(out, "n h l d -> n l (h d)")), att
+
+
+class FFN(nn.Module):
+    """Linear(H -> FF), ReLU, dropout, Linear(FF -> H)."""
+
+    def __init__(self, *, hidden: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(hidden, ff), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(ff, hidden)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SA(nn.Module):
+    """Self-attention block, post-LN residuals."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.att = MHAtt(hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
+        self.ffn = FFN(hidden=cfg.hidden, ff=cfg.ff, dropout=cfg.dropout)
+        self.drop1, self.drop2 = nn.Dropout(cfg.dropout), nn.Dropout(cfg.dropout)
+        self.norm1, self.norm2 = LayerNorm(cfg.hidden), LayerNorm(cfg.hidden)
+
+    def forward(self, x: torch.Tensor, x_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (N, L, H) -> (N, L, H)."""
+        x = self.norm1(x + self.drop1(self.att(x, x, x, x_mask)[0]))
+        return self.norm2(x + self.drop2(self.ffn(x)))
+
+
+class SGA(nn.Module):
+    """Self-attention on x, then attention guided by y (queries from x, keys/values from y), then FFN."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.self_att = MHAtt(hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
+        self.guided_att = MHAtt(hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
+        self.ffn = FFN(hidden=cfg.hidden, ff=cfg.ff, dropout=cfg.dropout)
+        self.drop1, self.drop2, self.drop3 = (nn.Dropout(cfg.dropout) for _ in range(3))
+        self.norm1, self.norm2, self.norm3 = (LayerNorm(cfg.hidden) for _ in range(3))
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, x_mask: torch.Tensor | None, y_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, R, H) image, y (N, L, H) question -> (N, R, H), guided attention (N, h, R, L)."""
+        x = self.norm1(x + self.drop1(self.self_att(x, x, x, x_mask)[0]))
+        guided, att = self.guided_att(y, y, x, y_mask)
+        x = self.norm2(x + self.drop2(guided))
+        return self.norm3(x + self.drop3(self.ffn(x))), att
+
+
+class AttFlat(nn.Module):
+    """Attentional reduction: MLP scores -> masked softmax over positions -> weighted sum -> Linear."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.glimpses = cfg.flat_glimpses
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.hidden, cfg.flat_mlp), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.flat_mlp, cfg.flat_glimpses),
+        )  # fmt: skip
+        self.merge = nn.Linear(cfg.hidden * cfg.flat_glimpses, cfg.flat_out)
+
+    def forward(self, x: torch.Tensor, x_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, L, H) -> (N, flat_out), weights (N, L, glimpses)."""
+        scores = self.mlp(x)  # (N, L, G)
+        if x_mask is not None:
+            scores = scores.masked_fill(rearrange(x_mask, "n 1 1 l -> n l 1"), -1e9)
+        weights = scores.softmax(dim=1)  # (N, L, G)
+        pooled = torch.einsum("nlg,nlh->ngh", weights, x)  # (N, G, H)
+        return self.merge(rearrange(pooled, "n g h -> n (g h)")), weights
+
+
+@dataclass
+class MCANTrunk:
+    """Output of the deterministic trunk. B images, N questions, R regions, L tokens."""
+
+    question: torch.Tensor  # (N, L, H) LSTM states
+    question_mask: torch.Tensor  # (N, 1, 1, L) True = padding
+    image: torch.Tensor  # (B, R, H) region features
+    image_mask: torch.Tensor | None  # (B, 1, 1, R) True = padding, None for a full grid
+    image_index: torch.Tensor  # (N,) which image each question asks about
+    grid: tuple[int, int]  # (rows, cols) of the image regions
+
+
+class MCANVQA(nn.Module):
+    """MCAN-ED VQA model over a grid CNN or precomputed region features."""
+
+    def __init__(self, *, cfg: ModelConfig, vocab_size: int, num_answers: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.question_encoder = QuestionEncoder(vocab_size=vocab_size, word_dim=cfg.word_dim, hidden=cfg.hidden)
+        if cfg.image_encoder == "cnn":
+            self.image_encoder: nn.Module = GridCNN(channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=cfg.hidden)
+        else:
+            self.image_encoder = RegionAdapter(in_dim=cfg.region_dim, out_dim=cfg.hidden)
+        self.encoder = nn.ModuleList(SA(cfg) for _ in range(cfg.layers))
+        self.decoder = nn.ModuleList(SGA(cfg) for _ in range(cfg.layers))
+        self.flat_question, self.flat_image = AttFlat(cfg), AttFlat(cfg)
+        self.fusion_norm = LayerNorm(cfg.flat_out)
+        self.classifier = nn.Linear(cfg.flat_out, num_answers)
+
+    def trunk(self, batch: VQABatch) -> MCANTrunk:
+        """The deterministic part: front-ends with no dropout. Run once per image and question."""
+        images, tokens = batch.images, batch.tokens
+        if self.cfg.blank == "image":
+            images = torch.zeros_like(images)
+        if self.cfg.blank == "question":
+            tokens = torch.full_like(tokens, PAD_ID)
+            tokens[:, 0] = UNK_ID
+        question_mask = rearrange(tokens == PAD_ID, "n l -> n 1 1 l")  # (N, 1, 1, L)
+        image_mask = None
+        if self.cfg.image_encoder == "regions":
+            image_mask = rearrange(images.abs().sum(-1) == 0, "b r -> b 1 1 r")  # (B, 1, 1, R)
+        image, grid = self.image_encoder(images)  # (B, R, H)
+        return MCANTrunk(self.question_encoder(tokens), question_mask, image, image_mask, batch.image_index, grid)
+
+    def head(self, t: MCANTrunk, *, output_attentions: bool = False) -> VQAOutput:
+        """The stochastic part: co-attention, reduction, fusion and answer logits."""
+        y, y_mask = t.question, t.question_mask  # (N, L, H), (N, 1, 1, L)
+        for layer in self.encoder:
+            y = layer(y, y_mask)
+        x = t.image[t.image_index]  # (N, R, H): each question gets its image's regions
+        x_mask = None if t.image_mask is None else t.image_mask[t.image_index]  # (N, 1, 1, R)
+        guided = []
+        for layer in self.decoder:
+            x, att = layer(x, y, x_mask, y_mask)
+            guided.append(att)
+        flat_y, _ = self.flat_question(y, y_mask)  # (N, F)
+        flat_x, image_weights = self.flat_image(x, x_mask)  # (N, F), (N, R, G)
+        logits = self.classifier(self.fusion_norm(flat_y + flat_x))  # (N, C)
+        attentions = {}
+        if output_attentions:
+            attentions = {
+                "image_flat": image_weights,
+                "guided": torch.stack(guided, dim=1),
+            }  # (N, layers, h, R, L)
+        return VQAOutput(logits=logits, attentions=attentions)
+
+    def forward(self, batch: VQABatch, *, output_attentions: bool = False) -> VQAOutput:
+        return self.head(self.trunk(batch), output_attentions=output_attentions)

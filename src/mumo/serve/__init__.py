@@ -1,0 +1,1 @@
+"""Loading trained runs and answering questions."""

@@ -1,0 +1,1 @@
+"""Tasks: data + model + loss + evaluation, wired to the training loop."""

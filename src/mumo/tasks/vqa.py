@@ -1,0 +1,253 @@
+"""The VQA task: data, soft-target BCE loss, evaluation, training and loading a run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch import nn
+
+from mumo.config import ConfigError, RunConfig, config_from_yaml, config_to_dict, config_to_yaml
+from mumo.data.text import Vocab
+from mumo.data.vqa import VQASplit, image_batches
+from mumo.errors import CheckpointError
+from mumo.metrics.vqa import accuracy_by_type, soft_accuracy
+from mumo.models import create_model
+from mumo.train.checkpoint import (
+    ARTIFACTS_FILE,
+    CONFIG_FILE,
+    STATE_FILE,
+    atomic_write_text,
+    checkpoint_dir,
+    load_weights,
+)
+from mumo.train.loop import FitResult, Task, fit
+from mumo.types import VQABatch
+
+DATASETS = ("easy-vqa",)
+
+
+@dataclass
+class VQAData:
+    """Splits plus the vocabulary and answer list."""
+
+    train: VQASplit
+    val: VQASplit
+    test: VQASplit
+    vocab: Vocab
+    answers: list[str]
+
+
+def load_data(cfg: RunConfig) -> VQAData:
+    """Load the data set named by ``cfg.data.name``."""
+    d = cfg.data
+    if d.name == "easy-vqa":
+        from mumo.data.easy_vqa import load_easy_vqa
+
+        ds = load_easy_vqa(
+            val_fraction=d.val_fraction, seed=cfg.train.seed, max_question_len=d.max_question_len,
+            image_size=d.image_size, max_train_images=d.max_train_images,
+        )  # fmt: skip
+        return VQAData(ds.train, ds.val, ds.test, ds.vocab, ds.answers)
+    raise ConfigError(f"unknown VQA data set {d.name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def vqa_loss(model: nn.Module, batch: VQABatch, reduction: str = "sum") -> tuple[torch.Tensor, dict[str, float]]:
+    """Soft-target binary cross-entropy on the answer logits (MCAN: summed over batch x classes)."""
+    logits = model(batch).logits  # (N, C)
+    loss = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="sum")
+    if reduction == "mean":
+        loss = loss / logits.shape[0]
+    return loss, {}
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, split: VQASplit, images_per_batch: int, accelerator: Accelerator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits for this process's share of a split: (question indices (n,), logits (n, C))."""
+    model.eval()
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    device = accelerator.device if accelerator else next(model.parameters()).device
+    ids, out = [], []
+    for image_idx in image_batches(
+        split.num_images, images_per_batch, shuffle=False, rank=rank, world_size=world, pad=False
+    ):
+        batch = split.batch(image_idx).to(device)
+        out.append(model(batch).logits.float().cpu())
+        ids.append(batch.question_ids.cpu())
+    if not out:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, split.targets.shape[1])
+    return torch.cat(ids), torch.cat(out)
+
+
+def evaluate_split(
+    model: nn.Module, split: VQASplit, images_per_batch: int = 128, accelerator: Accelerator | None = None
+) -> dict[str, Any]:
+    """Accuracy overall and per question type; with several processes the results are gathered."""
+    ids, logits = predict_logits(model, split, images_per_batch, accelerator)
+    scores = torch.zeros(split.num_questions)
+    seen = torch.zeros(split.num_questions)
+    scores[ids] = soft_accuracy(logits, split.targets[ids])
+    seen[ids] = 1.0
+    if accelerator is not None and accelerator.num_processes > 1:
+        scores = accelerator.reduce(scores.to(accelerator.device), "sum").cpu()
+        seen = accelerator.reduce(seen.to(accelerator.device), "sum").cpu()
+    if not bool((seen == 1).all()):
+        raise RuntimeError("evaluation did not see every question exactly once")
+    return {
+        "accuracy": float(scores.mean()) if split.num_questions else 0.0,
+        "accuracy_by_type": accuracy_by_type(scores, split.question_types),
+        "num_questions": split.num_questions,
+    }
+
+
+def build_task(cfg: RunConfig, data: VQAData) -> Task:
+    """Wire model, batches, loss and validation to the training loop."""
+    t = cfg.train
+    torch.manual_seed(t.seed)  # initial weights depend only on the seed
+    model = create_model(cfg.model, vocab=data.vocab.tokens, num_answers=len(data.answers))
+
+    def batches(epoch: int, rank: int, world: int) -> list[VQABatch]:
+        idx = image_batches(
+            data.train.num_images,
+            t.images_per_batch,
+            shuffle=True,
+            seed=t.seed,
+            epoch=epoch,
+            rank=rank,
+            world_size=world,
+        )
+        return [data.train.batch(i) for i in idx]
+
+    def evaluate(m: nn.Module, acc: Accelerator) -> dict[str, float]:
+        res = evaluate_split(m, data.val, t.eval_images_per_batch, acc)
+        return {
+            "accuracy": res["accuracy"],
+            **{f"accuracy_{k}": v for k, v in res["accuracy_by_type"].items()},
+        }
+
+    return Task(
+        model=model, batches=batches, loss_fn=lambda m, b: vqa_loss(m, b, t.loss_reduction), evaluate=evaluate,
+        batch_size=lambda b: int(b.tokens.shape[0]),
+    )  # fmt: skip
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    """runs/vqa-<data>-<timestamp>."""
+    return Path("runs") / f"{cfg.task}-{cfg.data.name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k} ({va!r} in the checkpoint, {vb!r} now)")
+    return out
+
+
+def prepare_run_dir(cfg: RunConfig | None, out: Path, *, resume: bool) -> RunConfig:
+    """Check the run directory before any training; returns the config to train with.
+
+    A new run refuses a directory that already holds a run (never overwrite work); a resume
+    refuses a config that differs from the checkpoint's (``cfg=None`` takes the saved one).
+    """
+    if resume:
+        read_state(out)
+        saved = config_from_yaml(out / CONFIG_FILE)
+        if cfg is None:
+            return saved
+        diff = _differences(config_to_dict(saved), config_to_dict(cfg))
+        if diff:
+            raise ConfigError(f"--resume config differs from the checkpoint's: {'; '.join(diff)}")
+        return saved
+    if (out / STATE_FILE).exists() or (out / CONFIG_FILE).exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    assert cfg is not None
+    return cfg
+
+
+def read_state(run_dir: Path) -> dict:
+    from mumo.train.checkpoint import read_state as _read
+
+    return _read(run_dir)
+
+
+def train_vqa(
+    cfg: RunConfig | None,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
+    """Train a VQA model into ``out`` and (optionally) evaluate the best checkpoint on test.
+
+    Returns a summary: best val accuracy, test accuracy, wall time, training samples/s.
+    """
+    out = Path(out)
+    cfg = prepare_run_dir(cfg, out, resume=resume)
+    t0 = time.perf_counter()
+    data = load_data(cfg)
+    task = build_task(cfg, data)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_text(out / CONFIG_FILE, config_to_yaml(cfg))
+        artifacts = {
+            "kind": "vqa",
+            "model": cfg.model.name,
+            "vocab": data.vocab.tokens,
+            "answers": data.answers,
+        }
+        atomic_write_text(out / ARTIFACTS_FILE, json.dumps(artifacts))
+    result: FitResult = fit(task, cfg.train, out, resume=resume, progress=progress)
+    summary: dict[str, Any] = {
+        "run_dir": str(out), "best_epoch": result.best_epoch + 1,
+        "best_val_accuracy": max(h["accuracy"] for h in result.history) if result.history else None,
+        "train_seconds": result.train_seconds, "train_samples_per_second": result.samples_per_second,
+    }  # fmt: skip
+    if evaluate_test and result.best_epoch >= 0:
+        model = load_model(out)
+        res = evaluate_split(model, data.test, cfg.train.eval_images_per_batch)
+        summary["test_accuracy"] = res["accuracy"]
+        summary["test_accuracy_by_type"] = res["accuracy_by_type"]
+    summary["wall_seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def load_artifacts(run_dir: Path) -> dict[str, Any]:
+    """The run's vocabulary and answers; checks that it is a VQA run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory does not exist: {run_dir}")
+    path = run_dir / ARTIFACTS_FILE
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} is not a mumo run (no {ARTIFACTS_FILE})")
+    try:
+        art = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is corrupted: {exc}") from None
+    if art.get("kind") != "vqa":
+        raise CheckpointError(f"{run_dir} holds a {art.get('kind', 'unknown')!r} checkpoint, not a VQA model")
+    return art
+
+
+def load_model(run_dir: Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+    """The trained model of a run, in eval mode."""
+    run_dir = Path(run_dir)
+    art = load_artifacts(run_dir)
+    cfg = config_from_yaml(run_dir / CONFIG_FILE)
+    model = create_model(cfg.model, vocab=art["vocab"], num_answers=len(art["answers"]))
+    load_weights(model, checkpoint_dir(run_dir, which))
+    return model.to(device).eval()

@@ -1,0 +1,1 @@
+"""The training engine: one plain loop, checkpoints, optimiser schedule, logging."""

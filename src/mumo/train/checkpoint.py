@@ -1,0 +1,160 @@
+"""Checkpoints as safetensors + JSON, written atomically.
+
+Layout of a run directory::
+
+    RUN/config.yaml              the full RunConfig
+    RUN/artifacts.json           vocabulary, answer list: what the model needs to read inputs
+    RUN/state.json               {"last": "epoch-0003", "best": "epoch-0002", "history": [...]}
+    RUN/checkpoints/epoch-0003/  model.safetensors, optimizer.safetensors, optimizer.json, meta.json
+    RUN/logs/                    TensorBoard events
+
+Each epoch directory is written under a temporary name and renamed into place, and ``state.json``
+is replaced atomically afterwards, so a run killed at any moment leaves a consistent state.
+No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mumo.errors import CheckpointError
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.yaml"
+ARTIFACTS_FILE = "artifacts.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _optimizer_to_flat(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, pstate in state["state"].items():
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_flat(tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for flat, value in [*tensors.items(), *info["scalars"].items()]:
+        pid, key = flat.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    meta: dict[str, Any],
+    is_best: bool,
+) -> None:
+    """Write epoch ``epoch`` (0-based) and point ``state.json`` at it; prune older checkpoints."""
+    ckpt_root = run_dir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = f"epoch-{epoch + 1:04d}"
+    tmp = ckpt_root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(tmp / "model.safetensors"))
+    if optimizer is not None:
+        tensors, info = _optimizer_to_flat(optimizer.state_dict())
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps(info), encoding="utf-8")
+    (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, **meta}, indent=2), encoding="utf-8")
+    final = ckpt_root / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+    state = read_state(run_dir) if (run_dir / STATE_FILE).exists() else {}
+    state["last"] = name
+    if is_best or "best" not in state:
+        state["best"] = name
+    state.setdefault("history", [])
+    state["history"] = [h for h in state["history"] if h["epoch"] < epoch] + [{"epoch": epoch, **meta}]
+    atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2))
+    for old in ckpt_root.iterdir():
+        if old.name not in (state["last"], state["best"]):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    """The run's ``state.json``.
+
+    Raises:
+        CheckpointError: the run directory or its state file is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory does not exist: {run_dir}")
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} holds no finished epoch (no {STATE_FILE}); is it a mumo run?")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is corrupted: {exc}") from None
+
+
+def checkpoint_dir(run_dir: Path, which: str = "best") -> Path:
+    """Directory of the ``best`` or ``last`` checkpoint of a run."""
+    state = read_state(run_dir)
+    if which not in state:
+        raise CheckpointError(f"{run_dir}/{STATE_FILE} names no {which!r} checkpoint")
+    path = Path(run_dir) / "checkpoints" / state[which]
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory missing: {path}")
+    return path
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file missing: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint file is corrupted: {path} ({exc})") from None
+
+
+def load_weights(model: nn.Module, ckpt: Path) -> None:
+    """Load ``model.safetensors`` from a checkpoint directory into ``model`` (strict)."""
+    weights = _load_tensors(ckpt / "model.safetensors")
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{ckpt / 'model.safetensors'} does not fit this model: {first}") from None
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Path) -> None:
+    """Restore optimizer state saved by :func:`save_checkpoint`."""
+    tensors = _load_tensors(ckpt / "optimizer.safetensors")
+    try:
+        info = json.loads((ckpt / "optimizer.json").read_text(encoding="utf-8"))
+        optimizer.load_state_dict(_optimizer_from_flat(tensors, info))
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"optimizer state in {ckpt} is unreadable: {exc}") from None

@@ -1,0 +1,152 @@
+"""The training loop: plain, on ``accelerate`` (CPU, one GPU, or several processes via
+``accelerate launch`` / ``torchrun``).
+
+A task brings a model, a function that lists one epoch's batches for one process, a
+``loss_fn(model, batch) -> (loss, logs)`` and an ``evaluate(model, accelerator) -> metrics``.
+Every epoch: train, evaluate on val, log to TensorBoard, checkpoint atomically (rank 0 only).
+
+Reproducibility: the data order and the dropout masks of epoch e depend only on (seed, e), so a
+run killed at any moment and resumed from its last checkpoint ends with the same weights as an
+uninterrupted run (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from tqdm.auto import tqdm
+
+from mumo.config import TrainConfig
+from mumo.errors import MumoError
+from mumo.train.checkpoint import checkpoint_dir, load_optimizer, load_weights, read_state, save_checkpoint
+from mumo.train.optim import build_optimizer, lr_factor, set_lr
+
+
+@dataclass
+class Task:
+    """What the loop needs from a task."""
+
+    model: nn.Module
+    batches: Callable[[int, int, int], Sequence[Any]]  # (epoch, rank, world_size) -> batches
+    loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+    evaluate: Callable[[nn.Module, Accelerator], dict[str, float]]  # must hold `select_metric`
+    batch_size: Callable[[Any], int] = len  # samples in a batch (for samples/s)
+    select_metric: str = "accuracy"  # higher is better; picks the best checkpoint
+
+
+@dataclass
+class FitResult:
+    """Summary of a finished run."""
+
+    run_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = -1
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """An Accelerator for this config (the CPU when ``cfg.cpu`` or when no GPU is present)."""
+    return Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
+
+
+def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bool = True) -> FitResult:
+    """Train ``task.model`` for ``cfg.epochs`` epochs, checkpointing into ``run_dir``."""
+    accelerator = make_accelerator(cfg)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    torch.manual_seed(cfg.seed)
+    model = task.model
+    optimizer = build_optimizer(model, cfg)
+
+    start_epoch, history, best, train_seconds = 0, [], -math.inf, 0.0
+    if resume:
+        state = read_state(run_dir)
+        last = checkpoint_dir(run_dir, "last")
+        load_weights(model, last)
+        load_optimizer(optimizer, last)
+        history = state.get("history", [])
+        start_epoch = history[-1]["epoch"] + 1 if history else 0
+        best = max((h[task.select_metric] for h in history), default=-math.inf)
+        train_seconds = history[-1].get("train_seconds", 0.0) if history else 0.0
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    writer = None
+    if accelerator.is_main_process:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "logs"), purge_step=start_epoch)
+
+    samples, sample_seconds = 0, 0.0
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout masks of this epoch
+        lr = cfg.lr * lr_factor(epoch, cfg)
+        set_lr(optimizer, lr)
+        model.train()
+        batches = task.batches(epoch, rank, world)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and accelerator.is_main_process),
+            leave=False, dynamic_ncols=True,
+        )  # fmt: skip
+        t0, running = time.perf_counter(), 0.0
+        for step, batch in enumerate(bar):
+            batch = batch.to(accelerator.device)
+            with accelerator.autocast():
+                loss, _logs = task.loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise MumoError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower train.lr")
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if cfg.grad_clip > 0:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            samples += task.batch_size(batch) * world
+            running += loss.item()
+            bar.set_postfix(loss=f"{running / (step + 1):.4f}", lr=f"{lr:.2e}")
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        sample_seconds += epoch_seconds
+
+        metrics = task.evaluate(accelerator.unwrap_model(model), accelerator)
+        record = {
+            "epoch": epoch, "lr": lr, "train_loss": running / max(1, len(batches)),
+            "epoch_seconds": epoch_seconds, "train_seconds": train_seconds, **metrics,
+        }  # fmt: skip
+        history.append(record)
+        is_best = metrics[task.select_metric] > best
+        best = max(best, metrics[task.select_metric])
+        if accelerator.is_main_process:
+            assert writer is not None
+            for key, value in record.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    writer.add_scalar(key, value, epoch + 1)
+            writer.flush()
+            meta = {k: v for k, v in record.items() if k != "epoch"}
+            save_checkpoint(
+                run_dir, epoch=epoch, model=accelerator.unwrap_model(model), optimizer=optimizer,
+                meta=meta, is_best=is_best,
+            )  # fmt: skip
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            tqdm.write(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss={record['train_loss']:.4f} {shown} ({epoch_seconds:.0f}s)"
+            )
+        accelerator.wait_for_everyone()
+
+    if writer is not None:
+        writer.close()
+    state = read_state(run_dir) if accelerator.is_main_process else {}
+    best_epoch = -1
+    if state:
+        best_epoch = json.loads((checkpoint_dir(run_dir, "best") / "meta.json").read_text())["epoch"]
+    return FitResult(
+        run_dir=run_dir, history=history, best_epoch=best_epoch, train_seconds=train_seconds,
+        samples_per_second=samples / sample_seconds if sample_seconds else 0.0,
+    )  # fmt: skip

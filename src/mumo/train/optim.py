@@ -1,0 +1,35 @@
+"""MCAN's optimiser and learning-rate schedule (reference §2.3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mumo.config import TrainConfig
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with MCAN's betas and eps; no weight decay unless configured."""
+    return torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps, weight_decay=cfg.weight_decay,
+    )  # fmt: skip
+
+
+def lr_factor(epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of ``cfg.lr`` during ``epoch`` (0-based).
+
+    Warm-up: (epoch + 1) / (warmup_epochs + 1) for the first ``warmup_epochs`` epochs (MCAN: 1/4, 2/4,
+    3/4); then 1; times ``decay_rate`` for every 1-based epoch in ``decay_epochs`` that has been reached.
+    """
+    factor = (epoch + 1) / (cfg.warmup_epochs + 1) if epoch < cfg.warmup_epochs else 1.0
+    for e in cfg.decay_epochs:
+        if epoch + 1 >= e:
+            factor *= cfg.decay_rate
+    return factor
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

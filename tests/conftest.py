@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny configs, easy-VQA loaded once, a tiny trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_OVERRIDES = [
+    "model.hidden=16", "model.heads=2", "model.layers=1", "model.ff=32", "model.flat_mlp=16",
+    "model.flat_out=32", "model.word_dim=16", "model.cnn_channels=[8,8,16,16]", "model.cnn_pool=4",
+    "train.images_per_batch=16", "train.eval_images_per_batch=64", "train.lr=3e-3", "train.warmup_epochs=0",
+    "train.decay_epochs=[]",
+]  # fmt: skip
+
+
+def tiny_config(*extra: str):
+    from mumo.config import load_config
+
+    return load_config("mcan-cpu", [*TINY_OVERRIDES, *extra])
+
+
+@pytest.fixture(scope="session")
+def easy_vqa_data():
+    from mumo.config import load_config
+    from mumo.tasks.vqa import load_data
+
+    return load_data(load_config("mcan-cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny model trained for 2 epochs on 300 easy-VQA images."""
+    from mumo.tasks.vqa import train_vqa
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = tiny_config("train.epochs=2", "data.max_train_images=300")
+    train_vqa(cfg, out, progress=False, evaluate_test=False)
+    return out

@@ -1,0 +1,112 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mumo.errors import ConfigError
+from mumo.tasks.vqa import evaluate_split, load_model, train_vqa, vqa_loss
+from mumo.types import VQABatch, VQAOutput
+from tests.conftest import TINY_OVERRIDES, tiny_config
+
+
+class _FixedLogits(torch.nn.Module):
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, batch):
+        return VQAOutput(self.logits)
+
+
+def test_loss_equals_soft_target_bce_summed_over_batch_and_classes():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    targets = torch.tensor([[1.0, 0.0, 0.3], [0.0, 0.6, 1.0]])
+    batch = VQABatch(torch.zeros(1), torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, dtype=torch.long), targets)
+    p = torch.sigmoid(logits)
+    manual = -(targets * p.log() + (1 - targets) * (1 - p).log())
+    loss, _ = vqa_loss(_FixedLogits(logits), batch, "sum")
+    assert torch.allclose(loss, manual.sum())
+    loss_mean, _ = vqa_loss(_FixedLogits(logits), batch, "mean")
+    assert torch.allclose(loss_mean, manual.sum() / 2)
+
+
+def test_short_training_beats_the_majority_answer_baseline(tiny_run, easy_vqa_data):
+    model = load_model(tiny_run)
+    val = easy_vqa_data.val
+    res = evaluate_split(model, val)
+    majority = float(val.targets.sum(0).max() / val.num_questions)
+    assert res["accuracy"] > majority + 0.05, (res["accuracy"], majority)
+    assert set(res["accuracy_by_type"]) == {"yes/no", "color", "shape"}
+
+
+def test_run_directory_layout_and_checkpoint_round_trip(tiny_run, easy_vqa_data):
+    state = json.loads((tiny_run / "state.json").read_text())
+    assert state["last"] == "epoch-0002" and len(state["history"]) == 2
+    for name in ("config.yaml", "artifacts.json", "logs"):
+        assert (tiny_run / name).exists()
+    ckpt = tiny_run / "checkpoints" / state["last"]
+    assert {p.name for p in ckpt.iterdir()} >= {
+        "model.safetensors",
+        "optimizer.safetensors",
+        "optimizer.json",
+    }
+    assert any((tiny_run / "logs").iterdir())
+    a, b = load_model(tiny_run, "last"), load_model(tiny_run, "last")
+    batch = easy_vqa_data.test.batch(torch.arange(20))
+    assert torch.equal(a(batch).logits, b(batch).logits)
+    weights = load_file(str(ckpt / "model.safetensors"))
+    assert all(torch.equal(weights[k], v) for k, v in a.state_dict().items())
+
+
+def test_new_run_refuses_an_existing_run_directory(tiny_run):
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train_vqa(tiny_config(), tiny_run)
+
+
+def test_resume_refuses_a_different_config(tiny_run):
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
+        train_vqa(tiny_config("train.epochs=5", "data.max_train_images=300"), tiny_run, resume=True)
+
+
+def _train_cmd(out, epochs=3):
+    overrides = [
+        *TINY_OVERRIDES,
+        f"train.epochs={epochs}",
+        "data.max_train_images=600",
+        "train.images_per_batch=8",
+    ]
+    return [sys.executable, "-m", "mumo.cli", "train", "vqa", "--out", str(out), *overrides]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_train_cmd(full), check=True, capture_output=True, env=env)
+
+    proc = subprocess.Popen(_train_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    state_file = killed / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state_file.exists() and json.loads(state_file.read_text() or "{}").get("last") == "epoch-0001":
+            break
+        if proc.poll() is not None:
+            pytest.fail("training ended before it could be killed")
+        time.sleep(0.02)
+    time.sleep(0.3)  # into epoch 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state_file.read_text())["last"] == "epoch-0001", "kill came too late to be mid-epoch"
+
+    subprocess.run([*_train_cmd(killed)[:7], "--resume"], check=True, capture_output=True, env=env)
+    a = load_file(str(full / "checkpoints" / "epoch-0003" / "model.safetensors"))
+    b = load_file(str(killed / "checkpoints" / "epoch-0003" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
