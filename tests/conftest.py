@@ -37,3 +37,15 @@ def tiny_run(tmp_path_factory) -> Path:
     cfg = tiny_config("train.epochs=2", "data.max_train_images=300")
     train_vqa(cfg, out, progress=False, evaluate_test=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def shape_png(tmp_path_factory) -> Path:
+    """A real easy-VQA test image (a shape on a light background), copied to a temporary file."""
+    import shutil
+
+    import easy_vqa
+
+    path = tmp_path_factory.mktemp("img") / "shape.png"
+    shutil.copy(easy_vqa.get_test_image_paths()[0], path)
+    return path

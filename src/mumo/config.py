@@ -38,6 +38,8 @@ class ModelConfig:
     cnn_pool: int = 3  # how many of the blocks halve the resolution (64 px -> 8x8 grid at 3)
     region_dim: int = 2048  # input feature size for image_encoder="regions"
     blank: str = "none"  # "none", "image" (question-only model) or "question" (image-only model)
+    aleatoric: str = "none"  # "none", "kendall-gal" (per-class logit variance) or "ucam" (one variance)
+    aleatoric_samples: int = 20  # T logit-noise samples in the aleatoric loss (U-CAM's code uses 100)
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -46,6 +48,10 @@ class ModelConfig:
             raise ConfigError(f"model.image_encoder must be 'cnn' or 'regions', not {self.image_encoder!r}")
         if self.blank not in ("none", "image", "question"):
             raise ConfigError(f"model.blank must be 'none', 'image' or 'question', not {self.blank!r}")
+        if self.aleatoric not in ("none", "kendall-gal", "ucam"):
+            raise ConfigError(f"model.aleatoric must be 'none', 'kendall-gal' or 'ucam', not {self.aleatoric!r}")
+        if self.aleatoric_samples < 1:
+            raise ConfigError("model.aleatoric_samples must be >= 1")
         if self.word_vectors not in ("none", "glove-6b-50d"):
             raise ConfigError(f"model.word_vectors must be 'none' or 'glove-6b-50d', not {self.word_vectors!r}")
         if self.word_vectors == "glove-6b-50d" and self.word_dim != 50:

@@ -38,6 +38,7 @@ class VQAOutput:
 
     logits: torch.Tensor  # (N, C)
     attentions: dict[str, torch.Tensor] = field(default_factory=dict)
+    log_variance: torch.Tensor | None = None  # (N, C) or (N, 1): learned aleatoric log sigma^2 of the logits
 
 
 @dataclass
@@ -49,19 +50,44 @@ class AnswerScore:
 
 
 @dataclass
+class Uncertainty:
+    """Uncertainty of one prediction, in nats: total = aleatoric + epistemic."""
+
+    total: float  # predictive entropy H[p̄]
+    aleatoric: float  # expected entropy E_t H[p_t] (includes the learned logit noise, if any)
+    epistemic: float  # mutual information H[p̄] − E_t H[p_t] (0 without MC dropout)
+    variation_ratio: float  # 1 − (votes for the modal answer) / T
+    mc_samples: int  # T; 0 for a deterministic pass
+
+
+DONT_KNOW = "don't know"
+
+
+@dataclass
 class Prediction:
     """The result of :meth:`mumo.serve.predict.VQAPredictor.predict`."""
 
     question: str
-    answer: str  # the top answer
-    probability: float  # its probability (softmax over the answer logits)
+    answer: str  # the top answer, or "don't know" when the model abstained
+    probability: float  # probability of the top answer (mean over MC samples)
     top_k: list[AnswerScore]
+    uncertainty: Uncertainty | None = None
+    abstained: bool = False
+    abstain_reason: str | None = None  # e.g. "predictive_entropy 0.93 > threshold 0.50"
+    best_guess: str = ""  # the top answer, also when abstaining
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        return {
+        out = {
             "question": self.question,
             "answer": self.answer,
             "probability": self.probability,
             "top_k": [{"answer": a.answer, "probability": a.probability} for a in self.top_k],
+            "abstained": self.abstained,
+            "best_guess": self.best_guess,
         }
+        if self.uncertainty is not None:
+            out["uncertainty"] = dict(self.uncertainty.__dict__)
+        if self.abstain_reason is not None:
+            out["abstain_reason"] = self.abstain_reason
+        return out

@@ -30,15 +30,6 @@ def _assert_clean_error(result, fragment: str) -> None:
     assert fragment in result.output, result.output
 
 
-@pytest.fixture(scope="module")
-def shape_png(tmp_path_factory, easy_vqa_data) -> Path:
-    import easy_vqa
-
-    path = tmp_path_factory.mktemp("img") / "shape.png"
-    shutil.copy(easy_vqa.get_test_image_paths()[0], path)
-    return path
-
-
 def test_evaluate_json(tiny_run):
     result = mumo("evaluate", tiny_run, "--split", "val", "--json")
     assert result.exit_code == 0, result.output

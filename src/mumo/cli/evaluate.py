@@ -15,27 +15,55 @@ from mumo.cli._errors import friendly_errors
 def evaluate_cmd(
     run: Annotated[Path, typer.Argument(help="run directory")],
     split: Annotated[str, typer.Option(help="val or test")] = "test",
+    mc_samples: Annotated[
+        int | None, typer.Option(help="T MC-dropout passes; adds calibration, misclassification, OOD figures")
+    ] = None,
+    ood: Annotated[str | None, typer.Option(help="OOD set: shapes-ood, noise or easy-vqa (sanity check)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Accuracy of a trained run, overall and per question type."""
+    """Accuracy of a trained run, overall and per question type; with --mc-samples or --ood also
+    calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/."""
     from mumo.config import config_from_yaml
+    from mumo.data.ood import OOD_SETS, ood_split
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import evaluate_split, load_data, load_model
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
     from mumo.train.checkpoint import CONFIG_FILE
+    from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules
 
     if split not in ("val", "test"):
         raise ConfigError(f"--split must be 'val' or 'test', not {split!r}")
+    if mc_samples is not None:
+        check_num_samples(mc_samples)
     model = load_model(run)
     cfg = config_from_yaml(run / CONFIG_FILE)
+    if ood is not None and ood not in OOD_SETS:
+        raise ConfigError(f"unknown OOD set {ood!r}; choose one of: {', '.join(OOD_SETS)}")
+    if mc_samples is not None and not dropout_modules(model):
+        raise ConfigError("this model has no dropout modules: MC dropout has nothing to sample")
     data = load_data(cfg)
-    res = evaluate_split(model, getattr(data, split), cfg.train.eval_images_per_batch)
+    target = getattr(data, split)
+    res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
     res = {"run": str(run), "split": split, **res}
+    if mc_samples is not None or ood is not None:
+        ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
+        unc = evaluate_uncertainty(
+            model, target, mc_samples=mc_samples, ood=ood_data, plots_dir=run / "plots",
+            images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
+        )  # fmt: skip
+        res.update({k: v for k, v in unc.items() if k != "accuracy"})
+        res["accuracy_mean_prediction"] = unc["accuracy"]
     if json_out:
         typer.echo(json.dumps(res))
         return
     typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions")
     for k, v in res["accuracy_by_type"].items():
         typer.echo(f"  {k:8s} {v:.4f}")
+    for key in ("ece", "mce", "nll", "brier", "auroc_misclassification", "aurc", "auroc_ood", "fpr95_ood"):
+        if key in res:
+            typer.echo(f"{key:24s} {res[key]:.4f}")
+    for path in res.get("plots", []):
+        typer.echo(f"wrote {path}")
 
 
 @friendly_errors
@@ -44,18 +72,34 @@ def predict_cmd(
     image: Annotated[Path, typer.Option(help="image file")],
     question: Annotated[str, typer.Option(help="question text")],
     top_k: Annotated[int, typer.Option(help="how many answers to show")] = 3,
+    mc_samples: Annotated[int | None, typer.Option(help="T MC-dropout passes (epistemic uncertainty)")] = None,
+    abstain: Annotated[float | None, typer.Option(help='answer "don\'t know" above this uncertainty (nats)')] = None,
+    abstain_on: Annotated[str, typer.Option(help="score compared with --abstain")] = "predictive_entropy",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Answer a question about an image."""
+    """Answer a question about an image, with its uncertainty; optionally abstain."""
     from mumo.data.images import load_image
     from mumo.data.text import check_question
     from mumo.serve.predict import load
+    from mumo.uncertainty.mc_dropout import check_num_samples
 
     check_question(question)  # fail fast, before loading the model
     load_image(image)
-    pred = load(run).predict(image, question, top_k=top_k)
+    if mc_samples is not None:
+        check_num_samples(mc_samples)
+    pred = load(run).predict(
+        image, question, top_k=top_k, mc_samples=mc_samples, abstain=abstain, abstain_on=abstain_on
+    )
     if json_out:
         typer.echo(json.dumps(pred.to_dict()))
         return
+    if pred.abstained:
+        typer.echo(f"don't know ({pred.abstain_reason}); best guess: {pred.best_guess}")
     for a in pred.top_k:
         typer.echo(f"{a.probability:7.2%}  {a.answer}")
+    u = pred.uncertainty
+    if u is not None:
+        typer.echo(
+            f"uncertainty (nats): total {u.total:.4f} = aleatoric {u.aleatoric:.4f} + epistemic {u.epistemic:.4f}"
+            f" [{'T=' + str(u.mc_samples) if u.mc_samples else 'deterministic'}]"
+        )

@@ -153,6 +153,25 @@ class MCANTrunk:
     image_index: torch.Tensor  # (N,) which image each question asks about
     grid: tuple[int, int]  # (rows, cols) of the image regions
 
+    @property
+    def num_rows(self) -> int:
+        """Questions in the batch (the head's batch size)."""
+        return int(self.image_index.shape[0])
+
+    def repeat(self, k: int) -> MCANTrunk:
+        """k stacked copies for k MC samples, sample-major: question rows (k * N, ...).
+
+        Image regions are shared, not copied: only the question side and the index are tiled.
+        """
+        return MCANTrunk(
+            question=self.question.repeat(k, 1, 1),  # (k * N, L, H)
+            question_mask=self.question_mask.repeat(k, 1, 1, 1),  # (k * N, 1, 1, L)
+            image=self.image,
+            image_mask=self.image_mask,
+            image_index=self.image_index.repeat(k),  # (k * N,)
+            grid=self.grid,
+        )
+
 
 class MCANVQA(nn.Module):
     """MCAN-ED VQA model over a grid CNN or precomputed region features."""
@@ -170,6 +189,13 @@ class MCANVQA(nn.Module):
         self.flat_question, self.flat_image = AttFlat(cfg), AttFlat(cfg)
         self.fusion_norm = LayerNorm(cfg.flat_out)
         self.classifier = nn.Linear(cfg.flat_out, num_answers)
+        # Aleatoric head (reference §3.3-3.4): per-class log-variance of the logits (Kendall & Gal), or
+        # one variance per example from the logits, softplus(Linear(C -> 1)) as in U-CAM's code.
+        self.log_variance: nn.Linear | None = None
+        if cfg.aleatoric == "kendall-gal":
+            self.log_variance = nn.Linear(cfg.flat_out, num_answers)
+        elif cfg.aleatoric == "ucam":
+            self.log_variance = nn.Linear(num_answers, 1)
 
     def trunk(self, batch: VQABatch) -> MCANTrunk:
         """The deterministic part: front-ends with no dropout. Run once per image and question."""
@@ -199,14 +225,20 @@ class MCANVQA(nn.Module):
             guided.append(att)
         flat_y, _ = self.flat_question(y, y_mask)  # (N, F)
         flat_x, image_weights = self.flat_image(x, x_mask)  # (N, F), (N, R, G)
-        logits = self.classifier(self.fusion_norm(flat_y + flat_x))  # (N, C)
+        fused = self.fusion_norm(flat_y + flat_x)  # (N, F)
+        logits = self.classifier(fused)  # (N, C)
+        log_variance = None
+        if self.cfg.aleatoric == "kendall-gal":
+            log_variance = self.log_variance(fused)  # (N, C)
+        elif self.cfg.aleatoric == "ucam":
+            log_variance = torch.log(nn.functional.softplus(self.log_variance(logits)) + 1e-12)  # (N, 1)
         attentions = {}
         if output_attentions:
             attentions = {
                 "image_flat": image_weights,
                 "guided": torch.stack(guided, dim=1),
             }  # (N, layers, h, R, L)
-        return VQAOutput(logits=logits, attentions=attentions)
+        return VQAOutput(logits=logits, attentions=attentions, log_variance=log_variance)
 
     def forward(self, batch: VQABatch, *, output_attentions: bool = False) -> VQAOutput:
         return self.head(self.trunk(batch), output_attentions=output_attentions)

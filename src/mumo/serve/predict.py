@@ -12,8 +12,10 @@ from mumo.data.images import ImageInput, load_image
 from mumo.data.text import Vocab, check_question
 from mumo.errors import MumoError
 from mumo.tasks.vqa import load_artifacts, load_model
+from mumo.tasks.vqa_uncertainty import predictive_probs
 from mumo.train.checkpoint import CONFIG_FILE
-from mumo.types import AnswerScore, Prediction, VQABatch
+from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
+from mumo.uncertainty.scores import uncertainty_scores
 
 
 class VQAPredictor:
@@ -43,21 +45,51 @@ class VQAPredictor:
         return VQABatch(images=images, tokens=tokens, image_index=torch.zeros(1, dtype=torch.long)).to(self.device)
 
     @torch.no_grad()
-    def predict(self, image: ImageInput, question: str | bytes, *, top_k: int = 3) -> Prediction:
+    def predict(
+        self,
+        image: ImageInput,
+        question: str | bytes,
+        *,
+        top_k: int = 3,
+        mc_samples: int | None = None,
+        abstain: float | None = None,
+        abstain_on: str = "predictive_entropy",
+        seed: int = 0,
+    ) -> Prediction:
         """Answer ``question`` about ``image`` (a path, PIL image or array).
 
-        Probabilities are the softmax over the answer logits.
+        Args:
+            top_k: how many answers to return with their probabilities.
+            mc_samples: T MC-dropout passes for epistemic uncertainty; None = one deterministic pass.
+            abstain: answer "don't know" when the ``abstain_on`` score exceeds this threshold (nats).
+            abstain_on: ``predictive_entropy`` (total), ``mutual_information`` (epistemic),
+                ``expected_entropy`` (aleatoric) or ``variation_ratio``.
+            seed: seeds the dropout masks and logit noise.
         """
         if top_k < 1:
             raise MumoError(f"top_k must be >= 1, not {top_k}")
+        if abstain_on not in ABSTAIN_SCORES:
+            raise MumoError(f"abstain_on must be one of {', '.join(ABSTAIN_SCORES)}, not {abstain_on!r}")
         batch = self.encode(image, question)
-        self.model.eval()
-        probs = self.model(batch).logits.float().softmax(dim=-1)[0]  # (C,)
-        k = min(top_k, probs.numel())
-        values, indices = probs.topk(k)
+        probs = predictive_probs(self.model, batch, mc_samples=mc_samples, seed=seed)  # (T, 1, C)
+        mean = probs.mean(0)[0]  # (C,)
+        values, indices = mean.topk(min(top_k, mean.numel()))
         top = [AnswerScore(self.answers[i], float(p)) for p, i in zip(values.tolist(), indices.tolist(), strict=True)]
+        scores = {k: float(v[0]) for k, v in uncertainty_scores(probs).items()}
+        unc = Uncertainty(
+            total=scores["predictive_entropy"], aleatoric=scores["expected_entropy"],
+            epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
+            mc_samples=mc_samples or 0,
+        )  # fmt: skip
         text = question.decode("utf-8") if isinstance(question, bytes) else question
-        return Prediction(question=text, answer=top[0].answer, probability=top[0].probability, top_k=top)
+        pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
+        if abstain is not None and scores[abstain_on] > abstain:
+            pred.answer, pred.abstained = DONT_KNOW, True
+            pred.abstain_reason = f"{abstain_on} {scores[abstain_on]:.4f} > threshold {abstain:g}"
+        return pred
+
+
+ABSTAIN_SCORES = ("predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio")
 
 
 def load(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -> VQAPredictor:

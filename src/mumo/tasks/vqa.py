@@ -17,7 +17,7 @@ from torch import nn
 from mumo.config import ConfigError, RunConfig, config_from_yaml, config_to_dict, config_to_yaml
 from mumo.data.text import Vocab
 from mumo.data.vqa import VQASplit, image_batches
-from mumo.errors import CheckpointError
+from mumo.errors import CheckpointError, MumoError
 from mumo.metrics.vqa import accuracy_by_type, soft_accuracy
 from mumo.models import create_model
 from mumo.train.checkpoint import (
@@ -30,6 +30,7 @@ from mumo.train.checkpoint import (
 )
 from mumo.train.loop import FitResult, Task, fit
 from mumo.types import VQABatch
+from mumo.uncertainty.losses import kendall_gal_logit_noise_ce, ucam_aleatoric_ce
 
 DATASETS = ("easy-vqa",)
 
@@ -59,13 +60,31 @@ def load_data(cfg: RunConfig) -> VQAData:
     raise ConfigError(f"unknown VQA data set {d.name!r}; choose one of: {', '.join(DATASETS)}")
 
 
-def vqa_loss(model: nn.Module, batch: VQABatch, reduction: str = "sum") -> tuple[torch.Tensor, dict[str, float]]:
-    """Soft-target binary cross-entropy on the answer logits (MCAN: summed over batch x classes)."""
-    logits = model(batch).logits  # (N, C)
-    loss = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="sum")
-    if reduction == "mean":
-        loss = loss / logits.shape[0]
-    return loss, {}
+def vqa_loss(
+    model: nn.Module, batch: VQABatch, reduction: str = "sum", aleatoric: str = "none", aleatoric_samples: int = 20
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The VQA training loss.
+
+    - ``aleatoric="none"``: soft-target binary cross-entropy on the answer logits (MCAN: summed over
+      batch x classes, or averaged over questions with ``reduction="mean"``);
+    - ``"kendall-gal"``: Kendall & Gal's logit-noise softmax loss with the soft targets as weights;
+    - ``"ucam"``: U-CAM's aleatoric loss L_u + gce + var + dep (a batch mean, times N for "sum").
+    """
+    out = model(batch)
+    logits = out.logits  # (N, C)
+    n = logits.shape[0]
+    if aleatoric == "none":
+        loss = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="sum")
+        return (loss / n if reduction == "mean" else loss), {}
+    if out.log_variance is None:
+        raise ConfigError(f"aleatoric loss {aleatoric!r} needs a model built with model.aleatoric={aleatoric}")
+    if aleatoric == "kendall-gal":
+        loss = kendall_gal_logit_noise_ce(
+            logits, out.log_variance, batch.targets, num_samples=aleatoric_samples, reduction=reduction
+        )
+        return loss, {}
+    terms = ucam_aleatoric_ce(logits, out.log_variance.exp(), batch.targets, num_samples=aleatoric_samples)
+    return (terms.total * n if reduction == "sum" else terms.total), {}
 
 
 @torch.no_grad()
@@ -81,7 +100,10 @@ def predict_logits(
         split.num_images, images_per_batch, shuffle=False, rank=rank, world_size=world, pad=False
     ):
         batch = split.batch(image_idx).to(device)
-        out.append(model(batch).logits.float().cpu())
+        logits = model(batch).logits.float().cpu()
+        if not torch.isfinite(logits).all():
+            raise MumoError("the model produced NaN or infinite logits; the checkpoint may be broken")
+        out.append(logits)
         ids.append(batch.question_ids.cpu())
     if not out:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, split.targets.shape[1])
@@ -135,7 +157,10 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
         }
 
     return Task(
-        model=model, batches=batches, loss_fn=lambda m, b: vqa_loss(m, b, t.loss_reduction), evaluate=evaluate,
+        model=model,
+        batches=batches,
+        loss_fn=lambda m, b: vqa_loss(m, b, t.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples),
+        evaluate=evaluate,
         batch_size=lambda b: int(b.tokens.shape[0]),
     )  # fmt: skip
 

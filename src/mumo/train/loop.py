@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -136,7 +137,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, pr
             )  # fmt: skip
             shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             tqdm.write(
-                f"epoch {epoch + 1}/{cfg.epochs}: loss={record['train_loss']:.4f} {shown} ({epoch_seconds:.0f}s)"
+                f"epoch {epoch + 1}/{cfg.epochs}: loss={record['train_loss']:.4f} {shown} ({epoch_seconds:.0f}s)",
+                file=sys.stderr,
             )
         accelerator.wait_for_everyone()
 

@@ -1,0 +1,222 @@
+"""Uncertainty quality: misclassification and OOD detection, selective prediction (risk–coverage, AURC) and PAvPU.
+
+Every score is an *uncertainty* (higher = less certain: entropy, mutual information, 1 − max prob, ...). Detection
+tasks follow reference §3.6: positives (label 1) are the wrongly classified samples for misclassification detection
+and the OOD samples for OOD detection. Inputs are torch tensors, outputs plain Python floats (or tensors for curves).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from mumo.errors import MumoError
+
+TPR_LEVEL = 0.95  # detection rate of OOD samples at which `fpr_at_95_tpr` reads the ID false-positive rate
+
+
+def _check_scores(scores: torch.Tensor, name: str = "scores") -> np.ndarray:
+    """Return a float64 NumPy copy of a finite, non-empty (N,) score tensor, or raise MumoError."""
+    if scores.ndim != 1:
+        raise MumoError(f"{name} must have shape (N,), got {tuple(scores.shape)}")
+    if scores.shape[0] == 0:
+        raise MumoError(f"empty input: {name} holds no samples (N = 0)")
+    if scores.dtype == torch.bool or scores.is_complex():
+        raise MumoError(f"{name} must be a real-valued tensor, got {scores.dtype}")
+    if not torch.isfinite(scores).all():
+        raise MumoError("uncertainty scores hold NaN or infinite values")
+    return scores.detach().cpu().to(torch.float64).numpy()
+
+
+def _check_correct(scores: torch.Tensor, correct: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Validate (N,) scores and (N,) correctness flags (bool, or integers in {0, 1}); return NumPy copies."""
+    if correct.ndim != 1 or scores.ndim != 1 or correct.shape[0] != scores.shape[0]:
+        raise MumoError(
+            f"scores and correct must both have shape (N,), got {tuple(scores.shape)} and {tuple(correct.shape)}"
+        )
+    s = _check_scores(scores)
+    if correct.dtype != torch.bool:
+        if correct.is_floating_point() or correct.is_complex() or not ((correct == 0) | (correct == 1)).all():
+            raise MumoError(f"correct must be a bool tensor (or integers in {{0, 1}}), got {correct.dtype}")
+        correct = correct.bool()
+    return s, correct.detach().cpu().numpy()
+
+
+def _ood_labels_and_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Binary labels (ID = 0, OOD = 1) and scores over ID ∪ OOD, (N + M,) each."""
+    s_id = _check_scores(id_scores, "id_scores")
+    s_ood = _check_scores(ood_scores, "ood_scores")
+    y = np.concatenate([np.zeros(len(s_id), dtype=np.int64), np.ones(len(s_ood), dtype=np.int64)])
+    return y, np.concatenate([s_id, s_ood])
+
+
+def misclassification_auroc(scores: torch.Tensor, correct: torch.Tensor) -> float:
+    """AUROC for detecting wrong predictions from their uncertainty (positives = wrong).
+
+    Args:
+        scores: Uncertainty per sample, (N,); higher means more likely wrong.
+        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+
+    Returns:
+        AUROC in [0, 1] (ties count one half), or ``nan`` when all predictions are right or all are wrong (AUROC is
+        undefined with a single class).
+
+    Raises:
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or non-binary ``correct``.
+    """
+    s, c = _check_correct(scores, correct)
+    if c.all() or not c.any():
+        return float("nan")
+    return float(roc_auc_score(~c, s))
+
+
+def misclassification_aupr(scores: torch.Tensor, correct: torch.Tensor) -> float:
+    """Area under the precision–recall curve (average precision) for detecting wrong predictions (positives = wrong).
+
+    Args:
+        scores: Uncertainty per sample, (N,); higher means more likely wrong.
+        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+
+    Returns:
+        Average precision (sklearn ``average_precision_score``, step-wise, no interpolation) in [0, 1], or ``nan``
+        when all predictions are right or all are wrong.
+
+    Raises:
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or non-binary ``correct``.
+    """
+    s, c = _check_correct(scores, correct)
+    if c.all() or not c.any():
+        return float("nan")
+    return float(average_precision_score(~c, s))
+
+
+def ood_auroc(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> float:
+    """AUROC for separating OOD (positive) from in-distribution samples by their uncertainty.
+
+    Args:
+        id_scores: Uncertainty of the in-distribution samples, (N,).
+        ood_scores: Uncertainty of the OOD samples, (M,); higher should mean OOD.
+
+    Returns:
+        AUROC in [0, 1]; ties count one half, so identical ID and OOD sets give 0.5.
+
+    Raises:
+        MumoError: On an empty set, a non-(N,) shape or NaN/inf scores.
+    """
+    y, s = _ood_labels_and_scores(id_scores, ood_scores)
+    return float(roc_auc_score(y, s))
+
+
+def ood_aupr(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> float:
+    """AUPR-Out: average precision for detecting OOD samples (OOD = positive) by their uncertainty.
+
+    Args:
+        id_scores: Uncertainty of the in-distribution samples, (N,).
+        ood_scores: Uncertainty of the OOD samples, (M,); higher should mean OOD.
+
+    Returns:
+        Average precision (sklearn ``average_precision_score``) in [0, 1]; its chance level is M / (N + M).
+
+    Raises:
+        MumoError: On an empty set, a non-(N,) shape or NaN/inf scores.
+    """
+    y, s = _ood_labels_and_scores(id_scores, ood_scores)
+    return float(average_precision_score(y, s))
+
+
+def fpr_at_95_tpr(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> float:
+    """False-positive rate on ID samples at the first operating point that detects ≥ 95 % of OOD samples.
+
+    Samples with score ≥ t are flagged OOD. Sweeping t downwards over the distinct scores (sklearn ``roc_curve`` with
+    ``drop_intermediate=False``), this returns the FPR at the highest threshold whose TPR (fraction of OOD flagged)
+    reaches 0.95, i.e. the smallest FPR among the thresholds with TPR ≥ 0.95. Tied scores move together, so no
+    threshold splits a tie.
+
+    Args:
+        id_scores: Uncertainty of the in-distribution samples, (N,).
+        ood_scores: Uncertainty of the OOD samples, (M,); higher should mean OOD.
+
+    Returns:
+        FPR in [0, 1] (lower is better); uncertainty-baselines reports 1 − this value.
+
+    Raises:
+        MumoError: On an empty set, a non-(N,) shape or NaN/inf scores.
+    """
+    y, s = _ood_labels_and_scores(id_scores, ood_scores)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    # tpr is non-decreasing along the sweep and ends at 1, so the first index reaching the level always exists.
+    first = int(np.argmax(tpr >= TPR_LEVEL))
+    return float(fpr[first])
+
+
+def risk_coverage_curve(scores: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Selective-prediction risk–coverage curve: error rate among the k most certain samples, k = 1..N.
+
+    Samples are sorted by increasing uncertainty with a stable sort, so tied scores keep their input order (the
+    curve, and `aurc`, can depend on that order when scores tie).
+
+    Args:
+        scores: Uncertainty per sample, (N,); lower means more certain (kept first).
+        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+
+    Returns:
+        ``(coverage, risk)``, each (N,) float64: coverage[k-1] = k / N and risk[k-1] = fraction of wrong predictions
+        among the k lowest-uncertainty samples.
+
+    Raises:
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or non-binary ``correct``.
+    """
+    s, c = _check_correct(scores, correct)
+    order = np.argsort(s, kind="stable")  # (N,) most certain first, ties in input order
+    errors = (~c[order]).astype(np.float64)  # (N,)
+    k = np.arange(1, len(s) + 1, dtype=np.float64)  # (N,)
+    return torch.from_numpy(k / len(s)), torch.from_numpy(np.cumsum(errors) / k)
+
+
+def aurc(scores: torch.Tensor, correct: torch.Tensor) -> float:
+    """Area under the risk–coverage curve, as the plain mean of the risk at coverages k/N, k = 1..N.
+
+    AURC = (1/N) Σ_{k=1..N} risk_k, with risk_k the error rate among the k most certain samples (see
+    `risk_coverage_curve`, ties broken stably). This is a right Riemann sum over coverage (no point at coverage 0,
+    no trapezoid), the discrete form of Geifman et al. (2019). A random ranking gives about the overall error rate;
+    a perfect one gives the lowest value reachable for that error rate.
+
+    Args:
+        scores: Uncertainty per sample, (N,); lower means more certain.
+        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+
+    Returns:
+        AURC in [0, 1] (lower is better).
+
+    Raises:
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or non-binary ``correct``.
+    """
+    _, risk = risk_coverage_curve(scores, correct)
+    return float(risk.mean())
+
+
+def pavpu(scores: torch.Tensor, correct: torch.Tensor, threshold: float) -> float:
+    """Patch accuracy vs patch uncertainty (Mukhoti & Gal, arXiv:1811.12709), per sample.
+
+    PAvPU = (n accurate-and-certain + n inaccurate-and-uncertain) / N, where a sample is certain when its score is
+    ≤ ``threshold``.
+
+    Args:
+        scores: Uncertainty per sample, (N,).
+        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+        threshold: Uncertainty at or below which a sample counts as certain.
+
+    Returns:
+        PAvPU in [0, 1] (higher is better).
+
+    Raises:
+        MumoError: On N = 0, shape mismatch, NaN/inf scores, non-binary ``correct`` or a NaN/inf threshold.
+    """
+    s, c = _check_correct(scores, correct)
+    if not math.isfinite(float(threshold)):
+        raise MumoError(f"threshold must be a finite number, got {threshold}")
+    certain = s <= threshold
+    return float(((c & certain) | (~c & ~certain)).mean())

@@ -1,0 +1,179 @@
+"""Uncertainty for VQA models: MC-dropout predictive samples, calibration, misclassification and OOD.
+
+Probabilities are (T, N, C): T MC-dropout passes (T = 1 and dropout off for the deterministic
+model), N questions, C answers. For a model with an aleatoric head each pass's probabilities are
+E_ε softmax(f_t + σ_t ε), so the expected entropy (aleatoric part) includes the learned noise.
+Calibration uses exact match against the top-scored answer of each question.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mumo.data.vqa import VQASplit, image_batches
+from mumo.errors import MumoError
+from mumo.metrics.calibration import (
+    brier_score,
+    expected_calibration_error,
+    maximum_calibration_error,
+    negative_log_likelihood,
+)
+from mumo.metrics.uncertainty import (
+    aurc,
+    fpr_at_95_tpr,
+    misclassification_aupr,
+    misclassification_auroc,
+    ood_aupr,
+    ood_auroc,
+    risk_coverage_curve,
+)
+from mumo.types import VQABatch
+from mumo.uncertainty.losses import noisy_logit_probs
+from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
+from mumo.uncertainty.scores import check_probs, uncertainty_scores
+
+
+@torch.no_grad()
+def predictive_probs(
+    model: nn.Module, batch: VQABatch, *, mc_samples: int | None = None, seed: int = 0, noise_samples: int = 50
+) -> torch.Tensor:
+    """Answer probabilities (T, N, C) for a batch: T MC-dropout passes, or (1, N, C) deterministic.
+
+    Raises:
+        MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs.
+    """
+    gen = torch.Generator(device=batch.tokens.device).manual_seed(seed)
+    if mc_samples is None:
+        model.eval()
+        out = model(batch)
+        logits, log_var = out.logits[None], None if out.log_variance is None else out.log_variance[None]
+    else:
+        check_num_samples(mc_samples)
+        samples = mc_forward(
+            model, batch, num_samples=mc_samples, seed=seed,
+            output_fn=lambda o: (o.logits, o.log_variance) if o.log_variance is not None else (o.logits,),
+        )  # fmt: skip
+        logits, log_var = samples[0], samples[1] if len(samples) > 1 else None
+    if not torch.isfinite(logits).all():
+        raise MumoError("the model produced NaN or infinite logits; the checkpoint may be broken")
+    probs = noisy_logit_probs(logits.float(), log_var, num_samples=noise_samples, generator=gen)  # (T, N, C)
+    return check_probs(probs)
+
+
+def split_probs(
+    model: nn.Module, split: VQASplit, *, mc_samples: int | None, images_per_batch: int = 128, seed: int = 0
+) -> torch.Tensor:
+    """Predictive probabilities (T, N, C) for every question of a split, in question order."""
+    if split.num_questions == 0:
+        raise MumoError(f"the {split.name!r} split holds no questions")
+    device = next(model.parameters()).device
+    out = None
+    for i, idx in enumerate(image_batches(split.num_images, images_per_batch, shuffle=False)):
+        batch = split.batch(idx).to(device)
+        probs = predictive_probs(model, batch, mc_samples=mc_samples, seed=seed + i).cpu()  # (T, n, C)
+        if out is None:
+            out = torch.empty(probs.shape[0], split.num_questions, probs.shape[2])
+        out[:, batch.question_ids.cpu()] = probs
+    assert out is not None
+    return out
+
+
+def _main_score(scores: dict[str, torch.Tensor], mc: bool) -> str:
+    return "mutual_information" if mc else "predictive_entropy"
+
+
+def evaluate_uncertainty(
+    model: nn.Module,
+    split: VQASplit,
+    *,
+    mc_samples: int | None,
+    ood: VQASplit | None = None,
+    plots_dir: Path | None = None,
+    n_bins: int = 15,
+    images_per_batch: int = 128,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Accuracy, calibration, misclassification detection, selective prediction and (with ``ood``)
+    OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
+
+    Misclassification scores use the predictive entropy (total uncertainty); OOD scores use the
+    mutual information (epistemic) with MC dropout and the predictive entropy without it. Every
+    score is also reported under ``*_by_score``.
+    """
+    probs = split_probs(model, split, mc_samples=mc_samples, images_per_batch=images_per_batch, seed=seed)
+    mean = probs.mean(0)  # (N, C)
+    labels = split.targets.argmax(-1)  # (N,)
+    correct = mean.argmax(-1) == labels
+    scores = uncertainty_scores(probs)
+    res: dict[str, Any] = {
+        "mc_samples": mc_samples or 0,
+        "accuracy": float(correct.float().mean()),
+        "ece": expected_calibration_error(mean, labels, n_bins=n_bins),
+        "mce": maximum_calibration_error(mean, labels, n_bins=n_bins),
+        "nll": negative_log_likelihood(mean, labels),
+        "brier": brier_score(mean, labels),
+        "auroc_misclassification": misclassification_auroc(scores["predictive_entropy"], correct),
+        "aupr_misclassification": misclassification_aupr(scores["predictive_entropy"], correct),
+        "aurc": aurc(scores["predictive_entropy"], correct),
+        "auroc_misclassification_by_score": {k: misclassification_auroc(v, correct) for k, v in scores.items()},
+        "mean_uncertainty": {k: float(v.mean()) for k, v in scores.items()},
+    }
+    ood_scores = None
+    if ood is not None:
+        ood_probs = split_probs(model, ood, mc_samples=mc_samples, images_per_batch=images_per_batch, seed=seed + 7)
+        ood_scores = uncertainty_scores(ood_probs)
+        key = _main_score(scores, mc_samples is not None)
+        res.update(
+            ood_set=ood.name,
+            ood_score=key,
+            auroc_ood=ood_auroc(scores[key], ood_scores[key]),
+            aupr_ood=ood_aupr(scores[key], ood_scores[key]),
+            fpr95_ood=fpr_at_95_tpr(scores[key], ood_scores[key]),
+            auroc_ood_by_score={k: ood_auroc(scores[k], ood_scores[k]) for k in scores},
+            mean_uncertainty_ood={k: float(v.mean()) for k, v in ood_scores.items()},
+        )
+    if plots_dir is not None:
+        res["plots"] = _plots(plots_dir, mean, labels, correct, scores, ood_scores, mc_samples, n_bins)
+    return res
+
+
+def _plots(
+    folder: Path,
+    mean: torch.Tensor,
+    labels: torch.Tensor,
+    correct: torch.Tensor,
+    scores: dict[str, torch.Tensor],
+    ood_scores: dict[str, torch.Tensor] | None,
+    mc_samples: int | None,
+    n_bins: int,
+) -> list[str]:
+    from mumo.metrics.plots import plot_reliability_diagram, plot_risk_coverage, plot_uncertainty_histograms
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = f"mc{mc_samples}" if mc_samples else "deterministic"
+    paths = [
+        plot_reliability_diagram(mean, labels, folder / f"reliability_{tag}.png", n_bins=n_bins),
+        plot_uncertainty_histograms(
+            {"correct": scores["predictive_entropy"][correct], "wrong": scores["predictive_entropy"][~correct]},
+            folder / f"uncertainty_correct_wrong_{tag}.png",
+            xlabel="predictive entropy (nats)",
+        ),
+        plot_risk_coverage(
+            {k: risk_coverage_curve(v, correct) for k, v in scores.items()},
+            folder / f"risk_coverage_{tag}.png",
+        ),
+    ]
+    if ood_scores is not None:
+        key = _main_score(scores, mc_samples is not None)
+        paths.append(
+            plot_uncertainty_histograms(
+                {"in-distribution": scores[key], "OOD": ood_scores[key]},
+                folder / f"uncertainty_ood_{tag}.png",
+                xlabel=key.replace("_", " ") + " (nats)",
+            )
+        )
+    return [str(p) for p in paths]

@@ -1,0 +1,167 @@
+"""MC dropout for any ``nn.Module`` with several inputs (Gal & Ghahramani; reference §3.1, §3.5).
+
+At prediction time only the ``nn.Dropout`` modules sample; everything else (BatchNorm, LayerNorm)
+stays in eval mode and is left untouched. Each Monte Carlo sample t draws its dropout masks from
+its own generator seeded by (seed, t), so results are reproducible and **the fast path equals the
+naive loop sample for sample**:
+
+- naive: T full forward passes, ``(T, B, ...)``;
+- fast: the model's deterministic trunk (everything before the first dropout) runs once, then the
+  T stochastic passes run batched (sample-major, chunked to bound memory) through the head.
+
+The fast path needs a model with ``trunk(*inputs) -> state``, ``head(state) -> output`` and
+``state.repeat(k)`` (stack k copies, sample-major); other models fall back to the naive loop.
+Functional dropout (``F.dropout`` inside ``forward``) cannot be found or sampled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from mumo.errors import MumoError
+
+MAX_SAMPLES = 10_000  # more passes than this is almost certainly a mistake
+DEFAULT_MAX_ROWS = 4096  # rows (samples x batch) per batched head call
+
+
+def dropout_modules(model: nn.Module) -> list[nn.Dropout]:
+    """Every ``nn.Dropout`` module of the model with p > 0."""
+    return [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+
+
+def check_num_samples(num_samples: int) -> int:
+    """Validate T; raises MumoError for T < 1 or T > MAX_SAMPLES."""
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        raise MumoError(f"the number of MC samples must be an integer >= 1, not {num_samples!r}")
+    if num_samples > MAX_SAMPLES:
+        raise MumoError(f"{num_samples} MC samples is more than the limit of {MAX_SAMPLES}")
+    return num_samples
+
+
+class _MaskSampler:
+    """Applies per-sample seeded dropout masks inside forward hooks."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._generators: dict[tuple[int, str], torch.Generator] = {}
+        self.first, self.count = 0, 0
+
+    def _generator(self, t: int, device: torch.device) -> torch.Generator:
+        key = (t, str(device))
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + t)
+        return self._generators[key]
+
+    def hook(self, module: nn.Dropout, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        if self.count == 0:
+            raise RuntimeError("a dropout module ran outside an MC sample (is there dropout in the trunk?)")
+        x = inputs[0]  # (k * n, ...) sample-major
+        if x.shape[0] % self.count:
+            raise RuntimeError(f"dropout input of {x.shape[0]} rows is not {self.count} stacked samples")
+        keep = 1.0 - module.p
+        chunks = x.chunk(self.count, dim=0)  # k x (n, ...)
+        masks = [
+            torch.empty_like(c).bernoulli_(keep, generator=self._generator(self.first + i, x.device))
+            for i, c in enumerate(chunks)
+        ]
+        return x * torch.cat(masks) / keep
+
+
+@contextlib.contextmanager
+def mc_dropout(model: nn.Module, *, seed: int = 0) -> Iterator[_MaskSampler]:
+    """Context in which the model's dropout modules sample seeded masks and nothing else changes.
+
+    The model is put in eval mode (normalisation layers use running statistics and are not updated);
+    hooks are removed and every module's training flag restored on exit, even after an exception.
+    Call ``sampler.first, sampler.count = t, k`` before a forward that holds samples t..t+k-1.
+
+    Raises:
+        MumoError: the model has no ``nn.Dropout`` module with p > 0.
+    """
+    modules = dropout_modules(model)
+    if not modules:
+        raise MumoError("the model has no nn.Dropout modules with p > 0: MC dropout has nothing to sample")
+    flags = {m: m.training for m in model.modules()}
+    sampler = _MaskSampler(seed)
+    handles = [m.register_forward_hook(sampler.hook) for m in modules]
+    model.eval()
+    try:
+        yield sampler
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in flags.items():
+            m.train(flag)
+
+
+Samples = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def _default_output(out: Any) -> torch.Tensor:
+    return out.logits if hasattr(out, "logits") else out
+
+
+def _stack(outs: list[Samples], dim_fn: Callable[[list[torch.Tensor]], torch.Tensor]) -> Samples:
+    if isinstance(outs[0], tuple):
+        return tuple(dim_fn([o[i] for o in outs]) for i in range(len(outs[0])))  # type: ignore[index]
+    return dim_fn(outs)  # type: ignore[arg-type]
+
+
+def has_fast_path(model: nn.Module) -> bool:
+    """Whether the model exposes the trunk/head split the fast path needs."""
+    return callable(getattr(model, "trunk", None)) and callable(getattr(model, "head", None))
+
+
+def mc_forward_naive(
+    model: nn.Module,
+    *inputs: Any,
+    num_samples: int,
+    seed: int = 0,
+    output_fn: Callable[[Any], Samples] = _default_output,
+) -> Samples:
+    """T full forward passes with dropout sampling: returns (T, B, ...) (a tuple of them when
+    ``output_fn`` returns a tuple)."""
+    check_num_samples(num_samples)
+    outs = []
+    with mc_dropout(model, seed=seed) as sampler:
+        for t in range(num_samples):
+            sampler.first, sampler.count = t, 1
+            outs.append(output_fn(model(*inputs)))
+    return _stack(outs, torch.stack)
+
+
+def mc_forward(
+    model: nn.Module,
+    *inputs: Any,
+    num_samples: int,
+    seed: int = 0,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    output_fn: Callable[[Any], Samples] = _default_output,
+) -> Samples:
+    """T MC-dropout samples, fast path when the model has a trunk/head split: returns (T, B, ...).
+
+    The trunk runs once; the head runs on ``k`` stacked copies of its state at a time, with
+    ``k * B <= max_rows`` (at least one sample per call), so memory stays bounded for any T.
+    """
+    check_num_samples(num_samples)
+    if not has_fast_path(model):
+        return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, output_fn=output_fn)
+    outs = []
+    with mc_dropout(model, seed=seed) as sampler:
+        state = model.trunk(*inputs)
+        rows = max(1, state.num_rows)
+        per_call = max(1, min(num_samples, max_rows // rows))
+        for first in range(0, num_samples, per_call):
+            k = min(per_call, num_samples - first)
+            sampler.first, sampler.count = first, k
+            out = output_fn(model.head(state.repeat(k)))  # (k * B, ...)
+            if isinstance(out, tuple):
+                outs.append(tuple(o.reshape(k, -1, *o.shape[1:]) for o in out))
+            else:
+                outs.append(out.reshape(k, -1, *out.shape[1:]))  # (k, B, ...)
+    return _stack(outs, torch.cat)

@@ -1,0 +1,110 @@
+"""Uncertainty through the CLI and the Python API: MC dropout, OOD, abstaining, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from tests.cli.test_cli import _assert_clean_error, mumo
+
+
+def test_evaluate_with_mc_samples_and_ood(tiny_run):
+    result = mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "3", "--ood", "shapes-ood", "--json")
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    for key in ("ece", "nll", "brier", "auroc_misclassification", "aurc", "auroc_ood", "fpr95_ood"):
+        assert isinstance(res[key], float), key
+    assert 0 <= res["ece"] <= 1 and res["nll"] > 0 and 0 <= res["auroc_ood"] <= 1
+    assert res["ood_score"] == "mutual_information"
+    names = {p.split("/")[-1] for p in res["plots"]}
+    assert names == {"reliability_mc3.png", "uncertainty_correct_wrong_mc3.png", "risk_coverage_mc3.png",
+                     "uncertainty_ood_mc3.png"}  # fmt: skip
+    for p in res["plots"]:
+        assert (tiny_run / "plots" / p.split("/")[-1]).stat().st_size > 1000
+
+
+def test_ood_equal_to_in_distribution_gives_auroc_one_half(tiny_run):
+    result = mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "2", "--ood", "easy-vqa", "--json")
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    assert res["auroc_ood"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_predict_with_uncertainty_and_abstain(tiny_run, shape_png):
+    result = mumo("predict", tiny_run, "--image", shape_png, "--question", "what shape is it?", "--mc-samples", "8",
+                  "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pred = json.loads(result.output)
+    u = pred["uncertainty"]
+    assert u["mc_samples"] == 8 and u["total"] == pytest.approx(u["aleatoric"] + u["epistemic"], abs=1e-5)
+    assert not pred["abstained"]
+    result = mumo("predict", tiny_run, "--image", shape_png, "--question", "what shape is it?", "--mc-samples", "8",
+                  "--abstain", "0.0", "--json")  # fmt: skip
+    pred = json.loads(result.output)
+    assert pred["abstained"] and pred["answer"] == "don't know"
+    assert pred["abstain_reason"].startswith("predictive_entropy") and pred["best_guess"]
+    text = mumo("predict", tiny_run, "--image", shape_png, "--question", "what shape?", "--abstain", "0")
+    assert "don't know" in text.output and "uncertainty (nats)" in text.output
+
+
+def test_python_api_mc_and_abstain(tiny_run, shape_png):
+    import mumo as mm
+
+    p = mm.load(tiny_run)
+    a = p.predict(shape_png, "what color is the shape?", mc_samples=10, seed=1)
+    b = p.predict(shape_png, "what color is the shape?", mc_samples=10, seed=1)
+    assert a == b  # seeded
+    assert a.uncertainty.epistemic >= 0 and a.uncertainty.mc_samples == 10
+    det = p.predict(shape_png, "what color is the shape?")
+    assert det.uncertainty.epistemic == 0.0 and det.uncertainty.mc_samples == 0
+    sure = p.predict(
+        shape_png, "what color is the shape?", mc_samples=10, abstain=100.0, abstain_on="mutual_information"
+    )
+    assert not sure.abstained and sure.answer == sure.best_guess
+    with pytest.raises(mm.MumoError, match="abstain_on"):
+        p.predict(shape_png, "what?", abstain=0.1, abstain_on="vibes")
+
+
+@pytest.mark.parametrize("t", ["0", "-1", "1000000"])
+def test_bad_sample_counts(tiny_run, shape_png, t):
+    _assert_clean_error(mumo("evaluate", tiny_run, "--mc-samples", t), "MC samples")
+    _assert_clean_error(mumo("predict", tiny_run, "--image", shape_png, "--question", "what?", "--mc-samples", t),
+                        "MC samples")  # fmt: skip
+
+
+def test_model_without_dropout_and_unknown_ood(tiny_run, tmp_path, shape_png):
+    nodrop = tmp_path / "nodrop"
+    shutil.copytree(tiny_run, nodrop)
+    cfg = (nodrop / "config.yaml").read_text().replace("dropout: 0.1", "dropout: 0.0")
+    (nodrop / "config.yaml").write_text(cfg)
+    _assert_clean_error(mumo("evaluate", nodrop, "--mc-samples", "5"), "nothing to sample")
+    _assert_clean_error(mumo("predict", nodrop, "--image", shape_png, "--question", "what?", "--mc-samples", "5"),
+                        "nothing to sample")  # fmt: skip
+    _assert_clean_error(mumo("evaluate", tiny_run, "--ood", "cats"), "unknown OOD set")
+
+
+def test_nan_logits_are_reported(tiny_run, tmp_path, shape_png):
+    broken = tmp_path / "nan"
+    shutil.copytree(tiny_run, broken)
+    state = json.loads((broken / "state.json").read_text())
+    path = broken / "checkpoints" / state["best"] / "model.safetensors"
+    weights = load_file(str(path))
+    weights["classifier.bias"] = torch.full_like(weights["classifier.bias"], float("nan"))
+    save_file(weights, str(path))
+    _assert_clean_error(mumo("predict", broken, "--image", shape_png, "--question", "what?", "--mc-samples", "3"),
+                        "NaN")  # fmt: skip
+    _assert_clean_error(mumo("evaluate", broken, "--split", "val", "--mc-samples", "2"), "NaN")
+
+
+def test_empty_split_is_an_error(tiny_run, easy_vqa_data):
+    from mumo.errors import MumoError
+    from mumo.tasks.vqa import load_model
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+
+    empty = easy_vqa_data.val.subset_images(torch.zeros(0, dtype=torch.long), "empty")
+    with pytest.raises(MumoError, match="no questions"):
+        evaluate_uncertainty(load_model(tiny_run), empty, mc_samples=2)

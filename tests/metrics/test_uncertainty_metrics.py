@@ -1,0 +1,157 @@
+"""Hand-worked checks of misclassification/OOD detection, risk–coverage, AURC and PAvPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mumo.errors import MumoError
+from mumo.metrics.uncertainty import (
+    aurc,
+    fpr_at_95_tpr,
+    misclassification_aupr,
+    misclassification_auroc,
+    ood_aupr,
+    ood_auroc,
+    pavpu,
+    risk_coverage_curve,
+)
+
+T, F = True, False
+
+
+def test_misclassification_perfect_and_reversed():
+    scores = torch.tensor([0.1, 0.2, 0.8, 0.9])
+    correct = torch.tensor([T, T, F, F])
+    assert misclassification_auroc(scores, correct) == pytest.approx(1.0)
+    assert misclassification_aupr(scores, correct) == pytest.approx(1.0)
+    assert misclassification_auroc(-scores, correct) == pytest.approx(0.0)
+
+
+def test_misclassification_by_hand():
+    # wrong (positive) scores .35, .8 vs right .1, .4: pairs won 3 of 4 -> AUROC .75
+    # ranked .8 (wrong), .4 (right), .35 (wrong), .1: precision 1 at recall .5, 2/3 at recall 1 -> AP = 5/6
+    scores = torch.tensor([0.1, 0.4, 0.35, 0.8])
+    correct = torch.tensor([T, T, F, F])
+    assert misclassification_auroc(scores, correct) == pytest.approx(0.75)
+    assert misclassification_aupr(scores, correct) == pytest.approx(5 / 6)
+
+
+def test_misclassification_accepts_integer_flags():
+    scores = torch.tensor([0.1, 0.4, 0.35, 0.8])
+    assert misclassification_auroc(scores, torch.tensor([1, 1, 0, 0])) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("flag", [T, F])
+def test_misclassification_single_class_is_nan(flag):
+    scores, correct = torch.tensor([0.1, 0.5, 0.9]), torch.tensor([flag] * 3)
+    assert math.isnan(misclassification_auroc(scores, correct))
+    assert math.isnan(misclassification_aupr(scores, correct))
+
+
+def test_ood_perfect_separation():
+    id_scores, ood_scores = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.7, 0.9])
+    assert ood_auroc(id_scores, ood_scores) == pytest.approx(1.0)
+    assert ood_aupr(id_scores, ood_scores) == pytest.approx(1.0)
+    assert fpr_at_95_tpr(id_scores, ood_scores) == pytest.approx(0.0)
+
+
+def test_ood_identical_sets():
+    same = torch.tensor([0.1, 0.5, 0.9])
+    assert ood_auroc(same, same.clone()) == pytest.approx(0.5)
+    # all scores tied: one threshold flags everything, precision = prevalence 1/4 at recall 1
+    assert ood_aupr(torch.full((3,), 0.3), torch.full((1,), 0.3)) == pytest.approx(0.25)
+    assert fpr_at_95_tpr(torch.full((3,), 0.3), torch.full((1,), 0.3)) == pytest.approx(1.0)
+
+
+def test_fpr_at_95_tpr_constructed():
+    # OOD scores 1..20: TPR >= .95 first at threshold 2 (19 of 20 flagged; threshold 3 flags only 18).
+    # ID scores >= 2 are 2.5, 3.5, 10.5 -> FPR 3/10. Threshold 1.5 also reaches TPR .95 but with FPR .4.
+    ood_scores = torch.arange(1, 21, dtype=torch.float64)
+    id_scores = torch.tensor([0.5, 1.5, 2.5, 3.5, 10.5, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert fpr_at_95_tpr(id_scores, ood_scores) == pytest.approx(0.3)
+
+
+def test_risk_coverage_and_aurc_by_hand():
+    # sorted by uncertainty: .1 right, .2 wrong, .3 right, .4 wrong -> cumulative errors 0, 1, 1, 2
+    scores = torch.tensor([0.1, 0.4, 0.2, 0.3])
+    correct = torch.tensor([T, F, F, T])
+    coverage, risk = risk_coverage_curve(scores, correct)
+    assert coverage.dtype == risk.dtype == torch.float64
+    assert coverage.tolist() == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert risk.tolist() == pytest.approx([0.0, 1 / 2, 1 / 3, 1 / 2])
+    assert aurc(scores, correct) == pytest.approx((0 + 1 / 2 + 1 / 3 + 1 / 2) / 4)
+
+
+def test_risk_coverage_ties_keep_input_order():
+    _, risk = risk_coverage_curve(torch.tensor([0.2, 0.2]), torch.tensor([F, T]))
+    assert risk.tolist() == pytest.approx([1.0, 0.5])
+    _, risk = risk_coverage_curve(torch.tensor([0.2, 0.2]), torch.tensor([T, F]))
+    assert risk.tolist() == pytest.approx([0.0, 0.5])
+
+
+def test_pavpu_by_hand():
+    # certain (<= .5): samples 0, 1, 4. accurate-certain: 0, 4; inaccurate-uncertain: 3 -> 3 / 5
+    scores = torch.tensor([0.1, 0.2, 0.6, 0.9, 0.5])
+    correct = torch.tensor([T, F, T, F, T])
+    assert pavpu(scores, correct, threshold=0.5) == pytest.approx(0.6)
+    assert pavpu(scores, correct, threshold=1.0) == pytest.approx(0.6)  # all certain -> accuracy 3/5
+    assert pavpu(scores, correct, threshold=0.0) == pytest.approx(0.4)  # all uncertain -> error rate 2/5
+
+
+SCORE_METRICS = [misclassification_auroc, misclassification_aupr, risk_coverage_curve, aurc]
+SCORE_METRICS += [lambda s, c: pavpu(s, c, threshold=0.5)]
+OOD_METRICS = [ood_auroc, ood_aupr, fpr_at_95_tpr]
+
+
+@pytest.mark.parametrize("metric", SCORE_METRICS)
+def test_empty_scores_raise(metric):
+    with pytest.raises(MumoError, match="empty"):
+        metric(torch.zeros(0), torch.zeros(0, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("metric", SCORE_METRICS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_scores_raise(metric, bad):
+    with pytest.raises(MumoError, match="uncertainty scores hold NaN or infinite values"):
+        metric(torch.tensor([0.1, bad]), torch.tensor([T, F]))
+
+
+@pytest.mark.parametrize("metric", SCORE_METRICS)
+@pytest.mark.parametrize(
+    ("scores", "correct"),
+    [
+        (torch.tensor([0.1, 0.2, 0.3]), torch.tensor([T, F])),
+        (torch.tensor([[0.1, 0.2]]), torch.tensor([T, F])),
+    ],
+)
+def test_shape_mismatch_raises(metric, scores, correct):
+    with pytest.raises(MumoError, match="shape"):
+        metric(scores, correct)
+
+
+@pytest.mark.parametrize("metric", SCORE_METRICS)
+@pytest.mark.parametrize("correct", [torch.tensor([0, 2]), torch.tensor([0.0, 1.0])])
+def test_non_binary_correct_raises(metric, correct):
+    with pytest.raises(MumoError, match="correct must be"):
+        metric(torch.tensor([0.1, 0.2]), correct)
+
+
+@pytest.mark.parametrize("metric", OOD_METRICS)
+def test_ood_errors(metric):
+    ok = torch.tensor([0.1, 0.2])
+    with pytest.raises(MumoError, match="empty"):
+        metric(ok, torch.zeros(0))
+    with pytest.raises(MumoError, match="empty"):
+        metric(torch.zeros(0), ok)
+    with pytest.raises(MumoError, match="uncertainty scores hold NaN or infinite values"):
+        metric(ok, torch.tensor([math.nan]))
+    with pytest.raises(MumoError, match="shape"):
+        metric(ok.reshape(2, 1), ok)
+
+
+def test_pavpu_non_finite_threshold_raises():
+    with pytest.raises(MumoError, match="threshold"):
+        pavpu(torch.tensor([0.1, 0.2]), torch.tensor([T, F]), threshold=math.nan)

@@ -1,0 +1,110 @@
+import pytest
+import torch
+from torch import nn
+
+from mumo.config import load_config
+from mumo.errors import MumoError
+from mumo.models import create_model
+from mumo.types import VQABatch
+from mumo.uncertainty.mc_dropout import MAX_SAMPLES, dropout_modules, mc_dropout, mc_forward, mc_forward_naive
+
+SHRINK = [
+    "model.hidden=16", "model.heads=2", "model.layers=2", "model.ff=32", "model.flat_mlp=8", "model.flat_out=24",
+    "model.word_dim=12", "model.cnn_channels=[4,8,8,8]", "model.dropout=0.3",
+]  # fmt: skip
+VOCAB = ["<pad>", "<unk>", "what", "color", "is", "it"]
+
+
+def _model(*extra):
+    torch.manual_seed(0)
+    cfg = load_config("mcan-cpu", [*SHRINK, *extra])
+    return create_model(cfg.model, vocab=VOCAB, num_answers=5)
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(2, 6, (6, 5), generator=g)
+    tokens[:, 4:] = 0
+    return VQABatch(torch.rand(2, 3, 32, 32, generator=g), tokens, torch.tensor([0, 0, 0, 1, 1, 1]))
+
+
+def test_fast_path_equals_naive_loop_sample_for_sample():
+    model, batch = _model(), _batch()
+    naive = mc_forward_naive(model, batch, num_samples=7, seed=3)
+    fast = mc_forward(model, batch, num_samples=7, seed=3)
+    chunked = mc_forward(model, batch, num_samples=7, seed=3, max_rows=12)  # 2 samples per call
+    assert naive.shape == fast.shape == (7, 6, 5)
+    assert torch.allclose(naive, fast, atol=1e-6)
+    assert torch.allclose(naive, chunked, atol=1e-6)
+    assert not torch.allclose(fast[0], fast[1])  # the samples differ
+    assert torch.equal(fast, mc_forward(model, batch, num_samples=7, seed=3))  # seeded
+    assert not torch.allclose(fast, mc_forward(model, batch, num_samples=7, seed=4))
+
+
+def test_only_dropout_samples_and_normalisation_is_untouched():
+    model, batch = _model(), _batch()
+    model.train()
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone(), int(m.num_batches_tracked)) for m in bn]
+    samples = mc_forward(model, batch, num_samples=4)
+    after = [(m.running_mean, m.running_var, int(m.num_batches_tracked)) for m in bn]
+    for (m0, v0, n0), (m1, v1, n1) in zip(before, after, strict=True):
+        assert torch.equal(m0, m1) and torch.equal(v0, v1) and n0 == n1
+    assert model.training and all(m.training for m in model.modules())  # flags restored
+    model.eval()
+    det = model(batch).logits
+    assert not torch.allclose(samples.mean(0), det)  # dropout was active
+
+
+def test_mc_dropout_restores_state_and_hooks_after_an_exception():
+    model = _model()
+    model.eval()
+    with pytest.raises(ValueError), mc_dropout(model):
+        raise ValueError("boom")
+    assert all(not m._forward_hooks for m in dropout_modules(model))
+    assert not any(m.training for m in model.modules())
+
+
+def test_multiple_outputs_are_stacked():
+    model, batch = _model("model.aleatoric=kendall-gal"), _batch()
+    logits, log_var = mc_forward(model, batch, num_samples=3, output_fn=lambda o: (o.logits, o.log_variance))
+    assert logits.shape == log_var.shape == (3, 6, 5)
+
+
+def test_any_module_with_several_inputs_uses_the_naive_loop():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.drop = nn.Linear(3, 4), nn.Linear(2, 4), nn.Dropout(0.5)
+
+        def forward(self, x, y):
+            return self.drop(self.a(x) + self.b(y))
+
+    m = TwoInputs()
+    out = mc_forward(m, torch.randn(5, 3), torch.randn(5, 2), num_samples=6)
+    assert out.shape == (6, 5, 4)
+    assert (out == 0).any() and not torch.equal(out[0], out[1])
+
+
+def test_bad_sample_counts_and_models_without_dropout():
+    model, batch = _model(), _batch()
+    for bad in (0, -3, MAX_SAMPLES + 1, 2.5):
+        with pytest.raises(MumoError, match="MC samples"):
+            mc_forward(model, batch, num_samples=bad)
+    with pytest.raises(MumoError, match="nothing to sample"):
+        mc_forward(_model("model.dropout=0.0"), batch, num_samples=3)
+
+
+def test_large_t_keeps_memory_bounded_by_chunking():
+    model, batch = _model(), _batch()
+    calls = []
+    original = model.head
+
+    def spy(state, **kw):
+        calls.append(state.num_rows)
+        return original(state, **kw)
+
+    model.head = spy
+    out = mc_forward(model, batch, num_samples=500, max_rows=60)
+    assert out.shape == (500, 6, 5)
+    assert max(calls) <= 60 and len(calls) == 50
