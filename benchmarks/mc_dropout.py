@@ -52,17 +52,23 @@ def main() -> None:
                 batch = type(batch)(batch.images, batch.tokens[:1], batch.image_index[:1], batch.targets[:1])
             model.eval()
             one = _time(lambda b=batch: model(b), repeats)
-            fast = _time(lambda b=batch: mc_forward(model, b, num_samples=T), repeats)
-            naive = _time(lambda b=batch: mc_forward_naive(model, b, num_samples=T), max(1, repeats // 3))
-            same = torch.allclose(
-                mc_forward(model, batch, num_samples=T), mc_forward_naive(model, batch, num_samples=T), atol=1e-5
-            )
-            rows.append({
-                "images": n_images, "questions": int(batch.tokens.shape[0]), "one_pass_ms": round(one * 1e3, 2),
-                "fast_ms": round(fast * 1e3, 2), "naive_ms": round(naive * 1e3, 2),
-                "fast_ratio": round(fast / one, 2), "naive_ratio": round(naive / one, 2), "paths_agree": same,
-            })  # fmt: skip
-            print(json.dumps(rows[-1]))
+            for scope in ("all", "head"):
+                fast = _time(lambda b=batch, s=scope: mc_forward(model, b, num_samples=T, scope=s), repeats)
+                naive = _time(
+                    lambda b=batch, s=scope: mc_forward_naive(model, b, num_samples=T, scope=s), max(1, repeats // 3)
+                )
+                same = torch.allclose(
+                    mc_forward(model, batch, num_samples=T, scope=scope),
+                    mc_forward_naive(model, batch, num_samples=T, scope=scope),
+                    atol=1e-5,
+                )
+                rows.append({
+                    "scope": scope, "images": n_images, "questions": int(batch.tokens.shape[0]),
+                    "one_pass_ms": round(one * 1e3, 2), "fast_ms": round(fast * 1e3, 2),
+                    "naive_ms": round(naive * 1e3, 2), "fast_ratio": round(fast / one, 2),
+                    "naive_ratio": round(naive / one, 2), "paths_agree": same,
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
     result = {
         "model": str(run), "T": T, "torch_threads": torch.get_num_threads(), "rows": rows,
         "target_fast_ratio": 3.0,

@@ -4,7 +4,8 @@ Models (trained once, cached in benchmarks/runs/): the default easy-VQA MCAN (`m
 with a Kendall & Gal aleatoric head (`model.aleatoric=kendall-gal`). Methods:
 
 - deterministic: the default model, dropout off, softmax;
-- mc-dropout: the default model, T = 20 MC-dropout passes;
+- mc-dropout: the default model, T = 20 MC-dropout passes through every dropout module;
+- mc-dropout-head: the same with only the answer head's dropout sampling (the fast scope);
 - aleatoric: the aleatoric model, dropout off, probabilities under its learned logit noise;
 - aleatoric+mc: the aleatoric model with T = 20 passes.
 
@@ -49,10 +50,11 @@ def main() -> None:
     test = data.test.subset_images(torch.arange(N_IMAGES), "test[:500]")
     models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run)}
     methods = {
-        "deterministic": ("default", None),
-        "mc-dropout": ("default", T),
-        "aleatoric": ("kendall-gal", None),
-        "aleatoric+mc": ("kendall-gal", T),
+        "deterministic": ("default", None, "all"),
+        "mc-dropout": ("default", T, "all"),
+        "mc-dropout-head": ("default", T, "head"),
+        "aleatoric": ("kendall-gal", None, "all"),
+        "aleatoric+mc": ("kendall-gal", T, "all"),
     }
     conditions = {
         "clean": (test, None),
@@ -63,19 +65,19 @@ def main() -> None:
     ood_sets = {"shapes-ood": ood_split("shapes-ood", test, seed=3), "noise": ood_split("noise", test, seed=4)}
 
     table = []
-    for method, (model_name, mc) in methods.items():
+    for method, (model_name, mc, scope) in methods.items():
         model = models[model_name]
         for cond, (split, feat_std) in conditions.items():
             ctx = feature_noise(model.image_encoder, feat_std, seed=5) if feat_std else contextlib.nullcontext()
             with ctx:
-                res = evaluate_uncertainty(model, split, mc_samples=mc, seed=0)
+                res = evaluate_uncertainty(model, split, mc_samples=mc, mc_scope=scope, seed=0)
             row = {"method": method, "condition": cond, **{k: res[k] for k in (
                 "accuracy", "ece", "nll", "brier", "auroc_misclassification", "aurc")}}  # fmt: skip
             row["auroc_misclassification_by_score"] = res["auroc_misclassification_by_score"]
             table.append(row)
             print(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}), flush=True)
         for name, ood in ood_sets.items():
-            res = evaluate_uncertainty(model, test, mc_samples=mc, ood=ood, seed=0)
+            res = evaluate_uncertainty(model, test, mc_samples=mc, mc_scope=scope, ood=ood, seed=0)
             row = {"method": method, "condition": f"ood:{name}", "auroc_ood": res["auroc_ood"],
                    "fpr95_ood": res["fpr95_ood"], "aupr_ood": res["aupr_ood"], "ood_score": res["ood_score"],
                    "auroc_ood_by_score": res["auroc_ood_by_score"]}  # fmt: skip

@@ -108,3 +108,37 @@ def test_large_t_keeps_memory_bounded_by_chunking():
     out = mc_forward(model, batch, num_samples=500, max_rows=60)
     assert out.shape == (500, 6, 5)
     assert max(calls) <= 60 and len(calls) == 50
+
+
+def test_head_scope_samples_only_the_answer_head_and_matches_the_naive_loop():
+    model, batch = _model(), _batch()
+    head_modules = set(dropout_modules(model, "head"))
+    assert head_modules and head_modules < set(dropout_modules(model))
+    fast = mc_forward(model, batch, num_samples=6, seed=2, scope="head")
+    naive = mc_forward_naive(model, batch, num_samples=6, seed=2, scope="head")
+    assert torch.allclose(fast, naive, atol=1e-6)
+    assert not torch.allclose(fast[0], fast[1])
+    # with only the head sampling, the co-attention output is the deterministic one
+    model.eval()
+    with torch.no_grad():
+        det = model.coattend(model.trunk(batch))
+        state = model.trunk(batch, scope="head")
+    assert torch.allclose(det.image, state.image) and torch.allclose(det.question, state.question)
+    with pytest.raises(MumoError, match="scope"):
+        mc_forward(model, batch, num_samples=2, scope="encoder")
+
+
+def test_masks_keep_the_requested_fraction_and_preserve_the_mean():
+    class Drop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.3)
+
+        def forward(self, x):
+            return self.drop(x)
+
+    x = torch.ones(4000, 50)
+    out = mc_forward(Drop(), x, num_samples=2, seed=0)  # (2, 4000, 50)
+    kept = (out != 0).float().mean().item()
+    assert abs(kept - 0.7) < 0.005
+    assert abs(out.mean().item() - 1.0) < 0.01  # inverted dropout keeps the expectation

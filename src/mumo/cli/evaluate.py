@@ -18,6 +18,7 @@ def evaluate_cmd(
     mc_samples: Annotated[
         int | None, typer.Option(help="T MC-dropout passes; adds calibration, misclassification, OOD figures")
     ] = None,
+    mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
     ood: Annotated[str | None, typer.Option(help="OOD set: shapes-ood, noise or easy-vqa (sanity check)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -39,7 +40,7 @@ def evaluate_cmd(
     cfg = config_from_yaml(run / CONFIG_FILE)
     if ood is not None and ood not in OOD_SETS:
         raise ConfigError(f"unknown OOD set {ood!r}; choose one of: {', '.join(OOD_SETS)}")
-    if mc_samples is not None and not dropout_modules(model):
+    if mc_samples is not None and not dropout_modules(model, mc_scope):
         raise ConfigError("this model has no dropout modules: MC dropout has nothing to sample")
     data = load_data(cfg)
     target = getattr(data, split)
@@ -48,7 +49,7 @@ def evaluate_cmd(
     if mc_samples is not None or ood is not None:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
         unc = evaluate_uncertainty(
-            model, target, mc_samples=mc_samples, ood=ood_data, plots_dir=run / "plots",
+            model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, plots_dir=run / "plots",
             images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
         )  # fmt: skip
         res.update({k: v for k, v in unc.items() if k != "accuracy"})
@@ -75,6 +76,7 @@ def predict_cmd(
     mc_samples: Annotated[int | None, typer.Option(help="T MC-dropout passes (epistemic uncertainty)")] = None,
     abstain: Annotated[float | None, typer.Option(help='answer "don\'t know" above this uncertainty (nats)')] = None,
     abstain_on: Annotated[str, typer.Option(help="score compared with --abstain")] = "predictive_entropy",
+    mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Answer a question about an image, with its uncertainty; optionally abstain."""
@@ -88,7 +90,7 @@ def predict_cmd(
     if mc_samples is not None:
         check_num_samples(mc_samples)
     pred = load(run).predict(
-        image, question, top_k=top_k, mc_samples=mc_samples, abstain=abstain, abstain_on=abstain_on
+        image, question, top_k=top_k, mc_samples=mc_samples, mc_scope=mc_scope, abstain=abstain, abstain_on=abstain_on
     )
     if json_out:
         typer.echo(json.dumps(pred.to_dict()))

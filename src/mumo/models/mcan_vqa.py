@@ -173,6 +173,31 @@ class MCANTrunk:
         )
 
 
+@dataclass
+class MCANCoattended:
+    """Output of the co-attention layers. N questions, L tokens, R regions."""
+
+    question: torch.Tensor  # (N, L, H)
+    question_mask: torch.Tensor  # (N, 1, 1, L)
+    image: torch.Tensor  # (N, R, H) question-guided image regions
+    image_mask: torch.Tensor | None  # (N, 1, 1, R)
+    guided: torch.Tensor  # (N, layers, h, R, L) guided-attention weights
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.question.shape[0])
+
+    def repeat(self, k: int) -> MCANCoattended:
+        """k stacked copies (k * N, ...), sample-major."""
+        return MCANCoattended(
+            self.question.repeat(k, 1, 1),
+            self.question_mask.repeat(k, 1, 1, 1),
+            self.image.repeat(k, 1, 1),
+            None if self.image_mask is None else self.image_mask.repeat(k, 1, 1, 1),
+            self.guided.repeat(k, 1, 1, 1, 1),
+        )
+
+
 class MCANVQA(nn.Module):
     """MCAN-ED VQA model over a grid CNN or precomputed region features."""
 
@@ -184,6 +209,7 @@ class MCANVQA(nn.Module):
             self.image_encoder: nn.Module = GridCNN(channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=cfg.hidden)
         else:
             self.image_encoder = RegionAdapter(in_dim=cfg.region_dim, out_dim=cfg.hidden)
+        self.region_dropout = nn.Dropout(cfg.region_dropout)  # identity at p = 0
         self.encoder = nn.ModuleList(SA(cfg) for _ in range(cfg.layers))
         self.decoder = nn.ModuleList(SGA(cfg) for _ in range(cfg.layers))
         self.flat_question, self.flat_image = AttFlat(cfg), AttFlat(cfg)
@@ -197,8 +223,16 @@ class MCANVQA(nn.Module):
         elif cfg.aleatoric == "ucam":
             self.log_variance = nn.Linear(num_answers, 1)
 
-    def trunk(self, batch: VQABatch) -> MCANTrunk:
-        """The deterministic part: front-ends with no dropout. Run once per image and question."""
+    def trunk(self, batch: VQABatch, *, scope: str = "all") -> MCANTrunk | MCANCoattended:
+        """The deterministic part, run once per batch by MC dropout.
+
+        ``scope="all"``: the front-ends (no dropout), so every dropout module can sample afterwards;
+        ``scope="head"``: also the co-attention (its dropout off), so only the answer head samples.
+        """
+        t = self._front(batch)
+        return t if scope == "all" else self.coattend(t)
+
+    def _front(self, batch: VQABatch) -> MCANTrunk:
         images, tokens = batch.images, batch.tokens
         if self.cfg.blank == "image":
             images = torch.zeros_like(images)
@@ -212,19 +246,23 @@ class MCANVQA(nn.Module):
         image, grid = self.image_encoder(images)  # (B, R, H)
         return MCANTrunk(self.question_encoder(tokens), question_mask, image, image_mask, batch.image_index, grid)
 
-    def head(self, t: MCANTrunk, *, output_attentions: bool = False) -> VQAOutput:
-        """The stochastic part: co-attention, reduction, fusion and answer logits."""
+    def coattend(self, t: MCANTrunk) -> MCANCoattended:
+        """Co-attention: question self-attention encoder, then the image decoder guided by the question."""
         y, y_mask = t.question, t.question_mask  # (N, L, H), (N, 1, 1, L)
         for layer in self.encoder:
             y = layer(y, y_mask)
-        x = t.image[t.image_index]  # (N, R, H): each question gets its image's regions
+        x = self.region_dropout(t.image[t.image_index])  # (N, R, H): each question gets its image's regions
         x_mask = None if t.image_mask is None else t.image_mask[t.image_index]  # (N, 1, 1, R)
         guided = []
         for layer in self.decoder:
             x, att = layer(x, y, x_mask, y_mask)
             guided.append(att)
-        flat_y, _ = self.flat_question(y, y_mask)  # (N, F)
-        flat_x, image_weights = self.flat_image(x, x_mask)  # (N, F), (N, R, G)
+        return MCANCoattended(y, y_mask, x, x_mask, torch.stack(guided, dim=1))  # guided (N, layers, h, R, L)
+
+    def answer(self, c: MCANCoattended, *, output_attentions: bool = False) -> VQAOutput:
+        """Attentional reduction of both sides, sum fusion + LayerNorm, answer logits (and log-variance)."""
+        flat_y, _ = self.flat_question(c.question, c.question_mask)  # (N, F)
+        flat_x, image_weights = self.flat_image(c.image, c.image_mask)  # (N, F), (N, R, G)
         fused = self.fusion_norm(flat_y + flat_x)  # (N, F)
         logits = self.classifier(fused)  # (N, C)
         log_variance = None
@@ -234,11 +272,22 @@ class MCANVQA(nn.Module):
             log_variance = torch.log(nn.functional.softplus(self.log_variance(logits)) + 1e-12)  # (N, 1)
         attentions = {}
         if output_attentions:
-            attentions = {
-                "image_flat": image_weights,
-                "guided": torch.stack(guided, dim=1),
-            }  # (N, layers, h, R, L)
+            attentions = {"image_flat": image_weights, "guided": c.guided}
         return VQAOutput(logits=logits, attentions=attentions, log_variance=log_variance)
 
+    def head(self, state: MCANTrunk | MCANCoattended, *, output_attentions: bool = False) -> VQAOutput:
+        """The stochastic part after a :meth:`trunk` of the same scope."""
+        if isinstance(state, MCANTrunk):
+            state = self.coattend(state)
+        return self.answer(state, output_attentions=output_attentions)
+
+    # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends.
+    mc_scopes = ("all", "head")
+
+    def mc_dropout_modules(self, scope: str = "all") -> list[nn.Dropout]:
+        """Dropout modules sampled in an MC scope: ``all``, or ``head`` (only the AttFlat reductions)."""
+        parts = [self] if scope == "all" else [self.flat_question, self.flat_image]
+        return [m for part in parts for m in part.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+
     def forward(self, batch: VQABatch, *, output_attentions: bool = False) -> VQAOutput:
-        return self.head(self.trunk(batch), output_attentions=output_attentions)
+        return self.answer(self.coattend(self._front(batch)), output_attentions=output_attentions)

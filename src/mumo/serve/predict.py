@@ -52,6 +52,7 @@ class VQAPredictor:
         *,
         top_k: int = 3,
         mc_samples: int | None = None,
+        mc_scope: str = "all",
         abstain: float | None = None,
         abstain_on: str = "predictive_entropy",
         seed: int = 0,
@@ -61,6 +62,7 @@ class VQAPredictor:
         Args:
             top_k: how many answers to return with their probabilities.
             mc_samples: T MC-dropout passes for epistemic uncertainty; None = one deterministic pass.
+            mc_scope: which dropout modules sample: ``all``, or ``head`` (MCAN's answer head only; cheaper).
             abstain: answer "don't know" when the ``abstain_on`` score exceeds this threshold (nats).
             abstain_on: ``predictive_entropy`` (total), ``mutual_information`` (epistemic),
                 ``expected_entropy`` (aleatoric) or ``variation_ratio``.
@@ -71,7 +73,7 @@ class VQAPredictor:
         if abstain_on not in ABSTAIN_SCORES:
             raise MumoError(f"abstain_on must be one of {', '.join(ABSTAIN_SCORES)}, not {abstain_on!r}")
         batch = self.encode(image, question)
-        probs = predictive_probs(self.model, batch, mc_samples=mc_samples, seed=seed)  # (T, 1, C)
+        probs = predictive_probs(self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed)  # (T, 1, C)
         mean = probs.mean(0)[0]  # (C,)
         values, indices = mean.topk(min(top_k, mean.numel()))
         top = [AnswerScore(self.answers[i], float(p)) for p, i in zip(values.tolist(), indices.tolist(), strict=True)]

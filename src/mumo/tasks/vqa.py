@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ from mumo.train.checkpoint import (
     atomic_write_text,
     checkpoint_dir,
     load_weights,
+    read_run_json,
+    read_state,
 )
 from mumo.train.loop import FitResult, Task, fit
 from mumo.types import VQABatch
@@ -197,16 +200,15 @@ def prepare_run_dir(cfg: RunConfig | None, out: Path, *, resume: bool) -> RunCon
         if diff:
             raise ConfigError(f"--resume config differs from the checkpoint's: {'; '.join(diff)}")
         return saved
-    if (out / STATE_FILE).exists() or (out / CONFIG_FILE).exists():
+    if _is_main_process() and ((out / STATE_FILE).exists() or (out / CONFIG_FILE).exists()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     assert cfg is not None
     return cfg
 
 
-def read_state(run_dir: Path) -> dict:
-    from mumo.train.checkpoint import read_state as _read
-
-    return _read(run_dir)
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def train_vqa(
@@ -227,7 +229,7 @@ def train_vqa(
     data = load_data(cfg)
     task = build_task(cfg, data)
     out.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if not resume and _is_main_process():
         atomic_write_text(out / CONFIG_FILE, config_to_yaml(cfg))
         artifacts = {
             "kind": "vqa",
@@ -242,7 +244,7 @@ def train_vqa(
         "best_val_accuracy": max(h["accuracy"] for h in result.history) if result.history else None,
         "train_seconds": result.train_seconds, "train_samples_per_second": result.samples_per_second,
     }  # fmt: skip
-    if evaluate_test and result.best_epoch >= 0:
+    if evaluate_test and result.best_epoch >= 0 and _is_main_process():
         model = load_model(out)
         res = evaluate_split(model, data.test, cfg.train.eval_images_per_batch)
         summary["test_accuracy"] = res["accuracy"]
@@ -253,16 +255,7 @@ def train_vqa(
 
 def load_artifacts(run_dir: Path) -> dict[str, Any]:
     """The run's vocabulary and answers; checks that it is a VQA run."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory does not exist: {run_dir}")
-    path = run_dir / ARTIFACTS_FILE
-    if not path.exists():
-        raise CheckpointError(f"{run_dir} is not a mumo run (no {ARTIFACTS_FILE})")
-    try:
-        art = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is corrupted: {exc}") from None
+    art = read_run_json(run_dir, ARTIFACTS_FILE, "is not a mumo run")
     if art.get("kind") != "vqa":
         raise CheckpointError(f"{run_dir} holds a {art.get('kind', 'unknown')!r} checkpoint, not a VQA model")
     return art

@@ -39,9 +39,18 @@ from mumo.uncertainty.scores import check_probs, uncertainty_scores
 
 @torch.no_grad()
 def predictive_probs(
-    model: nn.Module, batch: VQABatch, *, mc_samples: int | None = None, seed: int = 0, noise_samples: int = 50
+    model: nn.Module,
+    batch: VQABatch,
+    *,
+    mc_samples: int | None = None,
+    mc_scope: str = "all",
+    seed: int = 0,
+    noise_samples: int = 50,
 ) -> torch.Tensor:
     """Answer probabilities (T, N, C) for a batch: T MC-dropout passes, or (1, N, C) deterministic.
+
+    ``mc_scope`` picks which dropout modules sample: ``all`` or, for MCAN, ``head`` (only the answer
+    head; the co-attention runs once, so T = 20 costs about 2-3 deterministic passes).
 
     Raises:
         MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs.
@@ -54,7 +63,7 @@ def predictive_probs(
     else:
         check_num_samples(mc_samples)
         samples = mc_forward(
-            model, batch, num_samples=mc_samples, seed=seed,
+            model, batch, num_samples=mc_samples, seed=seed, scope=mc_scope,
             output_fn=lambda o: (o.logits, o.log_variance) if o.log_variance is not None else (o.logits,),
         )  # fmt: skip
         logits, log_var = samples[0], samples[1] if len(samples) > 1 else None
@@ -65,7 +74,13 @@ def predictive_probs(
 
 
 def split_probs(
-    model: nn.Module, split: VQASplit, *, mc_samples: int | None, images_per_batch: int = 128, seed: int = 0
+    model: nn.Module,
+    split: VQASplit,
+    *,
+    mc_samples: int | None,
+    mc_scope: str = "all",
+    images_per_batch: int = 128,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Predictive probabilities (T, N, C) for every question of a split, in question order."""
     if split.num_questions == 0:
@@ -74,7 +89,7 @@ def split_probs(
     out = None
     for i, idx in enumerate(image_batches(split.num_images, images_per_batch, shuffle=False)):
         batch = split.batch(idx).to(device)
-        probs = predictive_probs(model, batch, mc_samples=mc_samples, seed=seed + i).cpu()  # (T, n, C)
+        probs = predictive_probs(model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + i).cpu()
         if out is None:
             out = torch.empty(probs.shape[0], split.num_questions, probs.shape[2])
         out[:, batch.question_ids.cpu()] = probs
@@ -91,6 +106,7 @@ def evaluate_uncertainty(
     split: VQASplit,
     *,
     mc_samples: int | None,
+    mc_scope: str = "all",
     ood: VQASplit | None = None,
     plots_dir: Path | None = None,
     n_bins: int = 15,
@@ -104,13 +120,16 @@ def evaluate_uncertainty(
     mutual information (epistemic) with MC dropout and the predictive entropy without it. Every
     score is also reported under ``*_by_score``.
     """
-    probs = split_probs(model, split, mc_samples=mc_samples, images_per_batch=images_per_batch, seed=seed)
+    probs = split_probs(
+        model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
+    )
     mean = probs.mean(0)  # (N, C)
     labels = split.targets.argmax(-1)  # (N,)
     correct = mean.argmax(-1) == labels
     scores = uncertainty_scores(probs)
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
+        "mc_scope": mc_scope if mc_samples else None,
         "accuracy": float(correct.float().mean()),
         "ece": expected_calibration_error(mean, labels, n_bins=n_bins),
         "mce": maximum_calibration_error(mean, labels, n_bins=n_bins),
@@ -124,7 +143,9 @@ def evaluate_uncertainty(
     }
     ood_scores = None
     if ood is not None:
-        ood_probs = split_probs(model, ood, mc_samples=mc_samples, images_per_batch=images_per_batch, seed=seed + 7)
+        ood_probs = split_probs(
+            model, ood, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed + 7
+        )
         ood_scores = uncertainty_scores(ood_probs)
         key = _main_score(scores, mc_samples is not None)
         res.update(

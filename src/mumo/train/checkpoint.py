@@ -102,22 +102,28 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
 
 
-def read_state(run_dir: Path) -> dict[str, Any]:
-    """The run's ``state.json``.
+def read_run_json(run_dir: Path, name: str, missing: str) -> dict[str, Any]:
+    """A JSON file of a run directory.
 
     Raises:
-        CheckpointError: the run directory or its state file is missing or unreadable.
+        CheckpointError: the directory does not exist, the file is missing (``missing`` says what that
+            means) or it is not valid JSON.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory does not exist: {run_dir}")
-    path = run_dir / STATE_FILE
+    path = run_dir / name
     if not path.exists():
-        raise CheckpointError(f"{run_dir} holds no finished epoch (no {STATE_FILE}); is it a mumo run?")
+        raise CheckpointError(f"{run_dir} {missing} (no {name})")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is corrupted: {exc}") from None
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    """The run's ``state.json`` (raises CheckpointError when missing or unreadable)."""
+    return read_run_json(run_dir, STATE_FILE, "holds no finished epoch; is it a mumo run?")
 
 
 def checkpoint_dir(run_dir: Path, which: str = "best") -> Path:

@@ -29,9 +29,18 @@ MAX_SAMPLES = 10_000  # more passes than this is almost certainly a mistake
 DEFAULT_MAX_ROWS = 4096  # rows (samples x batch) per batched head call
 
 
-def dropout_modules(model: nn.Module) -> list[nn.Dropout]:
-    """Every ``nn.Dropout`` module of the model with p > 0."""
-    return [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+def dropout_modules(model: nn.Module, scope: str = "all") -> list[nn.Dropout]:
+    """The ``nn.Dropout`` modules (p > 0) that sample in an MC scope.
+
+    ``all`` means every dropout module; other scopes are declared by the model (``mc_scopes`` and
+    ``mc_dropout_modules(scope)``), e.g. MCAN's ``head``: only the dropout after the co-attention.
+    """
+    if scope == "all" and not hasattr(model, "mc_dropout_modules"):
+        return [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+    scopes = getattr(model, "mc_scopes", ("all",))
+    if scope not in scopes:
+        raise MumoError(f"MC dropout scope {scope!r} is not offered by this model; choose one of: {', '.join(scopes)}")
+    return model.mc_dropout_modules(scope)
 
 
 def check_num_samples(num_samples: int) -> int:
@@ -57,33 +66,46 @@ class _MaskSampler:
             self._generators[key] = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + t)
         return self._generators[key]
 
+    def keep_mask(self, t: int, like: torch.Tensor, keep: float) -> tuple[torch.Tensor, float]:
+        """Bernoulli(keep) mask shaped like ``like`` from sample t's generator, and its exact keep rate.
+
+        Four 16-bit uniform integers come from each 64-bit draw (about 5x faster than ``bernoulli_`` on
+        a CPU); keep is rounded to a multiple of 1/65536, and the mask is rescaled by that exact rate.
+        """
+        gen = self._generator(t, like.device)
+        n = like.numel()
+        bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, generator=gen, device=like.device)
+        threshold = round(keep * 65536)
+        uniform16 = bits.view(torch.int16)[:n].view(like.shape)  # uniform in [-32768, 32767]
+        return uniform16 < threshold - 32768, threshold / 65536
+
     def hook(self, module: nn.Dropout, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
         if self.count == 0:
             raise RuntimeError("a dropout module ran outside an MC sample (is there dropout in the trunk?)")
         x = inputs[0]  # (k * n, ...) sample-major
         if x.shape[0] % self.count:
             raise RuntimeError(f"dropout input of {x.shape[0]} rows is not {self.count} stacked samples")
-        keep = 1.0 - module.p
-        chunks = x.chunk(self.count, dim=0)  # k x (n, ...)
-        masks = [
-            torch.empty_like(c).bernoulli_(keep, generator=self._generator(self.first + i, x.device))
-            for i, c in enumerate(chunks)
-        ]
-        return x * torch.cat(masks) / keep
+        outs = []
+        for i, chunk in enumerate(x.chunk(self.count, dim=0)):  # k x (n, ...)
+            mask, keep = self.keep_mask(self.first + i, chunk, 1.0 - module.p)
+            outs.append(torch.where(mask, chunk * (1.0 / keep), torch.zeros((), dtype=chunk.dtype)))
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
 @contextlib.contextmanager
-def mc_dropout(model: nn.Module, *, seed: int = 0) -> Iterator[_MaskSampler]:
+def mc_dropout(model: nn.Module, *, seed: int = 0, scope: str = "all") -> Iterator[_MaskSampler]:
     """Context in which the model's dropout modules sample seeded masks and nothing else changes.
 
     The model is put in eval mode (normalisation layers use running statistics and are not updated);
     hooks are removed and every module's training flag restored on exit, even after an exception.
     Call ``sampler.first, sampler.count = t, k`` before a forward that holds samples t..t+k-1.
 
+    Dropout modules outside ``scope`` stay off (eval mode).
+
     Raises:
-        MumoError: the model has no ``nn.Dropout`` module with p > 0.
+        MumoError: the model has no ``nn.Dropout`` module with p > 0 in this scope.
     """
-    modules = dropout_modules(model)
+    modules = dropout_modules(model, scope)
     if not modules:
         raise MumoError("the model has no nn.Dropout modules with p > 0: MC dropout has nothing to sample")
     flags = {m: m.training for m in model.modules()}
@@ -122,13 +144,14 @@ def mc_forward_naive(
     *inputs: Any,
     num_samples: int,
     seed: int = 0,
+    scope: str = "all",
     output_fn: Callable[[Any], Samples] = _default_output,
 ) -> Samples:
     """T full forward passes with dropout sampling: returns (T, B, ...) (a tuple of them when
     ``output_fn`` returns a tuple)."""
     check_num_samples(num_samples)
     outs = []
-    with mc_dropout(model, seed=seed) as sampler:
+    with mc_dropout(model, seed=seed, scope=scope) as sampler:
         for t in range(num_samples):
             sampler.first, sampler.count = t, 1
             outs.append(output_fn(model(*inputs)))
@@ -140,6 +163,7 @@ def mc_forward(
     *inputs: Any,
     num_samples: int,
     seed: int = 0,
+    scope: str = "all",
     max_rows: int = DEFAULT_MAX_ROWS,
     output_fn: Callable[[Any], Samples] = _default_output,
 ) -> Samples:
@@ -147,13 +171,15 @@ def mc_forward(
 
     The trunk runs once; the head runs on ``k`` stacked copies of its state at a time, with
     ``k * B <= max_rows`` (at least one sample per call), so memory stays bounded for any T.
+    ``scope`` picks which dropout modules sample (see :func:`dropout_modules`); the trunk then
+    extends up to the first of them.
     """
     check_num_samples(num_samples)
     if not has_fast_path(model):
-        return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, output_fn=output_fn)
+        return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn)
     outs = []
-    with mc_dropout(model, seed=seed) as sampler:
-        state = model.trunk(*inputs)
+    with mc_dropout(model, seed=seed, scope=scope) as sampler:
+        state = model.trunk(*inputs) if scope == "all" else model.trunk(*inputs, scope=scope)
         rows = max(1, state.num_rows)
         per_call = max(1, min(num_samples, max_rows // rows))
         for first in range(0, num_samples, per_call):

@@ -4,7 +4,7 @@ Target (issue #2): test accuracy >= 99.0 % within 15 minutes wall time on 2 CPU 
 Runs the real console command in a subprocess, times it end to end (data loading, training,
 per-epoch validation and checkpoints, final test evaluation), then reads the run's figures.
 
-    python benchmarks/easy_vqa.py            # writes benchmarks/results/easy_vqa.json
+    python benchmarks/train_easy_vqa.py            # writes benchmarks/results/easy_vqa.json
 """
 
 from __future__ import annotations
