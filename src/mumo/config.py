@@ -29,6 +29,7 @@ class ModelConfig:
     ff: int = 2048  # feed-forward width (4H in the paper)
     dropout: float = 0.1  # every dropout (attention weights, residual branches, FFN, AttFlat)
     region_dropout: float = 0.0  # dropout on the image regions entering the co-attention (0 = none)
+    cnn_dropout: float = 0.0  # dropout after every conv block of the grid CNN (> 0 makes the trunk stochastic)
     flat_mlp: int = 512  # AttFlat MLP width
     flat_glimpses: int = 1  # AttFlat glimpses
     flat_out: int = 1024  # AttFlat output (2H in the paper)
@@ -57,8 +58,8 @@ class ModelConfig:
             raise ConfigError(f"model.word_vectors must be 'none' or 'glove-6b-50d', not {self.word_vectors!r}")
         if self.word_vectors == "glove-6b-50d" and self.word_dim != 50:
             raise ConfigError("model.word_vectors=glove-6b-50d needs model.word_dim=50")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.region_dropout < 1.0:
-            raise ConfigError("model.dropout and model.region_dropout must lie in [0, 1)")
+        if not all(0.0 <= p < 1.0 for p in (self.dropout, self.region_dropout, self.cnn_dropout)):
+            raise ConfigError("model.dropout, model.region_dropout and model.cnn_dropout must lie in [0, 1)")
         if not 0 <= self.cnn_pool <= len(self.cnn_channels):
             raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
 

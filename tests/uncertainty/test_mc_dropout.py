@@ -142,3 +142,18 @@ def test_masks_keep_the_requested_fraction_and_preserve_the_mean():
     kept = (out != 0).float().mean().item()
     assert abs(kept - 0.7) < 0.005
     assert abs(out.mean().item() - 1.0) < 0.01  # inverted dropout keeps the expectation
+
+
+def test_dropout_in_the_cnn_makes_the_trunk_stochastic_and_uses_the_naive_loop():
+    model, batch = _model("model.cnn_dropout=0.2"), _batch()
+    assert not model.trunk_is_deterministic("all") and model.trunk_is_deterministic("head")
+    fast = mc_forward(model, batch, num_samples=4, seed=5)
+    naive = mc_forward_naive(model, batch, num_samples=4, seed=5)
+    assert torch.allclose(fast, naive, atol=1e-6)
+    # the image features themselves now vary across samples
+    with mc_dropout(model, seed=0) as sampler:
+        sampler.first, sampler.count = 0, 1
+        a = model.trunk(batch).image
+        sampler.first = 1
+        b = model.trunk(batch).image
+    assert not torch.allclose(a, b)

@@ -19,7 +19,7 @@ def evaluate_cmd(
         int | None, typer.Option(help="T MC-dropout passes; adds calibration, misclassification, OOD figures")
     ] = None,
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
-    ood: Annotated[str | None, typer.Option(help="OOD set: shapes-ood, noise or easy-vqa (sanity check)")] = None,
+    ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Accuracy of a trained run, overall and per question type; with --mc-samples or --ood also

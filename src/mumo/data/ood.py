@@ -2,6 +2,7 @@
 
 - :func:`gaussian_noise_split` — near shift: N(0, std²) pixel noise on every image (pixels in [0, 1]).
 - :func:`ood_split` — far OOD: the same questions asked about images unlike anything in easy-VQA:
+  ``sort-of-clevr`` (scenes of another data set: six small squares and circles of six colours),
   ``shapes-ood`` (stars, crosses, rings, pentagons in unseen colours on dark or striped backgrounds),
   ``noise`` (uniform pixel noise), or ``easy-vqa`` (the split itself: a sanity check, AUROC ≈ 0.5).
 """
@@ -15,10 +16,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from mumo.data.sort_of_clevr import render_scene
 from mumo.data.vqa import VQASplit
 from mumo.errors import ConfigError
 
-OOD_SETS = ("shapes-ood", "noise", "easy-vqa")
+OOD_SETS = ("sort-of-clevr", "shapes-ood", "noise", "easy-vqa")
 _OOD_COLORS = [(160, 32, 240), (255, 105, 180), (255, 140, 0), (250, 250, 250), (0, 255, 127), (139, 69, 19)]
 
 
@@ -86,6 +88,9 @@ def ood_split(name: str, like: VQASplit, *, seed: int = 0) -> VQASplit:
     rng = np.random.default_rng(seed)
     if name == "noise":
         images = torch.from_numpy(rng.integers(0, 256, (n, 3, h, w), dtype=np.uint8))
+    elif name == "sort-of-clevr":
+        scenes = [Image.fromarray(render_scene(rng)[0]).resize((w, h), Image.BILINEAR) for _ in range(n)]
+        images = torch.from_numpy(np.stack([np.asarray(s) for s in scenes])).permute(0, 3, 1, 2)
     else:
         images = torch.from_numpy(np.stack([_shape_image(rng, h) for _ in range(n)])).permute(0, 3, 1, 2)
     return replace(like, name=name, images=images.contiguous())

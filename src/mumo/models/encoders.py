@@ -16,15 +16,18 @@ class GridCNN(nn.Module):
     """A small CNN trained from scratch that turns pixels into a grid of region features.
 
     Two coordinate channels (x, y in [-1, 1]) are appended to the input so every cell knows where
-    it is. Output regions are in row-major grid order; ``grid_shape`` gives (rows, cols).
+    it is. Output regions are in row-major grid order; ``grid_shape`` gives (rows, cols). With
+    ``dropout`` > 0 an ``nn.Dropout`` follows every block (then this front-end is no longer deterministic).
     """
 
-    def __init__(self, *, channels: list[int], pool: int, out_dim: int) -> None:
+    def __init__(self, *, channels: list[int], pool: int, out_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         c_in = 3 + 2
         for i, c in enumerate(channels):
             blocks += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            if dropout > 0:  # MC dropout over the image features (makes the front-end stochastic)
+                blocks.append(nn.Dropout(dropout))
             if i < pool:
                 blocks.append(nn.MaxPool2d(2))
             c_in = c

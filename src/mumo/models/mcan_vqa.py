@@ -206,7 +206,9 @@ class MCANVQA(nn.Module):
         self.cfg = cfg
         self.question_encoder = QuestionEncoder(vocab_size=vocab_size, word_dim=cfg.word_dim, hidden=cfg.hidden)
         if cfg.image_encoder == "cnn":
-            self.image_encoder: nn.Module = GridCNN(channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=cfg.hidden)
+            self.image_encoder: nn.Module = GridCNN(
+                channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=cfg.hidden, dropout=cfg.cnn_dropout
+            )
         else:
             self.image_encoder = RegionAdapter(in_dim=cfg.region_dim, out_dim=cfg.hidden)
         self.region_dropout = nn.Dropout(cfg.region_dropout)  # identity at p = 0
@@ -283,6 +285,10 @@ class MCANVQA(nn.Module):
 
     # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends.
     mc_scopes = ("all", "head")
+
+    def trunk_is_deterministic(self, scope: str = "all") -> bool:
+        """False when the grid CNN has dropout and every dropout samples: the fast path cannot cache it."""
+        return scope != "all" or self.cfg.cnn_dropout == 0
 
     def mc_dropout_modules(self, scope: str = "all") -> list[nn.Dropout]:
         """Dropout modules sampled in an MC scope: ``all``, or ``head`` (only the AttFlat reductions)."""

@@ -97,6 +97,13 @@ def split_probs(
     return out
 
 
+def per_image_mean(scores: torch.Tensor, split: VQASplit) -> torch.Tensor:
+    """Mean of a per-question score over each image's questions: (N,) -> (I,)."""
+    sums = torch.zeros(split.num_images, dtype=scores.dtype).index_add_(0, split.image_index, scores)
+    counts = torch.bincount(split.image_index, minlength=split.num_images).clamp_min(1)
+    return sums / counts
+
+
 def _main_score(scores: dict[str, torch.Tensor], mc: bool) -> str:
     return "mutual_information" if mc else "predictive_entropy"
 
@@ -117,8 +124,9 @@ def evaluate_uncertainty(
     OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
 
     Misclassification scores use the predictive entropy (total uncertainty); OOD scores use the
-    mutual information (epistemic) with MC dropout and the predictive entropy without it. Every
-    score is also reported under ``*_by_score``.
+    mutual information (epistemic) with MC dropout and the predictive entropy without it, per
+    question and (``auroc_ood_per_image``) averaged over each image's questions. Every score is also
+    reported under ``*_by_score``.
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
@@ -155,6 +163,8 @@ def evaluate_uncertainty(
             aupr_ood=ood_aupr(scores[key], ood_scores[key]),
             fpr95_ood=fpr_at_95_tpr(scores[key], ood_scores[key]),
             auroc_ood_by_score={k: ood_auroc(scores[k], ood_scores[k]) for k in scores},
+            # is the *image* OOD? the score averaged over each image's questions
+            auroc_ood_per_image=ood_auroc(per_image_mean(scores[key], split), per_image_mean(ood_scores[key], ood)),
             mean_uncertainty_ood={k: float(v.mean()) for k, v in ood_scores.items()},
         )
     if plots_dir is not None:

@@ -10,7 +10,8 @@ naive loop sample for sample**:
   T stochastic passes run batched (sample-major, chunked to bound memory) through the head.
 
 The fast path needs a model with ``trunk(*inputs) -> state``, ``head(state) -> output`` and
-``state.repeat(k)`` (stack k copies, sample-major); other models fall back to the naive loop.
+``state.repeat(k)`` (stack k copies, sample-major); other models, and models whose
+``trunk_is_deterministic(scope)`` says the trunk has sampled dropout, use the naive loop.
 Functional dropout (``F.dropout`` inside ``forward``) cannot be found or sampled.
 """
 
@@ -175,7 +176,8 @@ def mc_forward(
     extends up to the first of them.
     """
     check_num_samples(num_samples)
-    if not has_fast_path(model):
+    deterministic = getattr(model, "trunk_is_deterministic", lambda _scope: True)(scope)
+    if not has_fast_path(model) or not deterministic:
         return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn)
     outs = []
     with mc_dropout(model, seed=seed, scope=scope) as sampler:

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from mumo.data.ood import OOD_SETS, gaussian_noise_split, ood_split
+from mumo.errors import ConfigError
+from mumo.tasks.vqa_uncertainty import per_image_mean
+
+
+def test_ood_sets_keep_the_questions_and_change_the_images(easy_vqa_data):
+    test = easy_vqa_data.test.subset_images(torch.arange(20), "t")
+    for name in OOD_SETS:
+        ood = ood_split(name, test, seed=0)
+        assert ood.images.shape == test.images.shape and ood.images.dtype == torch.uint8
+        assert torch.equal(ood.tokens, test.tokens) and torch.equal(ood.image_index, test.image_index)
+        assert torch.equal(ood.images, test.images) == (name == "easy-vqa")
+    assert torch.equal(ood_split("shapes-ood", test, seed=1).images, ood_split("shapes-ood", test, seed=1).images)
+    with pytest.raises(ConfigError, match="unknown OOD set"):
+        ood_split("cats", test)
+
+
+def test_pixel_noise_shift(easy_vqa_data):
+    test = easy_vqa_data.test.subset_images(torch.arange(10), "t")
+    noisy = gaussian_noise_split(test, 0.2, seed=0)
+    diff = (noisy.images.float() - test.images.float()) / 255
+    assert 0.1 < diff.std() < 0.2  # clipping at 0 and 1 shrinks it a little
+    assert torch.equal(noisy.images, gaussian_noise_split(test, 0.2, seed=0).images)
+
+
+def test_per_image_mean(easy_vqa_data):
+    split = easy_vqa_data.test.subset_images(torch.arange(3), "t")
+    scores = torch.arange(split.num_questions, dtype=torch.float)
+    means = per_image_mean(scores, split)
+    for i in range(3):
+        assert means[i] == scores[split.image_index == i].mean()
