@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,3 +111,19 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_keeps_ranks_in_sync_and_writes_one_checkpoint(tmp_path):
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not installed")
+    out = tmp_path / "ddp"
+    overrides = [*TINY_OVERRIDES, "train.epochs=2", "data.max_train_images=200"]
+    cmd = [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "mumo.cli", "train", "vqa", "--out", str(out),
+           "--json", *overrides]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('"run_dir"') == 1  # only rank 0 reports
+    history = json.loads((out / "state.json").read_text())["history"]
+    assert len(history) == 2 and all(h["ranks_in_sync"] == 1.0 for h in history)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-0002"]
+    assert not list((out / "checkpoints").glob(".*"))  # no half-written temporaries

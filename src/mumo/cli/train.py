@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,8 +39,11 @@ def train_vqa_cmd(
     else:
         cfg = load_config(preset or "mcan-cpu", extra)
     run_dir = out or default_run_dir(cfg)  # type: ignore[arg-type]
-    typer.echo(f"run directory: {run_dir}", err=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(f"run directory: {run_dir}", err=True)
     summary = train_vqa(cfg, run_dir, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun / accelerate launch only rank 0 reports
+        return
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -56,8 +56,20 @@ class FitResult:
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
-    """An Accelerator for this config (the CPU when ``cfg.cpu`` or when no GPU is present)."""
-    return Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
+    """An Accelerator for this config (the CPU when ``cfg.cpu`` or when no GPU is present).
+
+    ``cpu=True`` matters under ``torchrun`` on a machine without a GPU: without it accelerate starts
+    every process as an independent single-process run instead of CPU DDP (gloo).
+    """
+    return Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+
+
+def _ranks_in_sync(model: nn.Module, accelerator: Accelerator) -> bool:
+    """Whether every process holds bit-identical weights (a fingerprint of sums, gathered)."""
+    params = [p.detach().double() for p in model.parameters()]
+    fingerprint = torch.stack([sum(p.sum() for p in params), sum((p * p).sum() for p in params)])  # (2,)
+    gathered = accelerator.gather(fingerprint[None].to(accelerator.device))  # (world, 2)
+    return bool((gathered == gathered[0]).all())
 
 
 def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, progress: bool = True) -> FitResult:
@@ -117,6 +129,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, pr
         sample_seconds += epoch_seconds
 
         metrics = task.evaluate(accelerator.unwrap_model(model), accelerator)
+        if world > 1:
+            metrics["ranks_in_sync"] = float(_ranks_in_sync(model, accelerator))
         record = {
             "epoch": epoch, "lr": lr, "train_loss": running / max(1, len(batches)),
             "epoch_seconds": epoch_seconds, "train_seconds": train_seconds, **metrics,
