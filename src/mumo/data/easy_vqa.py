@@ -13,7 +13,7 @@ import torch
 
 from mumo.data.images import load_image
 from mumo.data.text import Vocab
-from mumo.data.vqa import VQASplit
+from mumo.data.vqa import VQASplit, carve_validation
 from mumo.errors import MumoError
 
 SHAPES = ("rectangle", "circle", "triangle")
@@ -95,16 +95,10 @@ def load_easy_vqa(
     vocab = Vocab.build(pkg.get_train_questions()[0])
     full, _ = _raw_split("train", vocab, answers, max_question_len, image_size)
     test, _ = _raw_split("test", vocab, answers, max_question_len, image_size)
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(full.num_images, generator=gen)
-    n_val = max(1, round(val_fraction * full.num_images))
-    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    if max_train_images > 0:
-        train_idx = train_idx[:max_train_images]
-        val_idx = val_idx[: max(1, max_train_images // 4)]
+    train, val = carve_validation(full, val_fraction=val_fraction, seed=seed, max_train_images=max_train_images)
     return EasyVQA(
-        train=full.subset_images(train_idx, "train"),
-        val=full.subset_images(val_idx, "val"),
+        train=train,
+        val=val,
         test=test,
         vocab=vocab,
         answers=answers,

@@ -112,3 +112,21 @@ def image_batches(
         per_rank = -(-len(batches) // world_size)
         batches = (batches * world_size)[: per_rank * world_size]
     return batches[rank::world_size] if world_size > 1 else batches
+
+
+def carve_validation(
+    full: VQASplit, *, val_fraction: float, seed: int, max_train_images: int = 0
+) -> tuple[VQASplit, VQASplit]:
+    """Split a training split into (train, val) *by image* with a seeded permutation.
+
+    ``max_train_images`` > 0 keeps only that many training images (and a quarter as many for val),
+    for smoke runs.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(full.num_images, generator=gen)
+    n_val = max(1, round(val_fraction * full.num_images))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    if max_train_images > 0:
+        train_idx = train_idx[:max_train_images]
+        val_idx = val_idx[: max(1, max_train_images // 4)]
+    return full.subset_images(train_idx, "train"), full.subset_images(val_idx, "val")
