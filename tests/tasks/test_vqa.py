@@ -127,3 +127,16 @@ def test_two_process_torchrun_keeps_ranks_in_sync_and_writes_one_checkpoint(tmp_
     assert len(history) == 2 and all(h["ranks_in_sync"] == 1.0 for h in history)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-0002"]
     assert not list((out / "checkpoints").glob(".*"))  # no half-written temporaries
+
+
+def test_training_on_generated_sort_of_clevr_reports_relational_accuracy(tmp_path):
+    from mumo.data.sort_of_clevr import generate
+
+    root = tmp_path / "soc"
+    generate(root, n_train=80, n_test=20, seed=0)
+    cfg = tiny_config("data.name=sort-of-clevr", f"data.root={root}", "train.epochs=1")
+    summary = train_vqa(cfg, tmp_path / "run", progress=False)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert {"accuracy_relational", "accuracy_non_relational", "accuracy_closest_shape"} <= set(state["history"][0])
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert set(summary["test_accuracy_by_type"]) >= {"shape", "left_right", "same_shape_count"}

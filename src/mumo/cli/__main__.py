@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mumo.cli import evaluate, train
+from mumo.cli import data, evaluate, train, vqa_eval
 
 
 def build_app() -> typer.Typer:
@@ -15,6 +15,8 @@ def build_app() -> typer.Typer:
     app.add_typer(train.app, name="train")
     app.command("evaluate")(evaluate.evaluate_cmd)
     app.command("predict")(evaluate.predict_cmd)
+    app.add_typer(data.app, name="data")
+    app.command("vqa-eval")(vqa_eval.vqa_eval_cmd)
     return app
 
 

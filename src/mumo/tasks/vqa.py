@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +36,7 @@ from mumo.train.loop import FitResult, Task, fit
 from mumo.types import VQABatch
 from mumo.uncertainty.losses import kendall_gal_logit_noise_ce, ucam_aleatoric_ce
 
-DATASETS = ("easy-vqa",)
+DATASETS = ("easy-vqa", "sort-of-clevr")
 
 
 @dataclass
@@ -60,7 +61,40 @@ def load_data(cfg: RunConfig) -> VQAData:
             image_size=d.image_size, max_train_images=d.max_train_images,
         )  # fmt: skip
         return VQAData(ds.train, ds.val, ds.test, ds.vocab, ds.answers)
+    if d.name == "sort-of-clevr":
+        return _load_sort_of_clevr(cfg)
     raise ConfigError(f"unknown VQA data set {d.name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are cached: $MUMO_CACHE, else ~/.cache/mumo."""
+    return Path(os.environ.get("MUMO_CACHE") or Path.home() / ".cache" / "mumo")
+
+
+def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
+    """Sort-of-CLEVR from ``data.root``, or generated once (9,800 / 200 images, seed 0) into the cache."""
+    from mumo.data import sort_of_clevr as soc
+    from mumo.data.vqa import carve_validation
+
+    d = cfg.data
+    root = Path(d.root) if d.root else cache_dir() / "sort-of-clevr-v1-seed0"
+    if not d.root and not (root / "meta.json").exists():
+        if root.exists():  # an interrupted generation: start again
+            import shutil
+
+            shutil.rmtree(root)
+        print(f"generating Sort-of-CLEVR into {root} (first use)", file=sys.stderr)
+        soc.generate(root, n_train=9800, n_test=200, seed=0)
+    full, vocab, answers = soc.load_sort_of_clevr(
+        root, split="train", max_question_len=d.max_question_len, image_size=d.image_size
+    )
+    test, _, _ = soc.load_sort_of_clevr(
+        root, split="test", vocab=vocab, max_question_len=d.max_question_len, image_size=d.image_size
+    )
+    train, val = carve_validation(
+        full, val_fraction=d.val_fraction, seed=cfg.train.seed, max_train_images=d.max_train_images
+    )
+    return VQAData(train, val, test, vocab, list(answers))
 
 
 def vqa_loss(
@@ -127,11 +161,18 @@ def evaluate_split(
         seen = accelerator.reduce(seen.to(accelerator.device), "sum").cpu()
     if not bool((seen == 1).all()):
         raise RuntimeError("evaluation did not see every question exactly once")
-    return {
+    res = {
         "accuracy": float(scores.mean()) if split.num_questions else 0.0,
         "accuracy_by_type": accuracy_by_type(scores, split.question_types),
         "num_questions": split.num_questions,
     }
+    from mumo.data.sort_of_clevr import FAMILIES, is_relational
+
+    if split.num_questions and set(split.question_types) <= set(FAMILIES):  # Sort-of-CLEVR: the relation split
+        relational = torch.tensor([is_relational(t) for t in split.question_types])
+        res["accuracy_relational"] = float(scores[relational].mean())
+        res["accuracy_non_relational"] = float(scores[~relational].mean())
+    return res
 
 
 def build_task(cfg: RunConfig, data: VQAData) -> Task:
@@ -154,8 +195,10 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
 
     def evaluate(m: nn.Module, acc: Accelerator) -> dict[str, float]:
         res = evaluate_split(m, data.val, t.eval_images_per_batch, acc)
+        extra = {k: v for k, v in res.items() if k in ("accuracy_relational", "accuracy_non_relational")}
         return {
             "accuracy": res["accuracy"],
+            **extra,
             **{f"accuracy_{k}": v for k, v in res["accuracy_by_type"].items()},
         }
 
