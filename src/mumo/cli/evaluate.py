@@ -21,9 +21,14 @@ def evaluate_cmd(
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
     ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    results_json: Annotated[
+        Path | None,
+        typer.Option(help='vqa-v2 runs: write the official results file [{"question_id", "answer"}] (argmax)'),
+    ] = None,
 ) -> None:
     """Accuracy of a trained run, overall and per question type; with --mc-samples or --ood also
-    calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/."""
+    calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
+    With --results-json (vqa-v2 runs only) also the official VQA results file of the evaluated split."""
     from mumo.config import config_from_yaml
     from mumo.data.ood import OOD_SETS, ood_split
     from mumo.errors import ConfigError
@@ -42,10 +47,21 @@ def evaluate_cmd(
         raise ConfigError(f"unknown OOD set {ood!r}; choose one of: {', '.join(OOD_SETS)}")
     if mc_samples is not None and not dropout_modules(model, mc_scope):
         raise ConfigError("this model has no dropout modules: MC dropout has nothing to sample")
+    if results_json is not None and cfg.data.name != "vqa-v2":
+        raise ConfigError(f"--results-json needs a vqa-v2 run; this run used {cfg.data.name!r}")
     data = load_data(cfg)
     target = getattr(data, split)
     res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
     res = {"run": str(run), "split": split, **res}
+    if results_json is not None:
+        from mumo.data.vqa_v2 import results_records, split_question_ids
+        from mumo.tasks.vqa import predict_logits
+        from mumo.train.checkpoint import atomic_write_text
+
+        indices, logits = predict_logits(model, target, cfg.train.eval_images_per_batch)
+        records = results_records(split_question_ids(cfg.data.root, target), indices, logits, data.answers)
+        atomic_write_text(results_json, json.dumps(records))
+        res["results_json"] = str(results_json)
     if mc_samples is not None or ood is not None:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
         unc = evaluate_uncertainty(
@@ -65,6 +81,8 @@ def evaluate_cmd(
             typer.echo(f"{key:24s} {res[key]:.4f}")
     for path in res.get("plots", []):
         typer.echo(f"wrote {path}")
+    if results_json is not None:
+        typer.echo(f"wrote {results_json}")
 
 
 @friendly_errors

@@ -36,7 +36,7 @@ from mumo.train.loop import FitResult, Task, fit
 from mumo.types import VQABatch
 from mumo.uncertainty.losses import kendall_gal_logit_noise_ce, ucam_aleatoric_ce
 
-DATASETS = ("easy-vqa", "sort-of-clevr")
+DATASETS = ("easy-vqa", "sort-of-clevr", "vqa-v2")
 
 
 @dataclass
@@ -63,6 +63,28 @@ def load_data(cfg: RunConfig) -> VQAData:
         return VQAData(ds.train, ds.val, ds.test, ds.vocab, ds.answers)
     if d.name == "sort-of-clevr":
         return _load_sort_of_clevr(cfg)
+    if d.name == "vqa-v2":  # test = the val2014 files when present, else carved from train like val
+        from mumo.data.vqa import carve_validation
+        from mumo.data.vqa_v2 import has_split, load_vqa_v2
+
+        if not d.root:
+            raise ConfigError("data.name=vqa-v2 needs data.root: the directory of the official VQA v2 files")
+        kw = dict(features=cfg.model.image_encoder == "regions", max_question_len=d.max_question_len,
+                  image_size=d.image_size)  # fmt: skip
+        full, vocab, answers, rep = load_vqa_v2(d.root, split="train", **kw)
+        if has_split(d.root, "val"):
+            test, _, _, test_rep = load_vqa_v2(d.root, split="val", vocab=vocab, answers=answers, **kw)
+        else:
+            full, test = carve_validation(full, val_fraction=d.val_fraction, seed=cfg.train.seed + 1)
+            test.name, test_rep = "test", None
+        train, val = carve_validation(
+            full, val_fraction=d.val_fraction, seed=cfg.train.seed, max_train_images=d.max_train_images
+        )
+        for r in (rep, test_rep):
+            if r and r["unanswerable"]:
+                print(f"VQA v2 {r['split']}: {r['unanswerable']} of {r['num_questions']} questions have no "
+                      f"answer in the {len(answers)}-answer list (all-zero targets)", file=sys.stderr)  # fmt: skip
+        return VQAData(train, val, test, vocab, answers)
     raise ConfigError(f"unknown VQA data set {d.name!r}; choose one of: {', '.join(DATASETS)}")
 
 
