@@ -140,3 +140,15 @@ def test_training_on_generated_sort_of_clevr_reports_relational_accuracy(tmp_pat
     assert {"accuracy_relational", "accuracy_non_relational", "accuracy_closest_shape"} <= set(state["history"][0])
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert set(summary["test_accuracy_by_type"]) >= {"shape", "left_right", "same_shape_count"}
+
+
+@pytest.mark.slow
+def test_more_processes_than_batches_is_a_clear_error(tmp_path):
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not installed")
+    overrides = [*TINY_OVERRIDES, "train.epochs=1", "data.max_train_images=8", "train.images_per_batch=16"]
+    cmd = [torchrun, "--nproc_per_node=2", "--master_port=29534", "-m", "mumo.cli", "train", "vqa", "--out",
+           str(tmp_path / "run"), *overrides]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode != 0
+    assert "2 processes but only 1 training batches" in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing written

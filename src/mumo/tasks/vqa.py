@@ -230,6 +230,7 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
         loss_fn=lambda m, b: vqa_loss(m, b, t.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples),
         evaluate=evaluate,
         batch_size=lambda b: int(b.tokens.shape[0]),
+        num_batches=-(-data.train.num_images // t.images_per_batch),
     )  # fmt: skip
 
 
@@ -293,6 +294,10 @@ def train_vqa(
     t0 = time.perf_counter()
     data = load_data(cfg)
     task = build_task(cfg, data)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if task.num_batches is not None and world > task.num_batches:  # check before anything is written
+        raise ConfigError(f"{world} processes but only {task.num_batches} training batches per epoch: "
+                          "use fewer processes or a smaller batch")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     if not resume and _is_main_process():
         atomic_write_text(out / CONFIG_FILE, config_to_yaml(cfg))

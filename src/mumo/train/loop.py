@@ -41,6 +41,7 @@ class Task:
     loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
     evaluate: Callable[[nn.Module, Accelerator], dict[str, float]]  # must hold `select_metric`
     batch_size: Callable[[Any], int] = len  # samples in a batch (for samples/s)
+    num_batches: int | None = None  # batches per epoch over all processes (checked against the process count)
     select_metric: str = "accuracy"  # higher is better; picks the best checkpoint
 
 
@@ -76,6 +77,11 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, pr
     """Train ``task.model`` for ``cfg.epochs`` epochs, checkpointing into ``run_dir``."""
     accelerator = make_accelerator(cfg)
     rank, world = accelerator.process_index, accelerator.num_processes
+    if task.num_batches is not None and world > task.num_batches:
+        raise MumoError(
+            f"{world} processes but only {task.num_batches} training batches per epoch: "
+            "use fewer processes or a smaller batch"
+        )
     torch.manual_seed(cfg.seed)
     model = task.model
     optimizer = build_optimizer(model, cfg)
