@@ -7,30 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mumo.cli.__main__ import build_app
+from tests.cli.test_cli import _assert_clean_error, mumo
+from tests.metrics.test_vqaeval import _ann
 
 runner = CliRunner()
-
-
-def mumo(*args):
-    return runner.invoke(build_app(), [str(a) for a in args])
-
-
-def _assert_clean_error(result, fragment: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    assert fragment in result.output, result.output
-
-
-def _ann(qid, answer_type, question_type, answers):
-    return {
-        "question_id": qid,
-        "image_id": 7,
-        "answer_type": answer_type,
-        "question_type": question_type,
-        "multiple_choice_answer": answers[0],
-        "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)],
-    }
 
 
 @pytest.fixture
