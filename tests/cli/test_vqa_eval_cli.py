@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.cli.test_cli import _assert_clean_error, mumo
 from tests.metrics.test_vqaeval import _ann
-
-runner = CliRunner()
 
 
 @pytest.fixture
