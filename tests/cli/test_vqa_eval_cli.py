@@ -7,27 +7,13 @@ import json
 import pytest
 
 from tests.cli.test_cli import _assert_clean_error, mumo
-from tests.metrics.test_vqaeval import _ann
+from tests.metrics.test_vqaeval import official_fixture
 
 
 @pytest.fixture
 def vqa_files(tmp_path):
     """Four questions: 2021 scores 1, 0.9, 0.3, 1 (80.00); legacy scores 1, 0.9, 0.3, 0 (55.00)."""
-    annotations = {
-        "annotations": [
-            _ann(1, "yes/no", "is the", ["yes"] * 10),
-            _ann(2, "number", "how many", ["2"] * 3 + ["3"] * 7),
-            _ann(3, "other", "what color is the", ["red"] + ["blue"] * 9),
-            _ann(4, "other", "what color is the", ["Blue"] * 10),
-        ]
-    }
-    questions = {"questions": [{"question_id": i, "image_id": 7, "question": "?"} for i in (1, 2, 3, 4)]}
-    results = [
-        {"question_id": 1, "answer": "yes"},
-        {"question_id": 2, "answer": "two"},
-        {"question_id": 3, "answer": "red"},
-        {"question_id": 4, "answer": "Blue"},
-    ]
+    questions, annotations, results = official_fixture()
     paths = {}
     for name, obj in (("questions", questions), ("annotations", annotations), ("results", results)):
         paths[name] = tmp_path / f"{name}.json"

@@ -154,8 +154,11 @@ def _ann(qid, answer_type, question_type, answers):
     }
 
 
-@pytest.fixture
-def fixture_files():
+def official_fixture() -> tuple[dict, dict, list[dict]]:
+    """Questions, annotations and results of four questions in the official layout.
+
+    2021 scores 1, 0.9, 0.3, 1 (80.00); legacy scores 1, 0.9, 0.3, 0 (55.00).
+    """
     annotations = {
         "annotations": [
             _ann(1, "yes/no", "is the", ["yes"] * 10),
@@ -172,6 +175,11 @@ def fixture_files():
         {"question_id": 4, "answer": "Blue"},
     ]
     return questions, annotations, results
+
+
+@pytest.fixture
+def fixture_files():
+    return official_fixture()
 
 
 def test_evaluate_results_2021(fixture_files):

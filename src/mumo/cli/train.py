@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +27,7 @@ def train_vqa_cmd(
     from mumo.config import load_config
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import default_run_dir, train_vqa
+    from mumo.train.loop import is_main_process
 
     extra = list(overrides or [])
     if data is not None:
@@ -39,10 +39,10 @@ def train_vqa_cmd(
     else:
         cfg = load_config(preset or "mcan-cpu", extra)
     run_dir = out or default_run_dir(cfg)  # type: ignore[arg-type]
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         typer.echo(f"run directory: {run_dir}", err=True)
     summary = train_vqa(cfg, run_dir, resume=resume)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun / accelerate launch only rank 0 reports
+    if not is_main_process():  # under torchrun / accelerate launch only rank 0 reports
         return
     if json_out:
         typer.echo(json.dumps(summary, indent=2))

@@ -35,6 +35,15 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+def _finish(fig, ax, path: str | os.PathLike, title: str | None) -> Path:
+    """Legend, optional title, tight layout, save: the common end of every plot here."""
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _as_values(values: torch.Tensor, name: str) -> np.ndarray:
     """Finite, non-empty (N,) tensor -> float64 NumPy array, or MumoError."""
     if values.ndim != 1:
@@ -139,11 +148,7 @@ def plot_uncertainty_histograms(
         ax.hist(v, bins=edges, density=True, alpha=0.45, histtype="stepfilled", label=f"{name} (n = {len(v)})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish(fig, ax, path, title)
 
 
 def plot_risk_coverage(
@@ -181,8 +186,4 @@ def plot_risk_coverage(
     ax.set_ylim(bottom=0)
     ax.set_xlabel("coverage")
     ax.set_ylabel("risk (error rate)")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish(fig, ax, path, title)

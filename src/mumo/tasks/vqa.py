@@ -17,6 +17,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from mumo.config import ConfigError, RunConfig, config_from_yaml, config_to_dict, config_to_yaml
+from mumo.data.sort_of_clevr import FAMILIES, is_relational
 from mumo.data.text import Vocab
 from mumo.data.vqa import VQASplit, image_batches
 from mumo.errors import CheckpointError, MumoError
@@ -32,7 +33,7 @@ from mumo.train.checkpoint import (
     read_run_json,
     read_state,
 )
-from mumo.train.loop import FitResult, Task, fit
+from mumo.train.loop import FitResult, Task, check_process_count, fit, is_main_process
 from mumo.types import VQABatch
 from mumo.uncertainty.losses import kendall_gal_logit_noise_ce, ucam_aleatoric_ce
 
@@ -188,8 +189,6 @@ def evaluate_split(
         "accuracy_by_type": accuracy_by_type(scores, split.question_types),
         "num_questions": split.num_questions,
     }
-    from mumo.data.sort_of_clevr import FAMILIES, is_relational
-
     if split.num_questions and set(split.question_types) <= set(FAMILIES):  # Sort-of-CLEVR: the relation split
         relational = torch.tensor([is_relational(t) for t in split.question_types])
         res["accuracy_relational"] = float(scores[relational].mean())
@@ -266,15 +265,10 @@ def prepare_run_dir(cfg: RunConfig | None, out: Path, *, resume: bool) -> RunCon
         if diff:
             raise ConfigError(f"--resume config differs from the checkpoint's: {'; '.join(diff)}")
         return saved
-    if _is_main_process() and ((out / STATE_FILE).exists() or (out / CONFIG_FILE).exists()):
+    if is_main_process() and ((out / STATE_FILE).exists() or (out / CONFIG_FILE).exists()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     assert cfg is not None
     return cfg
-
-
-def _is_main_process() -> bool:
-    """Rank 0 of a torchrun / accelerate launch, or a plain single process."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def train_vqa(
@@ -294,12 +288,9 @@ def train_vqa(
     t0 = time.perf_counter()
     data = load_data(cfg)
     task = build_task(cfg, data)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if task.num_batches is not None and world > task.num_batches:  # check before anything is written
-        raise ConfigError(f"{world} processes but only {task.num_batches} training batches per epoch: "
-                          "use fewer processes or a smaller batch")  # fmt: skip
+    check_process_count(task, int(os.environ.get("WORLD_SIZE", "1")))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    if not resume and _is_main_process():
+    if not resume and is_main_process():
         atomic_write_text(out / CONFIG_FILE, config_to_yaml(cfg))
         artifacts = {
             "kind": "vqa",
@@ -314,7 +305,7 @@ def train_vqa(
         "best_val_accuracy": max(h["accuracy"] for h in result.history) if result.history else None,
         "train_seconds": result.train_seconds, "train_samples_per_second": result.samples_per_second,
     }  # fmt: skip
-    if evaluate_test and result.best_epoch >= 0 and _is_main_process():
+    if evaluate_test and result.best_epoch >= 0 and is_main_process():
         model = load_model(out)
         res = evaluate_split(model, data.test, cfg.train.eval_images_per_batch)
         summary["test_accuracy"] = res["accuracy"]

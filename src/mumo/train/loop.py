@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +66,20 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     return Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a plain single process (read from the environment)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def check_process_count(task: Task, world_size: int) -> None:
+    """Refuse more processes than training batches per epoch (they would only repeat data)."""
+    if task.num_batches is not None and world_size > task.num_batches:
+        raise MumoError(
+            f"{world_size} processes but only {task.num_batches} training batches per epoch: "
+            "use fewer processes or a smaller batch"
+        )
+
+
 def _ranks_in_sync(model: nn.Module, accelerator: Accelerator) -> bool:
     """Whether every process holds bit-identical weights (a fingerprint of sums, gathered)."""
     params = [p.detach().double() for p in model.parameters()]
@@ -77,11 +92,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, pr
     """Train ``task.model`` for ``cfg.epochs`` epochs, checkpointing into ``run_dir``."""
     accelerator = make_accelerator(cfg)
     rank, world = accelerator.process_index, accelerator.num_processes
-    if task.num_batches is not None and world > task.num_batches:
-        raise MumoError(
-            f"{world} processes but only {task.num_batches} training batches per epoch: "
-            "use fewer processes or a smaller batch"
-        )
+    check_process_count(task, world)
     torch.manual_seed(cfg.seed)
     model = task.model
     optimizer = build_optimizer(model, cfg)
