@@ -80,6 +80,9 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), not {self.val_fraction}")
 
 
+ATTENTION_LOSSES = ("none", "mse", "aan", "paan", "gca")
+
+
 @dataclass
 class TrainConfig:
     """The MCAN recipe (reference §2.3): Adam (0.9, 0.98), warm-up, step decay, soft-target BCE."""
@@ -99,6 +102,12 @@ class TrainConfig:
     eval_images_per_batch: int = 128
     seed: int = 0
     cpu: bool = False  # force the CPU even when a GPU is present
+    # Attention trained with explanations (reference §4.3; docs/explanations.md): "none", "mse" (regress
+    # attention onto Grad-CAM of the true answer), "aan" / "paan" (map-level / per-cell discriminator game),
+    # "gca" (gradient-certainty attention: towards the cells that lower the uncertainty loss)
+    attention_loss: str = "none"
+    attention_weight: float = 1.0  # weight of the attention term (per question, summed like the VQA loss)
+    uncertainty_weight: float = 0.1  # gca only: weight of the predictive-entropy term it minimises
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -109,6 +118,12 @@ class TrainConfig:
             raise ConfigError(f"train.loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError("train.mixed_precision must be 'no', 'bf16' or 'fp16'")
+        if self.attention_loss not in ATTENTION_LOSSES:
+            raise ConfigError(
+                f"train.attention_loss must be one of {', '.join(ATTENTION_LOSSES)}, not {self.attention_loss!r}"
+            )
+        if self.attention_weight < 0 or self.uncertainty_weight < 0:
+            raise ConfigError("train.attention_weight and train.uncertainty_weight must be >= 0")
 
 
 @dataclass

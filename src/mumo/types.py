@@ -39,6 +39,7 @@ class VQAOutput:
     logits: torch.Tensor  # (N, C)
     attentions: dict[str, torch.Tensor] = field(default_factory=dict)
     log_variance: torch.Tensor | None = None  # (N, C) or (N, 1): learned aleatoric log sigma^2 of the logits
+    grid: tuple[int, int] | None = None  # (rows, cols) of the image regions, when they form a grid
 
 
 @dataclass

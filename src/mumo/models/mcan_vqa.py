@@ -182,6 +182,7 @@ class MCANCoattended:
     image: torch.Tensor  # (N, R, H) question-guided image regions
     image_mask: torch.Tensor | None  # (N, 1, 1, R)
     guided: torch.Tensor  # (N, layers, h, R, L) guided-attention weights
+    grid: tuple[int, int] | None = None  # (rows, cols) of the image regions
 
     @property
     def num_rows(self) -> int:
@@ -195,6 +196,7 @@ class MCANCoattended:
             self.image.repeat(k, 1, 1),
             None if self.image_mask is None else self.image_mask.repeat(k, 1, 1, 1),
             self.guided.repeat(k, 1, 1, 1, 1),
+            self.grid,
         )
 
 
@@ -259,7 +261,7 @@ class MCANVQA(nn.Module):
         for layer in self.decoder:
             x, att = layer(x, y, x_mask, y_mask)
             guided.append(att)
-        return MCANCoattended(y, y_mask, x, x_mask, torch.stack(guided, dim=1))  # guided (N, layers, h, R, L)
+        return MCANCoattended(y, y_mask, x, x_mask, torch.stack(guided, dim=1), t.grid)  # guided (N, layers, h, R, L)
 
     def answer(self, c: MCANCoattended, *, output_attentions: bool = False) -> VQAOutput:
         """Attentional reduction of both sides, sum fusion + LayerNorm, answer logits (and log-variance)."""
@@ -275,13 +277,18 @@ class MCANVQA(nn.Module):
         attentions = {}
         if output_attentions:
             attentions = {"image_flat": image_weights, "guided": c.guided}
-        return VQAOutput(logits=logits, attentions=attentions, log_variance=log_variance)
+        return VQAOutput(logits=logits, attentions=attentions, log_variance=log_variance, grid=c.grid)
 
     def head(self, state: MCANTrunk | MCANCoattended, *, output_attentions: bool = False) -> VQAOutput:
         """The stochastic part after a :meth:`trunk` of the same scope."""
         if isinstance(state, MCANTrunk):
             state = self.coattend(state)
         return self.answer(state, output_attentions=output_attentions)
+
+    def explain_layer(self) -> nn.Module:
+        """Where CAM methods take the image features: the regions entering the co-attention, one copy per
+        question (N, R, H), so each question gets its own map. (``region_dropout`` is identity at p = 0.)"""
+        return self.region_dropout
 
     # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends.
     mc_scopes = ("all", "head")

@@ -34,7 +34,7 @@ from mumo.train.checkpoint import (
     read_state,
 )
 from mumo.train.loop import FitResult, Task, check_process_count, fit, is_main_process
-from mumo.types import VQABatch
+from mumo.types import VQABatch, VQAOutput
 from mumo.uncertainty.losses import kendall_gal_logit_noise_ce, ucam_aleatoric_ce
 
 DATASETS = ("easy-vqa", "sort-of-clevr", "vqa-v2")
@@ -130,7 +130,13 @@ def vqa_loss(
     - ``"kendall-gal"``: Kendall & Gal's logit-noise softmax loss with the soft targets as weights;
     - ``"ucam"``: U-CAM's aleatoric loss L_u + gce + var + dep (a batch mean, times N for "sum").
     """
-    out = model(batch)
+    return loss_from_output(model(batch), batch, reduction, aleatoric, aleatoric_samples)
+
+
+def loss_from_output(
+    out: VQAOutput, batch: VQABatch, reduction: str = "sum", aleatoric: str = "none", aleatoric_samples: int = 20
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`vqa_loss` of an output already computed."""
     logits = out.logits  # (N, C)
     n = logits.shape[0]
     if aleatoric == "none":
@@ -196,11 +202,41 @@ def evaluate_split(
     return res
 
 
+def trainable_model(cfg: RunConfig, vocab: list[str], num_answers: int, *, example: VQABatch | None) -> nn.Module:
+    """The model the loop trains and checkpoints: the VQA model, wrapped with its attention supervision
+    (and discriminator) when ``train.attention_loss`` is set (see :mod:`mumo.tasks.vqa_attention`).
+
+    ``example``: one batch, to size the discriminator (None when loading: sized from the config's grid).
+    """
+    model = create_model(cfg.model, vocab=vocab, num_answers=num_answers)
+    if cfg.train.attention_loss == "none":
+        return model
+    from mumo.tasks.vqa_attention import AttentionSupervisedVQA, feature_shape
+
+    if not hasattr(model, "explain_layer"):
+        raise ConfigError(f"train.attention_loss={cfg.train.attention_loss} needs a model with image attention")
+    if example is None:
+        cells, features = _grid_cells(cfg), cfg.model.hidden
+    else:
+        cells, features = feature_shape(model, example)
+    return AttentionSupervisedVQA(model, cfg, cells=cells, features=features)
+
+
+def _grid_cells(cfg: RunConfig) -> int:
+    """Image regions R of a grid-CNN model (each pooling floors the size), or ``data.max_regions``."""
+    if cfg.model.image_encoder != "cnn":
+        raise ConfigError("attention-supervised training is implemented for the grid CNN front-end")
+    side = cfg.data.image_size
+    for _ in range(cfg.model.cnn_pool):
+        side //= 2
+    return side * side
+
+
 def build_task(cfg: RunConfig, data: VQAData) -> Task:
     """Wire model, batches, loss and validation to the training loop."""
     t = cfg.train
     torch.manual_seed(t.seed)  # initial weights depend only on the seed
-    model = create_model(cfg.model, vocab=data.vocab.tokens, num_answers=len(data.answers))
+    model = trainable_model(cfg, data.vocab.tokens, len(data.answers), example=data.train.batch(torch.tensor([0])))
 
     def batches(epoch: int, rank: int, world: int) -> list[VQABatch]:
         idx = image_batches(
@@ -223,10 +259,15 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
             **{f"accuracy_{k}": v for k, v in res["accuracy_by_type"].items()},
         }
 
+    def loss_fn(m: nn.Module, b: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
+        if t.attention_loss != "none":
+            return m(b, training_loss=True)
+        return vqa_loss(m, b, t.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples)
+
     return Task(
         model=model,
         batches=batches,
-        loss_fn=lambda m, b: vqa_loss(m, b, t.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples),
+        loss_fn=loss_fn,
         evaluate=evaluate,
         batch_size=lambda b: int(b.tokens.shape[0]),
         num_batches=-(-data.train.num_images // t.images_per_batch),
@@ -327,6 +368,7 @@ def load_model(run_dir: Path, which: str = "best", device: str | torch.device = 
     run_dir = Path(run_dir)
     art = load_artifacts(run_dir)
     cfg = config_from_yaml(run_dir / CONFIG_FILE)
-    model = create_model(cfg.model, vocab=art["vocab"], num_answers=len(art["answers"]))
+    model = trainable_model(cfg, art["vocab"], len(art["answers"]), example=None)
     load_weights(model, checkpoint_dir(run_dir, which))
+    model = getattr(model, "vqa", model)  # drop the attention-training wrapper
     return model.to(device).eval()

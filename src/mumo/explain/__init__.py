@@ -1,0 +1,1 @@
+"""Explanation methods and their visualisation."""
