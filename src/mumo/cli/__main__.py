@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mumo.cli import data, evaluate, probe, train, vqa_eval
+from mumo.cli import data, evaluate, explain, probe, train, vqa_eval
 
 
 def build_app() -> typer.Typer:
@@ -17,6 +17,7 @@ def build_app() -> typer.Typer:
     app.command("predict")(evaluate.predict_cmd)
     app.add_typer(data.app, name="data")
     app.command("vqa-eval")(vqa_eval.vqa_eval_cmd)
+    app.command("explain")(explain.explain_cmd)
     app.command("probe")(probe.probe_cmd)
     return app
 

@@ -96,7 +96,8 @@ def _format_uncertainty(uncertainty: float | torch.Tensor | Mapping[str, float |
     return f"uncertainty {float(uncertainty):.3f}"
 
 
-def _check_writable_dir(path: Path) -> None:
+def check_writable_path(path: Path) -> None:
+    """Raise MumoError unless ``path`` can be written: its directory exists and is writable, and it is no directory."""
     parent = path.parent
     if not parent.is_dir():
         raise MumoError(f"cannot write {path}: its directory {parent} does not exist")
@@ -142,7 +143,7 @@ def save_overlay(
         MumoError: On a missing or unwritable directory (checked before drawing), or invalid image or map.
     """
     path = Path(path)
-    _check_writable_dir(path)
+    check_writable_path(path)
     img = _image_hwc(image)  # (H, W, 3)
     h, w = img.shape[:2]
     heat = upsample_map(_grid_map(cam, grid), (h, w)).numpy()  # (H, W) in [0, 1]

@@ -36,7 +36,11 @@ class GridCNN(nn.Module):
         self.pool = pool
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """images (B, 3, H, W) in [0, 1] -> regions (B, R, out_dim), grid (rows, cols)."""
+        """images (B, 3, H, W) in [0, 1] -> regions (B, R, C) (last block's channels, ≥ 0), grid (rows, cols).
+
+        The model applies ``proj`` (C -> out_dim) per question, after the regions are gathered, so
+        explanation maps are taken on these non-negative conv features (see ``MCANVQA.explain_layer``).
+        """
         b, _, h, w = images.shape
         ys = torch.linspace(-1, 1, h, device=images.device, dtype=images.dtype)
         xs = torch.linspace(-1, 1, w, device=images.device, dtype=images.dtype)
@@ -46,7 +50,7 @@ class GridCNN(nn.Module):
         fmap = self.body(x)  # (B, C, h', w')
         rows, cols = fmap.shape[-2:]
         regions = rearrange(fmap, "b c h w -> b (h w) c")  # (B, R, C)
-        return self.proj(regions), (rows, cols)
+        return regions, (rows, cols)
 
 
 class RegionAdapter(nn.Module):
@@ -57,8 +61,11 @@ class RegionAdapter(nn.Module):
         self.proj = nn.Linear(in_dim, out_dim)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """features (B, R, D) -> (B, R, out_dim); all-zero rows are padding (masked later)."""
-        return self.proj(features), (features.shape[1], 1)
+        """features (B, R, D) unchanged, and (R, 1); all-zero rows are padding (masked later).
+
+        The model applies ``proj`` (D -> out_dim) per question, like the grid CNN's.
+        """
+        return features, (features.shape[1], 1)
 
 
 class QuestionEncoder(nn.Module):

@@ -148,7 +148,7 @@ class MCANTrunk:
 
     question: torch.Tensor  # (N, L, H) LSTM states
     question_mask: torch.Tensor  # (N, 1, 1, L) True = padding
-    image: torch.Tensor  # (B, R, H) region features
+    image: torch.Tensor  # (B, R, C) region features before the projection to H
     image_mask: torch.Tensor | None  # (B, 1, 1, R) True = padding, None for a full grid
     image_index: torch.Tensor  # (N,) which image each question asks about
     grid: tuple[int, int]  # (rows, cols) of the image regions
@@ -213,6 +213,7 @@ class MCANVQA(nn.Module):
             )
         else:
             self.image_encoder = RegionAdapter(in_dim=cfg.region_dim, out_dim=cfg.hidden)
+        self.image_features = nn.Identity()  # per-question image features before the projection: CAM layer
         self.region_dropout = nn.Dropout(cfg.region_dropout)  # identity at p = 0
         self.encoder = nn.ModuleList(SA(cfg) for _ in range(cfg.layers))
         self.decoder = nn.ModuleList(SGA(cfg) for _ in range(cfg.layers))
@@ -247,7 +248,7 @@ class MCANVQA(nn.Module):
         image_mask = None
         if self.cfg.image_encoder == "regions":
             image_mask = rearrange(images.abs().sum(-1) == 0, "b r -> b 1 1 r")  # (B, 1, 1, R)
-        image, grid = self.image_encoder(images)  # (B, R, H)
+        image, grid = self.image_encoder(images)  # (B, R, C)
         return MCANTrunk(self.question_encoder(tokens), question_mask, image, image_mask, batch.image_index, grid)
 
     def coattend(self, t: MCANTrunk) -> MCANCoattended:
@@ -255,7 +256,8 @@ class MCANVQA(nn.Module):
         y, y_mask = t.question, t.question_mask  # (N, L, H), (N, 1, 1, L)
         for layer in self.encoder:
             y = layer(y, y_mask)
-        x = self.region_dropout(t.image[t.image_index])  # (N, R, H): each question gets its image's regions
+        features = self.image_features(t.image[t.image_index])  # (N, R, C): each question gets its image's regions
+        x = self.region_dropout(self.image_encoder.proj(features))  # (N, R, H)
         x_mask = None if t.image_mask is None else t.image_mask[t.image_index]  # (N, 1, 1, R)
         guided = []
         for layer in self.decoder:
@@ -286,9 +288,9 @@ class MCANVQA(nn.Module):
         return self.answer(state, output_attentions=output_attentions)
 
     def explain_layer(self) -> nn.Module:
-        """Where CAM methods take the image features: the regions entering the co-attention, one copy per
-        question (N, R, H), so each question gets its own map. (``region_dropout`` is identity at p = 0.)"""
-        return self.region_dropout
+        """Where CAM methods take the image features: the grid CNN's last (non-negative) feature map, or
+        the raw region features, one copy per question (N, R, C), so each question gets its own map."""
+        return self.image_features
 
     # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends.
     mc_scopes = ("all", "head")

@@ -216,7 +216,7 @@ def trainable_model(cfg: RunConfig, vocab: list[str], num_answers: int, *, examp
     if not hasattr(model, "explain_layer"):
         raise ConfigError(f"train.attention_loss={cfg.train.attention_loss} needs a model with image attention")
     if example is None:
-        cells, features = _grid_cells(cfg), cfg.model.hidden
+        cells, features = _grid_cells(cfg), cfg.model.cnn_channels[-1]
     else:
         cells, features = feature_shape(model, example)
     return AttentionSupervisedVQA(model, cfg, cells=cells, features=features)

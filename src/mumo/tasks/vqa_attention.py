@@ -4,10 +4,12 @@ Per batch, one forward pass with the image features V (N, R, K) entering the co-
 
 1. the VQA loss L_vqa (as without supervision);
 2. the model's image attention α (N, R): AttFlat's weights, mean over glimpses;
-3. a target map over the cells, from a gradient w.r.t. V (Grad-CAM, :mod:`mumo.explain.gradcam`),
+3. a target map over the cells, from a gradient w.r.t. V (Grad-CAM, :mod:`mumo.explain.gradcam`;
+   V = the non-negative conv features, one copy per question: ``MCANVQA.explain_layer``),
    detached and normalised to a distribution e:
-   - ``mse``, ``aan``, ``paan``: Grad-CAM of the ground-truth log-likelihood Σ_c a_c log p_c (the
-     explanation "with the ground-truth answer" of the two-player game);
+   - ``mse``, ``aan``, ``paan``: Grad-CAM of the ground-truth answer's score Σ_c a_c z_c (soft targets
+     a, logits z; the explanation "with the ground-truth answer" of the two-player game). The logit, as
+     in Grad-CAM, not the log-likelihood: that saturates once the answer is right and leaves noise;
    - ``gca``: the certainty map, Grad-CAM of −L_unc, the cells whose features lower the uncertainty
      loss: L_unc = U-CAM's L_U (reference §3.4) for a model with ``model.aleatoric=ucam``, else the soft
      cross-entropy plus the predictive entropy H[p];
@@ -89,7 +91,7 @@ class AttentionSupervisedVQA(nn.Module):
                 uncertainty = (soft_cross_entropy(out.logits, batch.targets) + entropy).sum()
             score = -uncertainty  # Grad-CAM of −L_unc: cells that lower the uncertainty loss
         else:
-            score = -soft_cross_entropy(out.logits, batch.targets).sum()  # ground-truth log-likelihood
+            score = (batch.targets * out.logits).sum()  # the ground-truth answers' scores (soft-target weighted)
         cam = cam_of(score, features, relu=True, retain_graph=True)  # (N, R), detached
         target, valid = explanation_distribution(cam)  # (N, R), (N,)
 
@@ -98,7 +100,7 @@ class AttentionSupervisedVQA(nn.Module):
             total = vqa_loss + t.attention_weight * scale * term
             if t.attention_loss == "gca":
                 total = total + t.uncertainty_weight * scale * entropy.sum()
-            logs.update(attention_term=float(term) / n)
+            logs.update(attention_term=float(term.detach()) / n)
             return total, logs
 
         assert self.discriminator is not None
@@ -112,7 +114,7 @@ class AttentionSupervisedVQA(nn.Module):
         d_loss = discriminator_loss(self.discriminator, real, fake)
         g_loss = generator_loss(self.discriminator, fake)
         total = vqa_loss + t.attention_weight * scale * n * g_loss + d_loss
-        logs.update(discriminator_loss=float(d_loss), generator_loss=float(g_loss))
+        logs.update(discriminator_loss=float(d_loss.detach()), generator_loss=float(g_loss.detach()))
         return total, logs
 
 
