@@ -6,10 +6,14 @@ from mumo.errors import ConfigError
 
 @pytest.mark.parametrize("name", list_presets())
 def test_every_preset_loads_and_round_trips(name, tmp_path):
-    cfg = load_config(name)
-    assert isinstance(cfg, RunConfig) and cfg.preset == name
+    from mumo.config import preset_section
+    from mumo.tasks.lipsync import SyncRunConfig
+
+    schema = {"vqa": RunConfig, "syncnet": SyncRunConfig}[preset_section(name, "task")]
+    cfg = load_config(name, schema=schema)
+    assert isinstance(cfg, schema) and cfg.preset == name
     (tmp_path / "c.yaml").write_text(config_to_yaml(cfg))
-    assert config_from_yaml(tmp_path / "c.yaml") == cfg
+    assert config_from_yaml(tmp_path / "c.yaml", schema=schema) == cfg
 
 
 def test_overrides_are_typed():

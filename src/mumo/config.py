@@ -106,7 +106,7 @@ class TrainConfig:
     # attention onto Grad-CAM of the true answer), "aan" / "paan" (map-level / per-cell discriminator game),
     # "gca" (gradient-certainty attention: towards the cells that lower the uncertainty loss)
     attention_loss: str = "none"
-    attention_weight: float = 1.0  # weight of the attention term (per question, summed like the VQA loss)
+    attention_weight: float = 0.1  # weight of the attention term (per question, summed like the VQA loss)
     uncertainty_weight: float = 0.1  # gca only: weight of the predictive-entropy term it minimises
 
     def __post_init__(self) -> None:
@@ -149,13 +149,17 @@ def _preset_text(name: str) -> str:
     return (resources.files("mumo") / "configs" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
-def _to_dataclass(merged: Any) -> RunConfig:
+def preset_section(name: str, key: str) -> Any:
+    """One top-level entry of a shipped preset as plain data ({} / None when the preset lacks it)."""
+    data = OmegaConf.to_container(OmegaConf.create(_preset_text(name)))
+    return data.get(key, {} if key != "task" else None)  # type: ignore[union-attr]
+
+
+def _to_dataclass(merged: Any) -> Any:
     try:
-        obj = OmegaConf.to_object(merged)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc)) from None
-    assert isinstance(obj, RunConfig)
-    return obj
 
 
 def _describe(exc: OmegaConfBaseException) -> str:
@@ -166,19 +170,25 @@ def _describe(exc: OmegaConfBaseException) -> str:
     return f"bad value for config key {key!r}: {msg}" if key else msg
 
 
-def load_config(preset: str | None = "mcan-cpu", overrides: list[str] | None = None) -> RunConfig:
-    """Build a :class:`RunConfig` from a preset name and dotted ``key=value`` overrides.
+def load_config(
+    preset: str | None = "mcan-cpu", overrides: list[str] | None = None, *, schema: type = RunConfig
+) -> Any:
+    """Build a config (a :class:`RunConfig`, or another task's ``schema`` dataclass with a ``task`` field)
+    from a preset name and dotted ``key=value`` overrides.
 
     Raises:
-        ConfigError: unknown preset, unknown key or a value of the wrong type.
+        ConfigError: unknown preset, a preset of another task, unknown key or a value of the wrong type.
     """
-    schema = OmegaConf.structured(RunConfig)
-    layers = [schema]
+    layers = [OmegaConf.structured(schema)]
     if preset:
         try:
-            layers.append(OmegaConf.create(_preset_text(preset)))
+            layer = OmegaConf.create(_preset_text(preset))
         except OmegaConfBaseException as exc:
             raise ConfigError(f"preset {preset!r} is not valid YAML: {exc}") from None
+        task, expected = layer.get("task"), layers[0].task
+        if task is not None and task != expected:
+            raise ConfigError(f"preset {preset!r} is for the {task!r} task, not {expected!r}")
+        layers.append(layer)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
@@ -193,20 +203,20 @@ def load_config(preset: str | None = "mcan-cpu", overrides: list[str] | None = N
     return _to_dataclass(merged)
 
 
-def config_from_yaml(path: str | Path) -> RunConfig:
-    """Read a saved ``config.yaml`` back into a :class:`RunConfig` (unknown keys are errors)."""
+def config_from_yaml(path: str | Path, *, schema: type = RunConfig) -> Any:
+    """Read a saved ``config.yaml`` back into its dataclass (unknown keys are errors)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
+        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path))
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     return _to_dataclass(merged)
 
 
-def config_to_yaml(cfg: RunConfig) -> str:
+def config_to_yaml(cfg: Any) -> str:
     """Serialise a config to YAML text."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
-def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A plain nested dict of the config."""
     return dataclasses.asdict(cfg)

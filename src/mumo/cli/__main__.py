@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mumo.cli import data, evaluate, explain, probe, train, vqa_eval
+from mumo.cli import data, evaluate, explain, probe, sync, train, vqa_eval
 
 
 def build_app() -> typer.Typer:
@@ -19,6 +19,7 @@ def build_app() -> typer.Typer:
     app.command("vqa-eval")(vqa_eval.vqa_eval_cmd)
     app.command("explain")(explain.explain_cmd)
     app.command("probe")(probe.probe_cmd)
+    app.command("sync")(sync.sync_cmd)
     return app
 
 

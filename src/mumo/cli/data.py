@@ -34,3 +34,24 @@ def sort_of_clevr_cmd(
         n = meta["counts"][split]
         typer.echo(f"wrote {n} {split} images ({n * n_q} questions): {out / split}.jsonl, {out}/images/{split}/")
     typer.echo(f"wrote {out / META_FILE} (format version {meta['format_version']}, seed {seed})")
+
+
+@app.command("preprocess")
+@friendly_errors
+def preprocess_cmd(
+    videos: Annotated[Path, typer.Option(help="raw videos: <speaker>/<clip>.mp4 (LRS2-style)")],
+    out: Annotated[Path, typer.Option(help="output directory (absent or empty)")],
+    val_fraction: Annotated[float, typer.Option(help="fraction of speakers for validation")] = 0.15,
+    test_fraction: Annotated[float, typer.Option(help="fraction of speakers for test")] = 0.15,
+    seed: Annotated[int, typer.Option(help="seed of the speaker split")] = 0,
+) -> None:
+    """Turn raw talking-face videos into mumo's lip-sync layout: 25-fps 96x96 face crops (OpenCV Haar
+    detection, boxes smoothed over 5 frames) and 16 kHz audio.wav per clip, filelists split by speaker."""
+    from mumo.data.lipsync import preprocess_videos
+
+    res = preprocess_videos(videos, out, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    typer.echo(
+        f"wrote {res['written']} clips to {out} (" + ", ".join(f"{k} {v}" for k, v in res["splits"].items()) + ")"
+    )
+    for path, reason in res["skipped"].items():
+        typer.echo(f"skipped {path}: {reason}")

@@ -291,7 +291,7 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def prepare_run_dir(cfg: RunConfig | None, out: Path, *, resume: bool) -> RunConfig:
+def prepare_run_dir(cfg: Any, out: Path, *, resume: bool, schema: type = RunConfig) -> Any:
     """Check the run directory before any training; returns the config to train with.
 
     A new run refuses a directory that already holds a run (never overwrite work); a resume
@@ -299,7 +299,7 @@ def prepare_run_dir(cfg: RunConfig | None, out: Path, *, resume: bool) -> RunCon
     """
     if resume:
         read_state(out)
-        saved = config_from_yaml(out / CONFIG_FILE)
+        saved = config_from_yaml(out / CONFIG_FILE, schema=schema)
         if cfg is None:
             return saved
         diff = _differences(config_to_dict(saved), config_to_dict(cfg))

@@ -59,19 +59,27 @@ def check_method(model: nn.Module, method: str) -> None:
     """Refuse unknown methods (listing the valid ones) and methods the model cannot support."""
     if method not in EXPLAIN_METHODS:
         raise ConfigError(f"unknown explanation method {method!r}; choose one of: {', '.join(EXPLAIN_METHODS)}")
-    if not hasattr(model, "explain_layer"):
-        raise MumoError(f"{type(model).__name__} has no image feature grid or attention to explain")
+    if method != "attention" and not hasattr(model, "explain_layer"):
+        raise MumoError(
+            f"{type(model).__name__} declares no image feature layer (explain_layer) for {method}; "
+            "the attention method applies only if it returns image attention"
+        )
 
 
-def explain_batch(model: nn.Module, batch: VQABatch, method: str, opts: ExplainOptions) -> tuple[torch.Tensor, Any]:
-    """Maps (N, R) (detached, ≥ 0 except the raw attention which already is) and the output they explain."""
+def explain_batch(
+    model: nn.Module, batch: VQABatch, method: str, opts: ExplainOptions, answers: torch.Tensor | None = None
+) -> tuple[torch.Tensor, Any]:
+    """Maps (N, R), detached and ≥ 0, and the output they explain.
+
+    ``answers`` (N,): the answers Grad-CAM explains (default: the model's argmax).
+    """
     check_method(model, method)
     if method == "attention":
         with torch.no_grad():
             res = attention_maps(model, batch)
         return res.image, res.output
     if method == "gradcam":
-        res = grad_cam(model, batch, AnswerLogProb())
+        res = grad_cam(model, batch, AnswerLogProb(answers))
     else:
         res = uncertainty_cam(
             model, batch, variant=opts.ucam_variant, samples=opts.samples, seed=opts.seed, negate=opts.negate
@@ -216,15 +224,22 @@ def explain_example(
     predictor = VQAPredictor.from_run(run_dir)
     check_method(predictor.model, method)
     batch = predictor.encode(image, question)
-    cam, output = explain_batch(predictor.model, batch, method, opts)
-    grid = getattr(output, "grid", None)
     pred = predictor.predict(image, question, mc_samples=opts.samples if _has_dropout(predictor.model) else None)
+    shown = torch.tensor([predictor.answers.index(pred.best_guess)])  # explain the answer that is shown
+    cam, output = explain_batch(predictor.model, batch, method, opts, answers=shown)
+    grid = getattr(output, "grid", None)
     res: dict[str, Any] = {
         "method": method if method != "ucam" else f"ucam-{opts.ucam_variant}",
         **pred.to_dict(),
         "grid": list(grid) if grid is not None else None,
         "map": cam[0].tolist(),
     }
+    if method == "attention":  # also the guided attention: per layer, head and question token, a map
+        guided = attention_maps(predictor.model, batch).guided
+        if guided is not None:
+            n_tokens = int((batch.tokens[0] != 0).sum())
+            words = [predictor.vocab.tokens[int(t)] for t in batch.tokens[0, :n_tokens]]
+            res["guided"] = {"tokens": words, "maps": guided[0, :, :, :n_tokens].tolist()}  # (layers, heads, L, R)
     if out is not None:
         unc = pred.uncertainty
         save_overlay(

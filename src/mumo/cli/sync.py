@@ -1,0 +1,47 @@
+"""``mumo sync``: how well a video's mouth and voice belong together, by a trained lip-sync expert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mumo.cli._errors import friendly_errors
+
+
+@friendly_errors
+def sync_cmd(
+    run: Annotated[Path, typer.Argument(help="lip-sync expert run directory (mumo train syncnet)")],
+    video: Annotated[Path, typer.Option(help="video file (faces are detected; resampled to 25 fps)")],
+    audio: Annotated[Path | None, typer.Option(help="audio file to use instead of the video's own track")] = None,
+    mc_samples: Annotated[int, typer.Option(help="MC-dropout passes for the sync probability's spread")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of the dropout masks")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Audio-video offset (frames; positive = audio lags), LSE-D, LSE-C and the sync probability with its
+    MC-dropout uncertainty."""
+    from mumo.tasks.lipsync import check_sync_run, sync_video
+    from mumo.uncertainty.mc_dropout import check_num_samples
+
+    check_num_samples(mc_samples)
+    check_sync_run(run)
+    res = sync_video(run, video, audio, mc_samples=mc_samples, seed=seed)
+    if json_out:
+        typer.echo(json.dumps(res))
+        return
+    lines = [
+        f"{video}: offset {res['offset_frames']:+d} frames ({res['offset_frames'] * 40:+d} ms; positive = audio lags)",
+        f"LSE-D {res['lse_d']:.4f}  LSE-C {res['lse_c']:.4f}  ({res['windows']} windows)",
+    ]
+    if "sync_probability_std" in res:
+        lines.append(
+            f"sync probability {res['sync_probability_mc']:.3f} ± {res['sync_probability_std']:.3f} "
+            f"(MC dropout, T={res['mc_samples']})"
+        )
+    else:
+        lines.append(f"sync probability {res['sync_probability']:.3f}")
+    if res["skipped_frames"]:
+        lines.append(f"{res['skipped_frames']} frames had no usable face and were filled from their neighbours")
+    typer.echo("\n".join(lines))
