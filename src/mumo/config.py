@@ -137,10 +137,11 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def list_presets() -> list[str]:
-    """Names of the YAML presets shipped in ``mumo/configs``."""
+def list_presets(task: str | None = None) -> list[str]:
+    """Names of the YAML presets shipped in ``mumo/configs`` (only ``task``'s when given)."""
     folder = resources.files("mumo") / "configs"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    names = sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return [n for n in names if task is None or preset_section(n, "task") == task]
 
 
 def _preset_text(name: str) -> str:

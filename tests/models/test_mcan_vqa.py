@@ -21,7 +21,7 @@ def _batch(images: torch.Tensor, n_per_image: int = 3) -> VQABatch:
     return VQABatch(images, tokens, torch.arange(b).repeat_interleave(n_per_image), torch.rand(b * n_per_image, 5))
 
 
-@pytest.mark.parametrize("preset", list_presets())
+@pytest.mark.parametrize("preset", list_presets("vqa"))
 @pytest.mark.parametrize("variant", ["cnn", "regions", "blank-image", "blank-question"])
 def test_every_preset_forward_backward_at_tiny_width(preset, variant):
     extra = {

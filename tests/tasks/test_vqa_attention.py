@@ -59,7 +59,8 @@ def test_mse_supervision_pulls_attention_towards_its_target(easy_vqa_data, monke
             loss.backward()
             opt.step()
         model.eval()
-        on_cell0[weight] = float(model(batch, output_attentions=True).attentions["image_flat"][:, 0].mean())
+        with torch.no_grad():
+            on_cell0[weight] = float(model(batch, output_attentions=True).attentions["image_flat"][:, 0].mean())
     assert on_cell0[20] > 0.5 and on_cell0[20] > 3 * on_cell0[0]
 
 

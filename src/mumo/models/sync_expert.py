@@ -120,9 +120,9 @@ class SyncExpertConfig:
     @staticmethod
     def preset_names() -> list[str]:
         """Names accepted by :meth:`from_name`: the shipped presets of the ``syncnet`` task."""
-        from mumo.config import list_presets, preset_section
+        from mumo.config import list_presets
 
-        return [p for p in list_presets() if preset_section(p, "task") == "syncnet"]
+        return list_presets("syncnet")
 
 
 class ConvBlock(nn.Module):
