@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class MumoError(ValueError):
     """Base class for every user-facing error (bad file, bad config, bad checkpoint...)."""
@@ -21,3 +23,13 @@ class QuestionError(MumoError):
 
 class CheckpointError(MumoError):
     """A run directory that is missing, corrupted or holds another kind of model."""
+
+
+def check_input_file(path: Path, what: str, error: type[MumoError] = MumoError) -> None:
+    """Raise ``error`` naming ``path`` unless it is an existing, non-empty file (``what``: "audio", "video" ...)."""
+    if not path.exists():
+        raise error(f"{what} file not found: {path}")
+    if path.is_dir():
+        raise error(f"{what} path is a directory: {path}")
+    if path.stat().st_size == 0:
+        raise error(f"{what} file is empty (0 bytes): {path}")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mumo.errors import ConfigError, MumoError
+from mumo.errors import ConfigError, MumoError, check_input_file
 
 MEL_STEPS_PER_SECOND = 80  # 16 kHz / hop 200
 SILENCE_DBFS = -90.0  # a track whose peak is below this is treated as silent (16-bit LSB ≈ -90.3 dBFS)
@@ -69,12 +69,7 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, allow_silent: bool
     if sample_rate <= 0:
         raise MumoError(f"sample_rate must be positive, not {sample_rate}")
     path = Path(path)
-    if not path.exists():
-        raise MumoError(f"audio file not found: {path}")
-    if path.is_dir():
-        raise MumoError(f"audio path is a directory: {path}")
-    if path.stat().st_size == 0:
-        raise MumoError(f"audio file is empty (0 bytes): {path}")
+    check_input_file(path, "audio")
 
     decoded = _read_soundfile(path)
     if decoded is None:

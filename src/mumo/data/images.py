@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mumo.errors import ImageError
+from mumo.errors import ImageError, check_input_file
 
 ImageInput = str | Path | Image.Image | np.ndarray
 
@@ -71,12 +71,7 @@ def load_image(image: ImageInput, size: int | None = None) -> np.ndarray:
 
 
 def _open(path: Path) -> Image.Image:
-    if not path.exists():
-        raise ImageError(f"image file not found: {path}")
-    if path.is_dir():
-        raise ImageError(f"image path is a directory: {path}")
-    if path.stat().st_size == 0:
-        raise ImageError(f"image file is empty: {path}")
+    check_input_file(path, "image", ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mumo.errors import MumoError
+from mumo.errors import MumoError, check_input_file
 
 VFR_TOLERANCE = 0.1  # a frame interval further than 10 % (+ 1 time-base tick) from the median one marks VFR
 _IMAGE_FORMATS = ("image2", "tty")  # FFmpeg demuxers that open still images / text as one-frame "videos"
@@ -54,12 +54,7 @@ def _import_av():
 
 
 def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise MumoError(f"video file not found: {path}")
-    if path.is_dir():
-        raise MumoError(f"video path is a directory: {path}")
-    if path.stat().st_size == 0:
-        raise MumoError(f"video file is empty (0 bytes): {path}")
+    check_input_file(path, "video")
 
 
 def is_variable_frame_rate(timestamps: torch.Tensor, tick: float = 0.0, tolerance: float = VFR_TOLERANCE) -> bool:
