@@ -71,8 +71,21 @@ def test_new_run_refuses_an_existing_run_directory(tiny_run):
 
 
 def test_resume_refuses_a_different_config(tiny_run):
-    with pytest.raises(ConfigError, match=r"train\.epochs"):
-        train_vqa(tiny_config("train.epochs=5", "data.max_train_images=300"), tiny_run, resume=True)
+    with pytest.raises(ConfigError, match=r"train\.lr"):
+        train_vqa(tiny_config("train.epochs=2", "train.lr=0.5", "data.max_train_images=300"), tiny_run, resume=True)
+    with pytest.raises(ConfigError, match=r"train\.epochs"):  # fewer epochs than trained is not an extension
+        train_vqa(tiny_config("train.epochs=1", "data.max_train_images=300"), tiny_run, resume=True)
+
+
+def test_resume_with_more_epochs_extends_the_run(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "extended"
+    shutil.copytree(tiny_run, run)
+    summary = train_vqa(tiny_config("train.epochs=3", "data.max_train_images=300"), run, resume=True,
+                        progress=False, evaluate_test=False)  # fmt: skip
+    assert [h["epoch"] for h in json.loads((run / "state.json").read_text())["history"]] == [0, 1, 2]
+    assert "epochs: 3" in (run / "config.yaml").read_text() and summary["best_epoch"] >= 1
 
 
 def _train_cmd(out, epochs=3):

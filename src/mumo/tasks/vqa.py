@@ -295,7 +295,8 @@ def prepare_run_dir(cfg: Any, out: Path, *, resume: bool, schema: type = RunConf
     """Check the run directory before any training; returns the config to train with.
 
     A new run refuses a directory that already holds a run (never overwrite work); a resume
-    refuses a config that differs from the checkpoint's (``cfg=None`` takes the saved one).
+    refuses a config that differs from the checkpoint's (``cfg=None`` takes the saved one), except
+    for a larger ``train.epochs``: that extends the run (the new value is saved).
     """
     if resume:
         read_state(out)
@@ -303,9 +304,13 @@ def prepare_run_dir(cfg: Any, out: Path, *, resume: bool, schema: type = RunConf
         if cfg is None:
             return saved
         diff = _differences(config_to_dict(saved), config_to_dict(cfg))
-        if diff:
+        if diff and not (
+            len(diff) == 1 and diff[0].startswith("train.epochs ") and cfg.train.epochs > saved.train.epochs
+        ):
             raise ConfigError(f"--resume config differs from the checkpoint's: {'; '.join(diff)}")
-        return saved
+        if diff and is_main_process():
+            atomic_write_text(out / CONFIG_FILE, config_to_yaml(cfg))  # extended: more epochs
+        return cfg
     if is_main_process() and ((out / STATE_FILE).exists() or (out / CONFIG_FILE).exists()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     assert cfg is not None
