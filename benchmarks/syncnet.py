@@ -72,32 +72,31 @@ def plot(in_sync: dict, shifted: dict, path: Path) -> None:
 
 
 def realtime(run: Path, root: Path, seconds: float = 10.0) -> dict:
-    """`mumo sync` (sync_video) on a 10-s H.264/AAC video built from test clips."""
-    from PIL import Image
+    """`mumo sync` (sync_video) on a 10-s H.264/AAC video: decode, 25 fps, Haar face detection on every
+    frame, crops, mel, embeddings, offset search and T = 20 MC-dropout passes.
+
+    The frames are a real face photo (scikit-image's astronaut, 256x256): OpenCV's Haar cascade finds
+    the rendered cartoon faces in only ~20 % of frames (the generated set ships its face boxes, so
+    training never needs detection). The audio is the test clips' speech.
+    """
+    from skimage import data as skdata
 
     from mumo.data.audio import load_audio
     from mumo.data.lipsync import read_filelist
     from mumo.data.video import write_video
     from mumo.tasks.lipsync import sync_video
 
-    frames, audio = [], []
-    for entry in read_filelist(root, "test"):
-        clip_dir = root / entry
-        files = sorted(clip_dir.glob("*.png"))
-        frames += [np.asarray(Image.open(f).convert("RGB")) for f in files]
-        wav = load_audio(clip_dir / "audio.wav").numpy()
-        audio.append(np.pad(wav, (0, max(0, len(files) * 640 - len(wav))))[: len(files) * 640])
-        if len(frames) >= seconds * 25:
-            break
     n = int(seconds * 25)
+    audio = np.concatenate([load_audio(root / e / "audio.wav").numpy() for e in read_filelist(root, "test")])
+    face = skdata.astronaut()[::2, ::2]  # (256, 256, 3)
     path = RUNS / "sync-10s.mp4"
-    write_video(path, np.stack(frames[:n]), fps=25, audio=np.concatenate(audio)[: n * 640], audio_rate=16000)
+    write_video(path, np.stack([face] * n), fps=25, audio=audio[: n * 640], audio_rate=16000)
     sync_video(run, path, mc_samples=20)  # warm-up (imports, first allocations)
     t0 = time.perf_counter()
     res = sync_video(run, path, mc_samples=20)
     wall = time.perf_counter() - t0
     return {"video_seconds": seconds, "wall_seconds": wall, "realtime_factor": seconds / wall,
-            "offset_frames": res["offset_frames"], "skipped_frames": res["skipped_frames"]}  # fmt: skip
+            "frames": n, "frame_size": [256, 256], "skipped_frames": res["skipped_frames"]}  # fmt: skip
 
 
 def main() -> None:

@@ -151,3 +151,20 @@ def test_bad_arguments_raise():
         smooth_boxes(torch.zeros(3, 4), 0)
     with pytest.raises(MumoError, match="cascade file not found"):
         HaarFaceDetector("/nonexistent/haarcascade_frontalface_default.xml")
+
+
+def test_detection_stride_probes_every_kth_frame_and_interpolates_between():
+    calls = []
+
+    class Counting(_ScriptedDetector):
+        def detect(self, frame):
+            calls.append(int(frame[0, 0, 0]))
+            return super().detect(frame)
+
+    boxes = {i: (float(i), 10.0, float(i) + 50, 60.0) for i in range(21)}
+    track = track_faces(_indexed_frames(21), Counting(boxes), smooth=1, stride=2)
+    assert calls == list(range(0, 21, 2))  # every 2nd frame; 20 is also the last
+    assert not torch.isnan(track.boxes).any() and track.missing.numel() == 0
+    assert track.boxes[7].tolist() == pytest.approx([7.0, 10.0, 57.0, 60.0])  # interpolated between 6 and 8
+    with pytest.raises(MumoError, match="stride"):
+        track_faces(_indexed_frames(4), Counting(boxes), stride=0)

@@ -33,6 +33,7 @@ FRAMES_PER_WINDOW = 5
 MEL_STEPS = 16
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DETECT_STRIDE = 2  # raw videos: the face detector runs on every 2nd frame, boxes interpolated between
 
 
 @dataclass
@@ -272,7 +273,7 @@ def _face_crops(path: Path, *, need_audio: bool = True) -> tuple[LipSyncClip, to
         frames = resample_fps(frames, video.fps, video.timestamps, dst_fps=FPS)
     if frames.shape[0] < FRAMES_PER_WINDOW:
         raise MumoError(f"{path} is shorter than one {FRAMES_PER_WINDOW}-frame window")
-    track = track_faces(frames, HaarFaceDetector())
+    track = track_faces(frames, HaarFaceDetector(), stride=DETECT_STRIDE)
     usable = track.usable()
     if not bool(usable.any()):
         raise MumoError(f"no face found in any frame of {path}")

@@ -162,51 +162,47 @@ def load_syncnet(run_dir: str | Path, which: str = "best", device: str | torch.d
     return model.to(device).eval()
 
 
-def window_embeddings(
-    model: SyncExpert, clip: LipSyncClip, *, batch_size: int = 128
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Face and audio embeddings of every window (W, E) each, and the in-sync score per window (W,)."""
+def _windows(clip: LipSyncClip) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every window of a clip: faces (W, 15, 48, 96) and mels (W, 1, 80, 16)."""
     n = clip.num_windows
     if n < 1:
         raise ConfigError(f"clip {clip.name!r} is shorter than one 5-frame window with its 0.2 s of audio")
-    device = next(model.parameters()).device
-    faces_e, audio_e, scores = [], [], []
-    model.eval()
-    with torch.no_grad():
-        for s in range(0, n, batch_size):
-            ws = [clip.window(f) for f in range(s, min(n, s + batch_size))]
-            out = model(torch.stack([w[0] for w in ws]).to(device), torch.stack([w[1] for w in ws]).to(device))
-            faces_e.append(out.face_embedding.cpu())
-            audio_e.append(out.audio_embedding.cpu())
-            scores.append(out.score.cpu())
-    return torch.cat(faces_e), torch.cat(audio_e), torch.cat(scores)
+    ws = [clip.window(f) for f in range(n)]
+    return torch.stack([w[0] for w in ws]), torch.stack([w[1] for w in ws])
 
 
 def score_clip(
     model: SyncExpert, clip: LipSyncClip, *, max_offset: int = 15, mc_samples: int | None = None, seed: int = 0
 ) -> dict[str, Any]:
-    """Offset, LSE-D, LSE-C and the sync probability (with MC-dropout spread) of one clip."""
+    """Offset, LSE-D, LSE-C and the sync probability (with its MC-dropout spread) of one clip.
+
+    The encoders run once: the deterministic embeddings (dropout off) and the T dropout samples of the
+    score share the model's trunk.
+    """
     from mumo.metrics.lipsync import offset_distances, sync_scores
 
-    video_e, audio_e, scores = window_embeddings(model, clip)
-    res = sync_scores(offset_distances(video_e, audio_e, max_offset=max_offset))
-    out = {
-        "offset_frames": int(res["offset_frames"]), "lse_d": float(res["lse_d"]), "lse_c": float(res["lse_c"]),
-        "sync_probability": float(scores.mean()), "windows": int(scores.shape[0]),
-        "skipped_frames": len(clip.skipped_frames),
-        "mean_distance_per_offset": [float(x) for x in res["mean_distance_per_offset"]],
-    }  # fmt: skip
-    if mc_samples:
-        from mumo.uncertainty.mc_dropout import mc_forward
+    faces, mels = _windows(clip)
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        state = model.trunk(faces.to(device), mels.to(device))
+        det = model.head(state)
+        res = sync_scores(offset_distances(det.face_embedding.cpu(), det.audio_embedding.cpu(), max_offset=max_offset))
+        out = {
+            "offset_frames": int(res["offset_frames"]), "lse_d": float(res["lse_d"]), "lse_c": float(res["lse_c"]),
+            "sync_probability": float(det.score.mean()), "windows": int(det.score.shape[0]),
+            "skipped_frames": len(clip.skipped_frames),
+            "mean_distance_per_offset": [float(x) for x in res["mean_distance_per_offset"]],
+        }  # fmt: skip
+        if mc_samples:
+            from mumo.uncertainty.mc_dropout import mc_forward
 
-        ws = [clip.window(f) for f in range(clip.num_windows)]
-        faces, mels = torch.stack([w[0] for w in ws]), torch.stack([w[1] for w in ws])
-        with torch.no_grad():
-            samples = mc_forward(model, faces, mels, num_samples=mc_samples, seed=seed, output_fn=lambda o: o.score)
-        per_sample = samples.mean(1)  # (T,) the clip's sync probability under each dropout sample
-        out["sync_probability_mc"] = float(per_sample.mean())
-        out["sync_probability_std"] = float(per_sample.std())
-        out["mc_samples"] = mc_samples
+            samples = mc_forward(model, faces, mels, num_samples=mc_samples, seed=seed, state=state,
+                                 output_fn=lambda o: o.score)  # fmt: skip  # (T, W)
+            per_sample = samples.mean(1)  # (T,) the clip's sync probability under each dropout sample
+            out["sync_probability_mc"] = float(per_sample.mean())
+            out["sync_probability_std"] = float(per_sample.std())
+            out["mc_samples"] = mc_samples
     return out
 
 

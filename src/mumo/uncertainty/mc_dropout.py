@@ -167,8 +167,11 @@ def mc_forward(
     scope: str = "all",
     max_rows: int = DEFAULT_MAX_ROWS,
     output_fn: Callable[[Any], Samples] = _default_output,
+    state: Any = None,
 ) -> Samples:
     """T MC-dropout samples, fast path when the model has a trunk/head split: returns (T, B, ...).
+
+    ``state``: the model's ``trunk(*inputs)`` of this scope when the caller already has it (fast path only).
 
     The trunk runs once; the head runs on ``k`` stacked copies of its state at a time, with
     ``k * B <= max_rows`` (at least one sample per call), so memory stays bounded for any T.
@@ -181,7 +184,8 @@ def mc_forward(
         return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn)
     outs = []
     with mc_dropout(model, seed=seed, scope=scope) as sampler:
-        state = model.trunk(*inputs) if scope == "all" else model.trunk(*inputs, scope=scope)
+        if state is None:
+            state = model.trunk(*inputs) if scope == "all" else model.trunk(*inputs, scope=scope)
         rows = max(1, state.num_rows)
         per_call = max(1, min(num_samples, max_rows // rows))
         for first in range(0, num_samples, per_call):
