@@ -22,11 +22,10 @@ def sync_cmd(
 ) -> None:
     """Audio-video offset (frames; positive = audio lags), LSE-D, LSE-C and the sync probability with its
     MC-dropout uncertainty."""
-    from mumo.tasks.lipsync import check_sync_run, sync_video
+    from mumo.tasks.lipsync import sync_video
     from mumo.uncertainty.mc_dropout import check_num_samples
 
     check_num_samples(mc_samples)
-    check_sync_run(run)
     res = sync_video(run, video, audio, mc_samples=mc_samples, seed=seed)
     if json_out:
         typer.echo(json.dumps(res))

@@ -218,11 +218,6 @@ def shift_clip(clip: LipSyncClip, offset: int) -> LipSyncClip:
     return LipSyncClip(f"{clip.name}@{offset:+d}", clip.mouths, mel, list(clip.skipped_frames))
 
 
-def check_sync_run(run_dir: Path) -> None:
-    """Refuse a run directory that holds no expert before any expensive work."""
-    load_syncnet(run_dir)
-
-
 def sync_video(
     run_dir: str | Path,
     video: str | Path,
