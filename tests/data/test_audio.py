@@ -13,6 +13,7 @@ av = pytest.importorskip("av")
 from mumo.data.audio import (  # noqa: E402
     MEL_STEPS_PER_SECOND,
     MelFrontEnd,
+    condition_audio,
     load_audio,
     mel_start,
     mel_window,
@@ -243,6 +244,20 @@ def test_loads_aac_track_of_an_mp4(tmp_path):
     assert abs(wav.numel() - SR) <= 0.02 * SR
     assert abs(_dominant_hz(wav) - 1000) <= 2
     assert 0.4 < float(wav.abs().max()) <= 1.0
+
+
+def test_audio_decoded_with_the_video_equals_load_audio(tmp_path):
+    from mumo.data.video import read_video
+
+    path = tmp_path / "clip.mp4"
+    _write_mp4(path, audio=True, video=True)
+    video = read_video(path)
+    wav = condition_audio(video.audio.numpy(), video.audio_rate, path)  # what the lip-sync reader does
+    ref = load_audio(path)
+    assert wav.shape == ref.shape
+    torch.testing.assert_close(wav, ref, atol=1e-5, rtol=0)
+    with pytest.raises(MumoError, match=r"silent.*clip\.mp4"):
+        condition_audio(np.zeros((2, 1600), np.float32), 16000, path)
 
 
 def test_save_wav_round_trip(tmp_path):

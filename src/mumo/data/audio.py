@@ -75,7 +75,16 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, allow_silent: bool
     if decoded is None:
         decoded = _read_av(path)
     samples, rate = decoded  # (C, T) float32, Hz
+    return condition_audio(samples, rate, path, sample_rate=sample_rate, allow_silent=allow_silent)
 
+
+def condition_audio(
+    samples: np.ndarray, rate: int, path: str | Path, *, sample_rate: int = 16000, allow_silent: bool = False
+) -> torch.Tensor:
+    """Decoded (C, T) or (T,) float samples at ``rate`` -> what :func:`load_audio` returns (mono, resampled,
+    peak-limited, silence refused); ``path`` only names the source in errors. Lets a caller that already
+    decoded a video's audio track (``read_video``) skip decoding it again."""
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))  # (C, T)
     if samples.shape[-1] == 0:
         raise MumoError(f"audio file holds no samples: {path}")
     if not np.isfinite(samples).all():

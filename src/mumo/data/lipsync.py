@@ -261,7 +261,7 @@ def preprocess_videos(
 
 def _face_crops(path: Path, *, need_audio: bool = True) -> tuple[LipSyncClip, torch.Tensor, torch.Tensor | None]:
     """(clip with skipped frames, (T, 96, 96, 3) face crops at 25 fps, 16 kHz audio) of one raw video."""
-    from mumo.data.audio import load_audio
+    from mumo.data.audio import condition_audio
     from mumo.data.faces import HaarFaceDetector, crop_faces, track_faces
     from mumo.data.video import read_video, resample_fps
 
@@ -283,4 +283,5 @@ def _face_crops(path: Path, *, need_audio: bool = True) -> tuple[LipSyncClip, to
     crops = crop_faces(frames[nearest], track.boxes[nearest])
     clip = LipSyncClip(path.stem, torch.zeros(0, 48, 96, 3, dtype=torch.uint8), torch.zeros(80, 0),
                        skipped_frames=idx[~usable].tolist())  # fmt: skip
-    return clip, crops, load_audio(path) if need_audio else None
+    wav = condition_audio(video.audio.numpy(), video.audio_rate, path) if need_audio else None  # decoded once
+    return clip, crops, wav

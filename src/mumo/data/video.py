@@ -91,12 +91,12 @@ def read_video(path: str | Path) -> Video:
             raise MumoError(f"no video stream in {path}")
         vstream = container.streams.video[0]
         frames, times = _decode_video(container, vstream, path)
-        audio, audio_rate = _decode_audio(container, path)
+        tick = float(vstream.time_base) if vstream.time_base else 0.0  # read while the container is open
+        fps = float(vstream.average_rate) if vstream.average_rate else 0.0
+    audio, audio_rate = _decode_audio(path)
 
     timestamps = torch.tensor(times, dtype=torch.float64)  # (T,)
-    tick = float(vstream.time_base) if vstream.time_base else 0.0
     vfr = is_variable_frame_rate(timestamps, tick=tick)
-    fps = float(vstream.average_rate) if vstream.average_rate else 0.0
     if fps <= 0 and len(times) > 1:
         fps = (len(times) - 1) / (times[-1] - times[0])
     if fps <= 0:
@@ -131,22 +131,24 @@ def _decode_video(container, stream, path: Path) -> tuple[list[np.ndarray], list
     return frames, times
 
 
-def _decode_audio(container, path: Path) -> tuple[torch.Tensor | None, int | None]:
+def _decode_audio(path: Path) -> tuple[torch.Tensor | None, int | None]:
+    """The first audio track, mono, from a fresh container: seeking the video's container back to 0 made
+    the AAC decoder drop its first frame (~20 ms of silence at the start, unlike ``load_audio``)."""
     av = _import_av()
-    if not container.streams.audio:
-        return None, None
-    stream = container.streams.audio[0]
-    container.seek(0)
     chunks: list[np.ndarray] = []
-    rate = stream.rate
-    try:
-        resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
-        for frame in container.decode(stream):
-            rate = frame.sample_rate
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().mean(axis=0))  # (C, n) -> (n,)
-    except av.FFmpegError as exc:
-        raise MumoError(f"corrupted or truncated audio track in {path} ({exc})") from None
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None, None
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        try:
+            resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
+            for frame in container.decode(stream):
+                rate = frame.sample_rate
+                chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(frame))  # (n,) each
+            chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(None))
+        except av.FFmpegError as exc:
+            raise MumoError(f"corrupted or truncated audio track in {path} ({exc})") from None
     if not chunks:
         return None, None
     audio = np.concatenate(chunks).astype(np.float32)  # (samples,)
