@@ -83,7 +83,7 @@ def main() -> None:
         for name, ood in ood_sets.items():
             res = evaluate_uncertainty(model, test, mc_samples=mc, mc_scope=scope, ood=ood, seed=0)
             row = {"method": method, "condition": f"ood:{name}", "auroc_ood": res["auroc_ood"],
-                   "auroc_ood_per_image": res["auroc_ood_per_image"],
+                   "auroc_ood_per_image": res["auroc_ood_per_image"], "auroc_ood_by_type": res["auroc_ood_by_type"],
                    "fpr95_ood": res["fpr95_ood"], "aupr_ood": res["aupr_ood"], "ood_score": res["ood_score"],
                    "auroc_ood_by_score": res["auroc_ood_by_score"]}  # fmt: skip
             table.append(row)
@@ -121,6 +121,13 @@ def _markdown(table: list[dict], checks: dict) -> str:
             f"{f(r, 'brier')} | {f(r, 'auroc_misclassification')} | {f(r, 'aurc')} | {f(r, 'auroc_ood')} | "
             f"{f(r, 'auroc_ood_per_image')} | {f(r, 'fpr95_ood')} |"
         )
+    types = sorted({t for r in table for t in r.get("auroc_ood_by_type", {})})
+    lines += ["", "OOD AUROC by question type (same score as above, per question):", "",
+              "| method | OOD set | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]  # fmt: skip
+    for r in table:
+        if "auroc_ood_by_type" in r:
+            cells = " | ".join(f"{r['auroc_ood_by_type'].get(t, float('nan')):.4f}" for t in types)
+            lines.append(f"| {r['method']} | {r['condition'][4:]} | {cells} |")
     lines += ["", "Checks:", ""] + [f"- {k}: {v}" for k, v in checks.items()]
     return "\n".join(lines) + "\n"
 

@@ -32,6 +32,9 @@ def test_ood_equal_to_in_distribution_gives_auroc_one_half(tiny_run):
     assert result.exit_code == 0, result.output
     res = json.loads(result.output)
     assert res["auroc_ood"] == pytest.approx(0.5, abs=0.05)
+    assert set(res["auroc_ood_by_type"]) == {"yes/no", "color", "shape"}
+    for t, v in res["auroc_ood_by_type"].items():
+        assert v == pytest.approx(0.5, abs=0.15), t
 
 
 def test_predict_with_uncertainty_and_abstain(tiny_run, shape_png):

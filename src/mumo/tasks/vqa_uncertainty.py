@@ -104,6 +104,21 @@ def per_image_mean(scores: torch.Tensor, split: VQASplit) -> torch.Tensor:
     return sums / counts
 
 
+def ood_auroc_by_type(in_scores: torch.Tensor, split: VQASplit, ood_scores: torch.Tensor, ood: VQASplit) -> dict:
+    """OOD AUROC within each question type both splits hold (e.g. ``yes/no``, ``color``, ``shape``).
+
+    A yes/no question about an image unlike the training set often has a confident, *correct*
+    answer ("is there a red circle?" -> "no"), so per-question OOD scores are weakest there; the
+    breakdown shows which questions carry the signal.
+    """
+    out = {}
+    for t in sorted(set(split.question_types) & set(ood.question_types)):
+        a = torch.tensor([q == t for q in split.question_types])
+        b = torch.tensor([q == t for q in ood.question_types])
+        out[t] = ood_auroc(in_scores[a], ood_scores[b])
+    return out
+
+
 def _main_score(scores: dict[str, torch.Tensor], mc: bool) -> str:
     return "mutual_information" if mc else "predictive_entropy"
 
@@ -165,6 +180,7 @@ def evaluate_uncertainty(
             auroc_ood_by_score={k: ood_auroc(scores[k], ood_scores[k]) for k in scores},
             # is the *image* OOD? the score averaged over each image's questions
             auroc_ood_per_image=ood_auroc(per_image_mean(scores[key], split), per_image_mean(ood_scores[key], ood)),
+            auroc_ood_by_type=ood_auroc_by_type(scores[key], split, ood_scores[key], ood),
             mean_uncertainty_ood={k: float(v.mean()) for k, v in ood_scores.items()},
         )
     if plots_dir is not None:
