@@ -102,7 +102,7 @@ def realtime(run: Path, root: Path, seconds: float = 10.0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=600)
-    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     from mumo.data.lipsync import load_clips, sample_pairs
