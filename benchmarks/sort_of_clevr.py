@@ -4,7 +4,8 @@ Target: relational accuracy >= 95 % and non-relational >= 99 % on the 200 test i
 networks: > 94 % on both; CNN+MLP plateaus at 63 % relational). Records the learning curve (val
 relational / non-relational accuracy per epoch), wall time and the test figures.
 
-    python benchmarks/sort_of_clevr.py [--epochs N] [key=value ...]   # writes results/sort_of_clevr.json
+    python benchmarks/sort_of_clevr.py [--epochs N] [key=value ...]   # writes results/sort_of_clevr.{json,png}
+    python benchmarks/sort_of_clevr.py --from-json   # redo the projection and plot from the saved figures
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--from-json", action="store_true", help="only redo the projection and plot")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.from_json:
+        path = RESULTS / "sort_of_clevr.json"
+        result = summarize(json.loads(path.read_text()))
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["projection"], indent=2))
+        return
     overrides = [
         "data.name=sort-of-clevr", "data.image_size=75", f"train.epochs={args.epochs}", "train.warmup_epochs=1",
         f"train.decay_epochs=[{max(2, args.epochs - 2)},{max(3, args.epochs)}]", *args.overrides,
@@ -63,9 +71,58 @@ def main() -> None:
         "meets_targets": test["accuracy_relational"] >= 0.95 and test["accuracy_non_relational"] >= 0.99,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
+    result = summarize(result)
     (RESULTS / "sort_of_clevr.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     shutil.rmtree(run.parent, ignore_errors=True)
+
+
+def epochs_to_target(curve: list[dict], key: str, target: float) -> float | None:
+    """Epochs the trend of the second half of the curve needs to reach ``target``: a least-squares line of
+    accuracy against log(epoch) (learning curves flatten roughly like that), solved for the target.
+    None when the trend is flat, falling or needs more than 10,000 epochs (out of reach at this rate)."""
+    import numpy as np
+
+    half = curve[len(curve) // 2 :]
+    if len(half) < 2:
+        return None
+    x = np.log([c["epoch"] for c in half])
+    y = np.array([c[key] for c in half])
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 1e-4:
+        return None
+    log_epochs = (target - intercept) / slope
+    return float(np.exp(log_epochs)) if log_epochs <= np.log(1e4) else None
+
+
+def summarize(result: dict) -> dict:
+    """Add the projected epochs / hours to the targets and plot the learning curve (results/sort_of_clevr.png)."""
+    from matplotlib.figure import Figure
+
+    curve = result["val_curve"]
+    per_epoch = curve[-1]["train_seconds"] / curve[-1]["epoch"]
+    projection = {}
+    for key, target in result["targets"].items():
+        e = epochs_to_target(curve, key, target)
+        projection[key] = {
+            "epochs": None if e is None else round(e),
+            "hours": None if e is None else round(e * per_epoch / 3600, 1),
+        }
+    result["projection"] = {"method": "val accuracy ~ a + b log(epoch), fitted on the second half of the curve",
+                            "seconds_per_epoch": round(per_epoch, 1), **projection}  # fmt: skip
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    epochs = [c["epoch"] for c in curve]
+    for key, target in result["targets"].items():
+        line = ax.plot(epochs, [c[key] for c in curve], marker="o", label=f"val {key.replace('_', '-')}")[0]
+        ax.axhline(target, ls="--", color=line.get_color(), lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title("MCAN (mcan-cpu) on Sort-of-CLEVR; dashed: targets")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "sort_of_clevr.png", dpi=110)
+    return result
 
 
 if __name__ == "__main__":

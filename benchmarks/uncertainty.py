@@ -11,7 +11,8 @@ with a Kendall & Gal aleatoric head (`model.aleatoric=kendall-gal`). Methods:
 
 Conditions, on the first 500 easy-VQA test images (about 4,800 questions):
 clean; near shift by Gaussian pixel noise (std 0.3 and 0.5 on [0, 1] pixels) and by N(0, 1) noise on
-the image features fed to the co-attention (the 2021 MCAN study's protocol); far OOD: the same
+the image features fed to the co-attention (the 2021 MCAN study's protocol; added to the grid CNN's
+output, before the per-question projection); far OOD: the same
 questions about Sort-of-CLEVR scenes (another data set: six small objects), `shapes-ood` images
 (unseen shapes and colours on dark or striped backgrounds) and uniform noise images. OOD AUROC: OOD
 positive, against the clean images; scored with the mutual information for MC methods and the
