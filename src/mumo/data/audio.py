@@ -131,19 +131,33 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
             raise MumoError(f"not an audio file: {path} (FFmpeg reads it as an image or text: {fmt})")
         if not container.streams.audio:
             raise MumoError(f"no audio stream in {path}")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
-        chunks: list[np.ndarray] = []
-        rate = stream.rate
-        try:
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))  # (C, n) each
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-        except av.FFmpegError as exc:
-            raise MumoError(f"corrupted or truncated audio in {path} ({exc})") from None
-    if not chunks or not rate:
+        decoded = decode_audio_stream(container, path)
+    if decoded is None:
         raise MumoError(f"audio stream of {path} decodes to no samples")
+    return decoded
+
+
+def decode_audio_stream(container, path: str | Path) -> tuple[np.ndarray, int] | None:
+    """(C, T) float32 samples and the rate of an open PyAV container's first audio stream, decoded from the
+    start (resampler flushed, the encoder's padding of the last frame dropped); None when it holds no samples.
+
+    Raises:
+        MumoError: the stream is corrupted or truncated.
+    """
+    av = _import("av")
+    stream = container.streams.audio[0]
+    resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
+    chunks: list[np.ndarray] = []
+    rate = stream.rate
+    try:
+        for frame in container.decode(stream):
+            rate = frame.sample_rate
+            chunks.extend(out.to_ndarray() for out in resampler.resample(frame))  # (C, n) each
+        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+    except av.FFmpegError as exc:
+        raise MumoError(f"corrupted or truncated audio in {path} ({exc})") from None
+    if not chunks or not rate:
+        return None
     samples = np.concatenate(chunks, axis=1).astype(np.float32)  # (C, T)
     if stream.duration and stream.time_base:  # drop the encoder's padding of the last frame
         samples = samples[:, : round(float(stream.duration * stream.time_base) * rate)]

@@ -134,27 +134,15 @@ def _decode_video(container, stream, path: Path) -> tuple[list[np.ndarray], list
 def _decode_audio(path: Path) -> tuple[torch.Tensor | None, int | None]:
     """The first audio track, mono, from a fresh container: seeking the video's container back to 0 made
     the AAC decoder drop its first frame (~20 ms of silence at the start, unlike ``load_audio``)."""
+    from mumo.data.audio import decode_audio_stream
+
     av = _import_av()
-    chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
-        if not container.streams.audio:
-            return None, None
-        stream = container.streams.audio[0]
-        rate = stream.rate
-        try:
-            resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(frame))  # (n,) each
-            chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(None))
-        except av.FFmpegError as exc:
-            raise MumoError(f"corrupted or truncated audio track in {path} ({exc})") from None
-    if not chunks:
+        decoded = decode_audio_stream(container, path) if container.streams.audio else None
+    if decoded is None:
         return None, None
-    audio = np.concatenate(chunks).astype(np.float32)  # (samples,)
-    if stream.duration and stream.time_base:  # drop the encoder's padding of the last frame
-        audio = audio[: round(stream.duration * stream.time_base * rate)]
-    return torch.from_numpy(audio), int(rate)
+    samples, rate = decoded  # (C, T)
+    return torch.from_numpy(samples.mean(axis=0)), rate  # (T,) mono
 
 
 def resample_indices(timestamps: torch.Tensor, dst_fps: float = 25.0) -> torch.Tensor:
