@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
 RUNS = Path(__file__).parent / "runs"
 RESULTS = Path(__file__).parent / "results"
+# Bump when a code change makes cached runs stale although their config is unchanged (2: grid CNN pooling
+# rounds up, so 75-px images give a 5x5 grid, not 4x4).
+CACHE_VERSION = 2
 
 
 def trained_run(name: str, overrides: list[str]) -> Path:
@@ -16,6 +21,11 @@ def trained_run(name: str, overrides: list[str]) -> Path:
     from mumo.train.checkpoint import read_state
 
     out = RUNS / name
+    key = {"cache_version": CACHE_VERSION, "overrides": overrides}
+    key_file = out / "benchmark_key.json"
+    if out.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != key):
+        print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
+        shutil.rmtree(out)
     if (out / "state.json").exists():
         cfg = load_config("mcan-cpu", overrides)
         if len(read_state(out)["history"]) == cfg.train.epochs:
@@ -24,5 +34,7 @@ def trained_run(name: str, overrides: list[str]) -> Path:
         train_vqa(None, out, resume=True, progress=False, evaluate_test=False)
         return out
     print(f"training {name} ({' '.join(overrides) or 'default preset'}) into {out}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key) + "\n")
     train_vqa(load_config("mcan-cpu", overrides), out, progress=False, evaluate_test=False)
     return out

@@ -37,7 +37,9 @@ class ModelConfig:
     word_vectors: str = "none"  # "none" or "glove-6b-50d" (needs the [glove] extra and word_dim=50)
     image_encoder: str = "cnn"  # "cnn" (grid from pixels) or "regions" (precomputed (N, D) features)
     cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # one conv block each
-    cnn_pool: int = 3  # how many of the blocks halve the resolution (64 px -> 8x8 grid at 3)
+    cnn_pool: int = 3  # how many of the blocks halve the resolution, rounding up (64 px -> 8x8 grid at 3)
+    cnn_skip: bool = False  # append the first conv block's features, max-pooled to the grid, to the last block's
+    grid_position: bool = False  # add a learned embedding of each grid cell's (x, y) centre to its features
     region_dim: int = 2048  # input feature size for image_encoder="regions"
     blank: str = "none"  # "none", "image" (question-only model) or "question" (image-only model)
     aleatoric: str = "none"  # "none", "kendall-gal" (per-class logit variance) or "ucam" (one variance)
@@ -60,6 +62,10 @@ class ModelConfig:
             raise ConfigError("model.word_vectors=glove-6b-50d needs model.word_dim=50")
         if not all(0.0 <= p < 1.0 for p in (self.dropout, self.region_dropout, self.cnn_dropout)):
             raise ConfigError("model.dropout, model.region_dropout and model.cnn_dropout must lie in [0, 1)")
+        if (self.cnn_skip or self.grid_position) and self.image_encoder != "cnn":
+            raise ConfigError("model.cnn_skip and model.grid_position need model.image_encoder=cnn")
+        if self.cnn_skip and not self.cnn_channels:
+            raise ConfigError("model.cnn_skip needs at least one conv block in model.cnn_channels")
         if not 0 <= self.cnn_pool <= len(self.cnn_channels):
             raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from mumo.config import ModelConfig
 from mumo.data.text import PAD_ID, UNK_ID
-from mumo.models.encoders import GridCNN, QuestionEncoder, RegionAdapter
+from mumo.models.encoders import GridCNN, GridPosition, QuestionEncoder, RegionAdapter
 from mumo.types import VQABatch, VQAOutput
 
 
@@ -209,10 +209,15 @@ class MCANVQA(nn.Module):
         self.question_encoder = QuestionEncoder(vocab_size=vocab_size, word_dim=cfg.word_dim, hidden=cfg.hidden)
         if cfg.image_encoder == "cnn":
             self.image_encoder: nn.Module = GridCNN(
-                channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=cfg.hidden, dropout=cfg.cnn_dropout
+                channels=cfg.cnn_channels,
+                pool=cfg.cnn_pool,
+                out_dim=cfg.hidden,
+                dropout=cfg.cnn_dropout,
+                skip=cfg.cnn_skip,
             )
         else:
             self.image_encoder = RegionAdapter(in_dim=cfg.region_dim, out_dim=cfg.hidden)
+        self.position = GridPosition(cfg.hidden) if cfg.grid_position and cfg.image_encoder == "cnn" else None
         self.image_features = nn.Identity()  # per-question image features before the projection: CAM layer
         self.region_dropout = nn.Dropout(cfg.region_dropout)  # identity at p = 0
         self.encoder = nn.ModuleList(SA(cfg) for _ in range(cfg.layers))
@@ -257,7 +262,10 @@ class MCANVQA(nn.Module):
         for layer in self.encoder:
             y = layer(y, y_mask)
         features = self.image_features(t.image[t.image_index])  # (N, R, C): each question gets its image's regions
-        x = self.region_dropout(self.image_encoder.proj(features))  # (N, R, H)
+        x = self.image_encoder.proj(features)  # (N, R, H)
+        if self.position is not None:
+            x = x + self.position(t.grid, device=x.device)  # + (R, H)
+        x = self.region_dropout(x)
         x_mask = None if t.image_mask is None else t.image_mask[t.image_index]  # (N, 1, 1, R)
         guided = []
         for layer in self.decoder:

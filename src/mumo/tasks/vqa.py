@@ -216,19 +216,20 @@ def trainable_model(cfg: RunConfig, vocab: list[str], num_answers: int, *, examp
     if not hasattr(model, "explain_layer"):
         raise ConfigError(f"train.attention_loss={cfg.train.attention_loss} needs a model with image attention")
     if example is None:
-        cells, features = _grid_cells(cfg), cfg.model.cnn_channels[-1]
+        channels = cfg.model.cnn_channels
+        cells, features = _grid_cells(cfg), channels[-1] + (channels[0] if cfg.model.cnn_skip else 0)
     else:
         cells, features = feature_shape(model, example)
     return AttentionSupervisedVQA(model, cfg, cells=cells, features=features)
 
 
 def _grid_cells(cfg: RunConfig) -> int:
-    """Image regions R of a grid-CNN model (each pooling floors the size), or ``data.max_regions``."""
+    """Image regions R of a grid-CNN model (each pooling halves the size, rounding up)."""
     if cfg.model.image_encoder != "cnn":
         raise ConfigError("attention-supervised training is implemented for the grid CNN front-end")
     side = cfg.data.image_size
     for _ in range(cfg.model.cnn_pool):
-        side //= 2
+        side = -(-side // 2)
     return side * side
 
 
