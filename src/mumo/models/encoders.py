@@ -10,6 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from mumo.data.text import PAD_ID
+from mumo.explain.hooks import capture
 
 
 class GridCNN(nn.Module):
@@ -60,14 +61,10 @@ class GridCNN(nn.Module):
         if not self.skip:
             fmap = self.body(x)  # (B, C, h', w')
         else:  # hypercolumn: the first block's features, max-pooled to the grid, beside the last's
-            first: list[torch.Tensor] = []
             # body runs as one module (so hooks on ``image_encoder.body``, e.g. Grad-CAM's, still fire)
-            tap = self.body[self.first_block_end - 1].register_forward_hook(lambda m, i, out: first.append(out))
-            try:
+            with capture(self.body[self.first_block_end - 1]) as first:
                 fmap = self.body(x)  # (B, C, h', w')
-            finally:
-                tap.remove()
-            pooled = nn.functional.adaptive_max_pool2d(first[0], fmap.shape[-2:])  # (B, C1, h', w')
+            pooled = nn.functional.adaptive_max_pool2d(first.last, fmap.shape[-2:])  # (B, C1, h', w')
             fmap = torch.cat([fmap, pooled], dim=1)  # (B, C + C1, h', w')
         rows, cols = fmap.shape[-2:]
         regions = rearrange(fmap, "b c h w -> b (h w) c")  # (B, R, C)

@@ -216,8 +216,7 @@ def trainable_model(cfg: RunConfig, vocab: list[str], num_answers: int, *, examp
     if not hasattr(model, "explain_layer"):
         raise ConfigError(f"train.attention_loss={cfg.train.attention_loss} needs a model with image attention")
     if example is None:
-        channels = cfg.model.cnn_channels
-        cells, features = _grid_cells(cfg), channels[-1] + (channels[0] if cfg.model.cnn_skip else 0)
+        cells, features = _grid_cells(cfg), model.image_encoder.out_channels
     else:
         cells, features = feature_shape(model, example)
     return AttentionSupervisedVQA(model, cfg, cells=cells, features=features)
