@@ -27,13 +27,13 @@ def probe(run: Path) -> dict:
 
     from mumo.config import config_from_yaml
     from mumo.data.sort_of_clevr import COLORS, IMAGE_SIZE, load_sort_of_clevr, read_records
-    from mumo.tasks.vqa import cache_dir, load_model
+    from mumo.tasks.vqa import load_model, sort_of_clevr_root
     from mumo.train.checkpoint import read_state
 
     cfg = config_from_yaml(run / "config.yaml")
     if cfg.data.name != "sort-of-clevr":
         raise SystemExit(f"{run} is not a Sort-of-CLEVR run")
-    root = Path(cfg.data.root) if cfg.data.root else cache_dir() / "sort-of-clevr-v1-seed0"
+    root = sort_of_clevr_root(cfg)
     split, _, _ = load_sort_of_clevr(root, split="train", image_size=cfg.data.image_size)
     records = read_records(root, "train")[:N_IMAGES]
     model = load_model(run).eval()

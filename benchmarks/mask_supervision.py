@@ -29,12 +29,11 @@ def run(epochs: int, weight: float, non_relational_only: bool) -> list[dict]:
     from mumo.data.masks import pool_to_grid, sort_of_clevr_question_masks
     from mumo.data.sort_of_clevr import is_relational, load_sort_of_clevr
     from mumo.models import create_model
-    from mumo.tasks.vqa import cache_dir, load_data
+    from mumo.tasks.vqa import sort_of_clevr_root
 
-    root = cache_dir() / "sort-of-clevr-v1-seed0"
     cfg = load_config("mcan-cpu", ["data.name=sort-of-clevr", "data.image_size=75", "model.cnn_skip=true",
                                    "model.grid_position=true"])  # fmt: skip
-    load_data(cfg)  # generates the data set into the cache on first use
+    root = sort_of_clevr_root(cfg)
     train, vocab, answers = load_sort_of_clevr(root, split="train")
     test, _, _ = load_sort_of_clevr(root, split="test", vocab=vocab)
     masks = sort_of_clevr_question_masks(root, "train")  # (Q, 75, 75), train question order

@@ -5,9 +5,11 @@ import torch
 
 from mumo.config import load_config
 from mumo.errors import ConfigError
+from mumo.explain.hooks import capture
 from mumo.models import create_model
 from mumo.models.encoders import GridCNN, grid_centres
 from mumo.types import VQABatch
+from tests.models.test_mcan_vqa import SHRINK
 
 
 def test_odd_sizes_keep_their_last_pixels():
@@ -31,36 +33,22 @@ def test_skip_appends_the_first_block_pooled_to_the_grid():
     torch.manual_seed(0)
     cnn = GridCNN(channels=[3, 5, 6], pool=3, out_dim=8, skip=True).eval()
     image = torch.rand(2, 3, 32, 32)
-    with torch.no_grad():
+    with torch.no_grad(), capture(cnn.body[cnn.first_block_end - 1]) as first:
         regions, grid = cnn(image)
         plain = GridCNN(channels=[3, 5, 6], pool=3, out_dim=8)
         plain.load_state_dict({k: v for k, v in cnn.state_dict().items() if not k.startswith("proj.")}, strict=False)
-        first = cnn.body[: cnn.first_block_end](cnn_input(image))  # (B, 3, 16, 16)
     assert grid == (4, 4)
     assert cnn.out_channels == 6 + 3 and cnn.proj.in_features == 9
     assert regions.shape == (2, 16, 9)
-    pooled = torch.nn.functional.adaptive_max_pool2d(first, grid).flatten(2).transpose(1, 2)  # (B, 16, 3)
+    pooled = torch.nn.functional.adaptive_max_pool2d(first.last, grid).flatten(2).transpose(1, 2)  # (B, 16, 3)
     torch.testing.assert_close(regions[..., 6:], pooled)
     torch.testing.assert_close(regions[..., :6], plain.eval()(image)[0])
-
-
-def cnn_input(images: torch.Tensor) -> torch.Tensor:
-    """The grid CNN's input: normalised pixels plus the two coordinate channels."""
-    b, _, h, w = images.shape
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-    return torch.cat([(images - 0.5) / 0.25, torch.stack([xx, yy]).expand(b, 2, h, w)], dim=1)
 
 
 def test_grid_centres_row_major_in_unit_square():
     centres = grid_centres(2, 3)
     expected = torch.tensor([[-2 / 3, -0.5], [0.0, -0.5], [2 / 3, -0.5], [-2 / 3, 0.5], [0.0, 0.5], [2 / 3, 0.5]])
     torch.testing.assert_close(centres, expected)
-
-
-SHRINK = [
-    "model.hidden=16", "model.heads=2", "model.layers=1", "model.ff=32", "model.flat_mlp=8", "model.flat_out=24",
-    "model.word_dim=12", "model.cnn_channels=[4,8,8,8]",
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("position", [False, True])

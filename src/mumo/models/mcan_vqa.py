@@ -217,7 +217,7 @@ class MCANVQA(nn.Module):
             )
         else:
             self.image_encoder = RegionAdapter(in_dim=cfg.region_dim, out_dim=cfg.hidden)
-        self.position = GridPosition(cfg.hidden) if cfg.grid_position and cfg.image_encoder == "cnn" else None
+        self.position = GridPosition(cfg.hidden) if cfg.grid_position else None  # config: cnn only
         self.image_features = nn.Identity()  # per-question image features before the projection: CAM layer
         self.region_dropout = nn.Dropout(cfg.region_dropout)  # identity at p = 0
         self.encoder = nn.ModuleList(SA(cfg) for _ in range(cfg.layers))

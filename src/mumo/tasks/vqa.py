@@ -94,20 +94,31 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MUMO_CACHE") or Path.home() / ".cache" / "mumo")
 
 
-def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
-    """Sort-of-CLEVR from ``data.root``, or generated once (9,800 / 200 images, seed 0) into the cache."""
+def sort_of_clevr_root(cfg: RunConfig) -> Path:
+    """The Sort-of-CLEVR directory a config reads: ``data.root``, or the cached default data set
+    (9,800 / 200 images, seed 0), generated on first use."""
     from mumo.data import sort_of_clevr as soc
-    from mumo.data.vqa import carve_validation
 
-    d = cfg.data
-    root = Path(d.root) if d.root else cache_dir() / "sort-of-clevr-v1-seed0"
-    if not d.root and not (root / "meta.json").exists():
+    if cfg.data.root:
+        return Path(cfg.data.root)
+    root = cache_dir() / "sort-of-clevr-v1-seed0"
+    if not (root / "meta.json").exists():
         if root.exists():  # an interrupted generation: start again
             import shutil
 
             shutil.rmtree(root)
         print(f"generating Sort-of-CLEVR into {root} (first use)", file=sys.stderr)
         soc.generate(root, n_train=9800, n_test=200, seed=0)
+    return root
+
+
+def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
+    """Sort-of-CLEVR from ``data.root``, or generated once (9,800 / 200 images, seed 0) into the cache."""
+    from mumo.data import sort_of_clevr as soc
+    from mumo.data.vqa import carve_validation
+
+    d = cfg.data
+    root = sort_of_clevr_root(cfg)
     full, vocab, answers = soc.load_sort_of_clevr(
         root, split="train", max_question_len=d.max_question_len, image_size=d.image_size
     )

@@ -100,12 +100,11 @@ def ground_truth_maps(cfg: RunConfig, split: VQASplit, grid: tuple[int, int]) ->
         return per_image[split.image_index]  # (Q, R)
     if cfg.data.name == "sort-of-clevr":
         from mumo.data.masks import sort_of_clevr_question_masks
-        from mumo.tasks.vqa import cache_dir
+        from mumo.tasks.vqa import sort_of_clevr_root
 
         if split.name != "test":
             raise ConfigError("Sort-of-CLEVR maps are scored on the test split")
-        root = Path(cfg.data.root) if cfg.data.root else cache_dir() / "sort-of-clevr-v1-seed0"
-        return pool_to_grid(sort_of_clevr_question_masks(root, "test"), grid)  # (Q, R)
+        return pool_to_grid(sort_of_clevr_question_masks(sort_of_clevr_root(cfg), "test"), grid)  # (Q, R)
     raise MumoError(
         f"no ground-truth maps for {cfg.data.name!r}: maps are scored on {', '.join(SCORED_DATASETS)} "
         "(their generators know where the objects are)"
