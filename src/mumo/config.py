@@ -86,7 +86,7 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), not {self.val_fraction}")
 
 
-ATTENTION_LOSSES = ("none", "mse", "aan", "paan", "gca")
+ATTENTION_LOSSES = ("none", "mse", "aan", "paan", "gca", "masks")
 
 
 @dataclass
@@ -110,7 +110,8 @@ class TrainConfig:
     cpu: bool = False  # force the CPU even when a GPU is present
     # Attention trained with explanations (reference §4.3; docs/explanations.md): "none", "mse" (regress
     # attention onto Grad-CAM of the true answer), "aan" / "paan" (map-level / per-cell discriminator game),
-    # "gca" (gradient-certainty attention: towards the cells that lower the uncertainty loss)
+    # "gca" (gradient-certainty attention: towards the cells that lower the uncertainty loss), "masks" (towards the
+    # ground-truth masks of the objects each question refers to: Sort-of-CLEVR; AttFlat glimpse g <- reasoning step g)
     attention_loss: str = "none"
     attention_weight: float = 0.1  # weight of the attention term (per question, summed like the VQA loss)
     uncertainty_weight: float = 0.1  # gca only: weight of the predictive-entropy term it minimises

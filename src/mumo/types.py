@@ -19,6 +19,8 @@ class VQABatch:
     image_index: torch.Tensor  # (N,) int64, which of the B images each question asks about
     targets: torch.Tensor | None = None  # (N, C) soft answer scores in [0, 1]
     question_ids: torch.Tensor | None = None  # (N,) int64 index of each question in its split
+    object_masks: torch.Tensor | None = None  # (B, O, h, w) bool object masks, where the data set has them
+    question_objects: torch.Tensor | None = None  # (N, G, O) the objects each reasoning step looks at
 
     def to(self, device: torch.device | str) -> VQABatch:
         """The same batch on ``device``."""
@@ -28,7 +30,7 @@ class VQABatch:
 
         return VQABatch(
             move(self.images), move(self.tokens), move(self.image_index), move(self.targets),
-            move(self.question_ids),
+            move(self.question_ids), move(self.object_masks), move(self.question_objects),
         )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mumo.data.images import load_image
-from mumo.data.masks import easy_vqa_shape_masks, pool_to_grid, sort_of_clevr_question_masks
+from mumo.data.masks import easy_vqa_shape_masks, pool_to_grid, question_step_maps, sort_of_clevr_question_masks
 from mumo.data.sort_of_clevr import generate, load_masks, load_sort_of_clevr, read_records
 from mumo.errors import MumoError
 
@@ -83,6 +83,35 @@ def test_sort_of_clevr_question_masks_relational_union(clevr_root):
     sizes = [int(load_masks(clevr_root, records[0])[i].sum()) for i in range(6)]
     for q, question in enumerate(records[0]["questions"]):  # objects never overlap: areas add up
         assert int(masks[q].sum()) == sum(sizes[i] for i in question["objects"])
+
+
+def test_question_step_maps_follow_each_reasoning_step(clevr_root):
+    """Step 0 covers the asked-about object, step 1 the objects the answer is read from."""
+    data, _, _ = load_sort_of_clevr(clevr_root, split="train", object_masks=True)
+    assert data.object_masks.shape == (3, 6, 75, 75) and data.question_objects.shape == (60, 2, 6)
+    batch = data.batch(torch.tensor([2, 0]))
+    steps = question_step_maps(batch.object_masks, batch.image_index, batch.question_objects, (5, 5))  # (40, 2, 25)
+    assert steps.shape == (40, 2, 25)
+    records = read_records(clevr_root, "train")
+    union = sort_of_clevr_question_masks(clevr_root, "train")  # (60, 75, 75)
+    for n, q in enumerate(batch.question_ids.tolist()):
+        question = records[q // 20]["questions"][q % 20]
+        objects = load_masks(clevr_root, records[q // 20])  # (6, H, W)
+        first = pool_to_grid(torch.from_numpy(objects[question["objects"][:1]]), (5, 5))[0]
+        torch.testing.assert_close(steps[n, 0], first)
+        family, question_mask = question["family"], pool_to_grid(union[q : q + 1], (5, 5))[0]
+        if family == "same_shape_count":  # counting looks at every object
+            torch.testing.assert_close(steps[n, 1], pool_to_grid(torch.from_numpy(objects), (5, 5)).sum(0))
+            assert (question_mask <= steps[n, 1] + 1e-6).all() and (first <= question_mask + 1e-6).all()
+        elif family in ("closest_shape", "furthest_shape"):  # objects never overlap: the two steps add up
+            expected = pool_to_grid(torch.from_numpy(objects[question["objects"][1:2]]), (5, 5))[0]
+            torch.testing.assert_close(steps[n, 1], expected)
+            torch.testing.assert_close(steps[n, 0] + steps[n, 1], question_mask)
+        else:
+            torch.testing.assert_close(steps[n, 1], first)
+            torch.testing.assert_close(first, question_mask)
+    with pytest.raises(MumoError, match="do not fit"):
+        question_step_maps(batch.object_masks, batch.image_index, batch.question_objects[..., :4], (5, 5))
 
 
 def _easy_vqa_images(n: int) -> torch.Tensor:

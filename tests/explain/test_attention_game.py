@@ -14,6 +14,7 @@ from mumo.explain.attention_game import (
     discriminator_loss,
     explanation_distribution,
     generator_loss,
+    kl_attention_loss,
     mse_attention_loss,
 )
 
@@ -87,3 +88,17 @@ def test_explanation_distribution_and_mse():
     torch.testing.assert_close(loss, torch.tensor([0.25, 0.0, 0.75]))
     loss.sum().backward()
     assert attention.grad[1].abs().sum() == 0  # invalid rows are not trained
+
+
+def test_kl_attention_loss_values_invalid_rows_and_gradient():
+    target = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.25, 0.25, 0.25, 0.25]])
+    attention = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1]], requires_grad=True)
+    valid = torch.tensor([True, True, False])
+    loss = kl_attention_loss(attention, target, valid)  # (3,)
+    assert loss.shape == (3,)
+    assert loss[0].item() == pytest.approx(0.0, abs=1e-6)  # α = t; zero-target cells where α = 0 add nothing
+    assert loss[1].item() == pytest.approx(math.log(1 / 0.4))
+    assert loss[2].item() == 0.0  # invalid row
+    loss.sum().backward()
+    assert attention.grad[1, 3] < 0 and (attention.grad[1, :3] == 0).all()  # only the target's cell is pulled up
+    assert (attention.grad[2] == 0).all()

@@ -91,3 +91,65 @@ def test_bad_attention_options_are_config_errors():
         tiny_config("train.attention_loss=kl")
     with pytest.raises(ConfigError, match="attention_weight"):
         tiny_config("train.attention_weight=-1")
+
+
+@pytest.fixture(scope="module")
+def clevr_data(tmp_path_factory):
+    from mumo.data.sort_of_clevr import generate
+    from mumo.tasks.vqa import load_data
+
+    root = tmp_path_factory.mktemp("soc")
+    generate(root, n_train=20, n_test=4, seed=0)
+    cfg = tiny_config("data.name=sort-of-clevr", f"data.root={root}", "data.image_size=75", "data.val_fraction=0.2",
+                      "train.attention_loss=masks")  # fmt: skip
+    return cfg, load_data(cfg)
+
+
+@pytest.mark.parametrize("glimpses", [1, 2])
+def test_mask_supervision_pulls_each_glimpse_onto_its_reasoning_step(clevr_data, glimpses):
+    """The term is the KL from the object masks; training on it moves glimpse g onto step g's objects."""
+    from mumo.data.masks import question_step_maps
+
+    cfg, data = clevr_data
+    assert data.val.object_masks is not None and data.train.question_objects is not None
+    batch = data.train.batch(torch.arange(8))
+    objects = batch.question_objects if glimpses == 2 else batch.question_objects.amax(1, keepdim=True)
+
+    def on_target(model) -> list[float]:  # attention mass on each glimpse's objects
+        model.eval()
+        with torch.no_grad():
+            out = model(batch, output_attentions=True)
+        steps = question_step_maps(batch.object_masks, batch.image_index, objects, out.grid) > 0  # (N, G, R)
+        att = out.attentions["image_flat"]  # (N, R, G)
+        return [float((att[..., g] * steps[:, g]).sum(-1).mean()) for g in range(glimpses)]
+
+    mass = {}
+    for weight in (0, 5):
+        extra = [f"data.root={cfg.data.root}", "data.name=sort-of-clevr", "data.image_size=75"]
+        model = _wrapped("masks", data, *extra, f"model.flat_glimpses={glimpses}", f"train.attention_weight={weight}")
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        terms = []
+        for _ in range(40):
+            model.train()
+            loss, logs = model(batch, training_loss=True)
+            terms.append(logs["attention_term"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        mass[weight] = on_target(model)
+    assert terms[-1] < 0.7 * terms[0]  # the KL from the masks falls
+    for g in range(glimpses):  # a tiny model in 40 steps: about twice the mass of unsupervised training
+        assert mass[5][g] > 1.5 * mass[0][g], mass
+
+
+def test_mask_supervision_trains_and_loads_and_needs_masks(clevr_data, tmp_path, easy_vqa_data):
+    cfg, _ = clevr_data
+    cfg.train.epochs = 1
+    summary = train_vqa(cfg, tmp_path / "run", progress=False)
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert isinstance(load_model(tmp_path / "run"), MCANVQA)
+    with pytest.raises(ConfigError, match="object masks"):
+        train_vqa(tiny_config("train.attention_loss=masks"), tmp_path / "easy", progress=False)
+    model = _wrapped("masks", easy_vqa_data)  # a batch without masks (easy-VQA) is refused, not ignored
+    with pytest.raises(ConfigError, match="object masks"):
+        model(easy_vqa_data.train.batch(torch.arange(2)), training_loss=True)

@@ -17,7 +17,7 @@ app = typer.Typer(help="Train a model.", no_args_is_help=True, pretty_exceptions
 @friendly_errors
 def train_vqa_cmd(
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted config overrides, e.g. train.epochs=3")] = None,
-    data: Annotated[str | None, typer.Option(help="data set: easy-vqa")] = None,
+    data: Annotated[str | None, typer.Option(help="data set: easy-vqa, sort-of-clevr or vqa-v2")] = None,
     preset: Annotated[str | None, typer.Option(help="config preset (default mcan-cpu)")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/vqa-<data>-<time>)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,

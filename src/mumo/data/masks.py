@@ -3,6 +3,8 @@
 - Sort-of-CLEVR ships exact object masks: `sort_of_clevr_question_masks` unions the objects each question refers to.
 - easy-VQA images are one shape on a plain light background: `easy_vqa_shape_masks` segments it from the colours.
 - `pool_to_grid` turns image-resolution masks into (N, R) cell coverages, the ``truth`` of `mumo.metrics.attention`.
+- `question_step_maps` does it per question and reasoning step from a batch's per-image object masks (training
+  attention on them: ``train.attention_loss=masks``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,33 @@ def pool_to_grid(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     n = masks.shape[0]
     x = masks.detach().to(torch.float32).unsqueeze(1)  # (N, 1, H, W)
     return F.adaptive_avg_pool2d(x, (rows, cols)).reshape(n, rows * cols)  # (N, rows * cols)
+
+
+def question_step_maps(
+    object_masks: torch.Tensor, image_index: torch.Tensor, question_objects: torch.Tensor, grid: tuple[int, int]
+) -> torch.Tensor:
+    """Per question and reasoning step, the grid coverage of the objects that step looks at.
+
+    Args:
+        object_masks: (B, O, H, W) bool object masks of a batch's images (``VQABatch.object_masks``).
+        image_index: (N,) which of the B images each question asks about.
+        question_objects: (N, G, O) weights of the objects each step looks at (``VQABatch.question_objects``).
+        grid: (rows, cols) of the model's feature grid.
+
+    Returns:
+        (N, G, rows * cols) coverage, not normalised: the weighted sum of the objects' cell coverages.
+
+    Raises:
+        MumoError: On shapes that do not fit together.
+    """
+    if object_masks.ndim != 4 or question_objects.ndim != 3 or question_objects.shape[-1] != object_masks.shape[1]:
+        raise MumoError(
+            f"object masks (B, O, H, W) and question objects (N, G, O) do not fit: "
+            f"{tuple(object_masks.shape)} and {tuple(question_objects.shape)}"
+        )
+    b, o = object_masks.shape[:2]
+    cells = pool_to_grid(object_masks.flatten(0, 1), grid).view(b, o, -1)  # (B, O, R)
+    return torch.einsum("ngo,nor->ngr", question_objects.to(cells.dtype), cells[image_index])  # (N, G, R)
 
 
 def sort_of_clevr_question_masks(root: str | Path, split: str) -> torch.Tensor:

@@ -28,6 +28,9 @@ class VQASplit:
     questions: list[str]  # (Q,) question texts
     question_types: list[str]  # (Q,) e.g. "yes/no", "color", "shape"
     image_ids: list[int]  # (I,) the data set's own image ids
+    # Optional ground truth for training attention (Sort-of-CLEVR): O objects per image, G reasoning steps
+    object_masks: torch.Tensor | None = None  # (I, O, h, w) bool, each object's pixels
+    question_objects: torch.Tensor | None = None  # (Q, G, O) float, the objects each step of a question looks at
 
     def __post_init__(self) -> None:
         order = torch.argsort(self.image_index, stable=True)
@@ -63,6 +66,8 @@ class VQASplit:
             image_index=local[self.image_index[q]],
             targets=self.targets[q],
             question_ids=q,
+            object_masks=None if self.object_masks is None else self.object_masks[image_indices],
+            question_objects=None if self.question_objects is None else self.question_objects[q],
         )
 
     def subset_images(self, image_indices: torch.Tensor, name: str | None = None) -> VQASplit:
@@ -81,6 +86,8 @@ class VQASplit:
             questions=[self.questions[i] for i in ql],
             question_types=[self.question_types[i] for i in ql],
             image_ids=[self.image_ids[i] for i in image_indices.tolist()],
+            object_masks=None if self.object_masks is None else self.object_masks[image_indices],
+            question_objects=None if self.question_objects is None else self.question_objects[q],
         )
 
 

@@ -75,6 +75,17 @@ def mse_attention_loss(attention: torch.Tensor, explanation: torch.Tensor, valid
     return per_row * valid.to(per_row.dtype)
 
 
+def kl_attention_loss(attention: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """KL(t || α) = Σ_r t_r (log t_r − log α_r) per question (N,), zero where the target is invalid. t is detached.
+
+    The cross-entropy of the attention under the target, less the target's own entropy: 0 when α = t, and,
+    unlike the squared error, it keeps pulling on a cell the target covers however small α_r has become.
+    """
+    t = target.detach()
+    log_ratio = torch.where(t > 0, t.clamp_min(1e-12).log() - attention.clamp_min(1e-12).log(), 0.0)  # (N, R)
+    return (t * log_ratio).sum(-1) * valid.to(attention.dtype)
+
+
 def _bce(logits: torch.Tensor, value: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, value))
 

@@ -54,6 +54,11 @@ class VQAData:
 def load_data(cfg: RunConfig) -> VQAData:
     """Load the data set named by ``cfg.data.name``."""
     d = cfg.data
+    if cfg.train.attention_loss == "masks" and d.name != "sort-of-clevr":
+        raise ConfigError(
+            f"train.attention_loss=masks trains attention on ground-truth object masks, which {d.name} does not have; "
+            "use data.name=sort-of-clevr or another attention_loss (mse, aan, paan, gca)"
+        )
     if d.name == "easy-vqa":
         from mumo.data.easy_vqa import load_easy_vqa
 
@@ -120,8 +125,9 @@ def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
     d = cfg.data
     root = sort_of_clevr_root(cfg)
     full, vocab, answers = soc.load_sort_of_clevr(
-        root, split="train", max_question_len=d.max_question_len, image_size=d.image_size
-    )
+        root, split="train", max_question_len=d.max_question_len, image_size=d.image_size,
+        object_masks=cfg.train.attention_loss == "masks",
+    )  # fmt: skip
     test, _, _ = soc.load_sort_of_clevr(
         root, split="test", vocab=vocab, max_question_len=d.max_question_len, image_size=d.image_size
     )

@@ -19,6 +19,12 @@ Per batch, one forward pass with the image features V (N, R, K) entering the co-
    - ``paan``: the same with R per-cell discriminators over the weighted features m_r · v_r;
 5. for ``gca`` also ``train.uncertainty_weight`` · Σ_n H[p_n] (minimise the predictive uncertainty).
 
+``masks`` replaces steps 3-4 with ground truth (data sets with object masks: Sort-of-CLEVR): the target of
+AttFlat glimpse g is the masks of the objects reasoning step g looks at (step 0 the asked-about object, step 1
+the objects the answer is read from: :func:`mumo.data.sort_of_clevr.attention_objects`), pooled to the grid
+and normalised; with one glimpse, the union of the steps. The term is Σ_g KL(t_g || α_g), weighted by
+``train.attention_weight``. Only training reads the masks: the model answers from the image and question alone.
+
 The wrapper is what the training loop and the checkpoint see; ``mumo.tasks.vqa.load_model`` unwraps it.
 """
 
@@ -30,13 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mumo.config import RunConfig
+from mumo.config import ConfigError, RunConfig
+from mumo.data.masks import question_step_maps
 from mumo.explain.attention_game import (
     MapDiscriminator,
     PixelDiscriminator,
     discriminator_loss,
     explanation_distribution,
     generator_loss,
+    kl_attention_loss,
     mse_attention_loss,
 )
 from mumo.explain.gradcam import cam_of
@@ -72,6 +80,8 @@ class AttentionSupervisedVQA(nn.Module):
         from mumo.tasks.vqa import loss_from_output
 
         m, t = self.cfg.model, self.cfg.train
+        if t.attention_loss == "masks":
+            return self._mask_loss(batch)
         with capture(self.vqa.explain_layer()) as cap:
             out = self.vqa(batch, output_attentions=True)
         features = cap.last  # (N, R, K)
@@ -116,6 +126,30 @@ class AttentionSupervisedVQA(nn.Module):
         total = vqa_loss + t.attention_weight * scale * n * g_loss + d_loss
         logs.update(discriminator_loss=float(d_loss.detach()), generator_loss=float(g_loss.detach()))
         return total, logs
+
+    def _mask_loss(self, batch: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
+        from mumo.tasks.vqa import loss_from_output
+
+        m, t = self.cfg.model, self.cfg.train
+        if batch.object_masks is None or batch.question_objects is None:
+            raise ConfigError("train.attention_loss=masks needs a data set with object masks (data.name=sort-of-clevr)")
+        out = self.vqa(batch, output_attentions=True)
+        if out.grid is None:
+            raise ConfigError("train.attention_loss=masks needs grid image features (model.image_encoder=cnn)")
+        vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples)
+        attention = out.attentions["image_flat"]  # (N, R, glimpses)
+        objects = batch.question_objects  # (N, G, O)
+        if attention.shape[-1] == 1:
+            objects = objects.amax(1, keepdim=True)  # (N, 1, O): one glimpse looks at every step's objects
+        steps = question_step_maps(batch.object_masks, batch.image_index, objects, out.grid)  # (N, G, R)
+        term = attention.new_zeros(())
+        for g in range(min(attention.shape[-1], steps.shape[1])):
+            target, valid = explanation_distribution(steps[:, g])  # (N, R), (N,)
+            term = term + kl_attention_loss(attention[..., g], target, valid).sum()
+        n = attention.shape[0]
+        scale = 1.0 if t.loss_reduction == "sum" else 1.0 / n
+        logs.update(attention_term=float(term.detach()) / n)
+        return vqa_loss + t.attention_weight * scale * term, logs
 
 
 def feature_shape(vqa: nn.Module, batch: VQABatch) -> tuple[int, int]:
