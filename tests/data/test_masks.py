@@ -86,30 +86,36 @@ def test_sort_of_clevr_question_masks_relational_union(clevr_root):
 
 
 def test_question_step_maps_follow_each_reasoning_step(clevr_root):
-    """Step 0 covers the asked-about object, step 1 the objects the answer is read from."""
+    """Step 0 covers the asked-about object, step 1 the objects the answer is read from, step 2 (counts) all;
+    every object carries unit mass however many cells it covers."""
     data, _, _ = load_sort_of_clevr(clevr_root, split="train", object_masks=True)
-    assert data.object_masks.shape == (3, 6, 75, 75) and data.question_objects.shape == (60, 2, 6)
+    assert data.object_masks.shape == (3, 6, 75, 75) and data.question_objects.shape == (60, 3, 6)
     batch = data.batch(torch.tensor([2, 0]))
-    steps = question_step_maps(batch.object_masks, batch.image_index, batch.question_objects, (5, 5))  # (40, 2, 25)
-    assert steps.shape == (40, 2, 25)
+    steps = question_step_maps(batch.object_masks, batch.image_index, batch.question_objects, (5, 5))  # (40, 3, 25)
+    assert steps.shape == (40, 3, 25)
     records = read_records(clevr_root, "train")
     union = sort_of_clevr_question_masks(clevr_root, "train")  # (60, 75, 75)
+
+    def unit(masks: np.ndarray) -> torch.Tensor:  # (k, H, W) -> (25,): each object's coverage scaled to sum 1
+        cells = pool_to_grid(torch.from_numpy(masks), (5, 5))  # (k, 25)
+        return (cells / cells.sum(-1, keepdim=True)).sum(0)
+
     for n, q in enumerate(batch.question_ids.tolist()):
         question = records[q // 20]["questions"][q % 20]
-        objects = load_masks(clevr_root, records[q // 20])  # (6, H, W)
-        first = pool_to_grid(torch.from_numpy(objects[question["objects"][:1]]), (5, 5))[0]
-        torch.testing.assert_close(steps[n, 0], first)
-        family, question_mask = question["family"], pool_to_grid(union[q : q + 1], (5, 5))[0]
-        if family == "same_shape_count":  # counting looks at every object
-            torch.testing.assert_close(steps[n, 1], pool_to_grid(torch.from_numpy(objects), (5, 5)).sum(0))
-            assert (question_mask <= steps[n, 1] + 1e-6).all() and (first <= question_mask + 1e-6).all()
-        elif family in ("closest_shape", "furthest_shape"):  # objects never overlap: the two steps add up
-            expected = pool_to_grid(torch.from_numpy(objects[question["objects"][1:2]]), (5, 5))[0]
-            torch.testing.assert_close(steps[n, 1], expected)
-            torch.testing.assert_close(steps[n, 0] + steps[n, 1], question_mask)
+        objects, idx = load_masks(clevr_root, records[q // 20]), question["objects"]  # (6, H, W)
+        torch.testing.assert_close(steps[n, 0], unit(objects[idx[:1]]))
+        on_mask = pool_to_grid(union[q : q + 1], (5, 5))[0] > 0  # (25,) cells the question's objects touch
+        if question["family"] == "same_shape_count":
+            torch.testing.assert_close(steps[n, 1], unit(objects[idx]))
+            torch.testing.assert_close(steps[n, 2], unit(objects))
+            assert steps[n, 2].sum().item() == pytest.approx(6.0)
+        elif question["family"] in ("closest_shape", "furthest_shape"):
+            torch.testing.assert_close(steps[n, 1], unit(objects[idx[1:2]]))
+            assert (steps[n, 2] == 0).all()
         else:
-            torch.testing.assert_close(steps[n, 1], first)
-            torch.testing.assert_close(first, question_mask)
+            torch.testing.assert_close(steps[n, 1], steps[n, 0])
+            assert (steps[n, 2] == 0).all()
+        assert torch.equal((steps[n, :2].sum(0) > 0), on_mask)  # steps 0-1 cover exactly the question's objects
     with pytest.raises(MumoError, match="do not fit"):
         question_step_maps(batch.object_masks, batch.image_index, batch.question_objects[..., :4], (5, 5))
 

@@ -110,9 +110,10 @@ def _clevr_model(cfg, data, *extra: str) -> AttentionSupervisedVQA:
                     *extra)  # fmt: skip
 
 
-@pytest.mark.parametrize("glimpses", [1, 2])
+@pytest.mark.parametrize("glimpses", [1, 3])
 def test_mask_term_is_the_kl_from_each_steps_objects(clevr_data, glimpses):
-    """Glimpse g against step g's objects; one glimpse against the union of the steps' objects."""
+    """Glimpse g against step g's objects (steps that look at nothing add nothing); one glimpse against the
+    union of the steps' objects."""
     from mumo.data.masks import question_step_maps
     from mumo.tasks.vqa import vqa_loss
 
@@ -127,9 +128,12 @@ def test_mask_term_is_the_kl_from_each_steps_objects(clevr_data, glimpses):
         if glimpses == 1:
             objects = (objects.sum(1, keepdim=True) > 0).float()  # (N, 1, 6) the union
         target = question_step_maps(batch.object_masks, batch.image_index, objects, out.grid)  # (N, G, R)
-        target = target / target.sum(-1, keepdim=True)
+        target = target / target.sum(-1, keepdim=True).clamp_min(1e-12)  # steps with no object: all zero
         att = out.attentions["image_flat"].transpose(1, 2)  # (N, G, R)
         kl = (target * (target.clamp_min(1e-12).log() - att.log())).sum()
+        if glimpses == 3:  # step 2 looks at the scene for counts only
+            counts = [data.train.question_types[i] == "same_shape_count" for i in batch.question_ids.tolist()]
+            assert (target[:, 2].sum(-1) > 0).tolist() == counts
         plain, _ = vqa_loss(model.vqa, batch)
     n = batch.tokens.shape[0]
     assert logs["attention_term"] == pytest.approx(float(kl) / n, rel=1e-4)

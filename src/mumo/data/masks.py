@@ -60,7 +60,9 @@ def question_step_maps(
         grid: (rows, cols) of the model's feature grid.
 
     Returns:
-        (N, G, rows * cols) coverage, not normalised: the weighted sum of the objects' cell coverages.
+        (N, G, rows * cols): the weighted sum of the objects' cell coverages, each object's coverage scaled to sum
+        to 1 over the grid first, so that every object weighs the same whatever its size (a circle covers less
+        than a square); all zero for a step that looks at no object.
 
     Raises:
         MumoError: On shapes that do not fit together.
@@ -72,6 +74,7 @@ def question_step_maps(
         )
     b, o = object_masks.shape[:2]
     cells = pool_to_grid(object_masks.flatten(0, 1), grid).view(b, o, -1)  # (B, O, R)
+    cells = cells / cells.sum(-1, keepdim=True).clamp_min(1e-12)  # each object sums to 1
     return torch.einsum("ngo,nor->ngr", question_objects.to(cells.dtype), cells[image_index])  # (N, G, R)
 
 

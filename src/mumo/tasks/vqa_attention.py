@@ -20,9 +20,10 @@ Per batch, one forward pass with the image features V (N, R, K) entering the co-
 5. for ``gca`` also ``train.uncertainty_weight`` · Σ_n H[p_n] (minimise the predictive uncertainty).
 
 ``masks`` replaces steps 3-4 with ground truth (data sets with object masks: Sort-of-CLEVR): the target of
-AttFlat glimpse g is the masks of the objects reasoning step g looks at (step 0 the asked-about object, step 1
-the objects the answer is read from: :func:`mumo.data.sort_of_clevr.attention_objects`), pooled to the grid
-and normalised; with one glimpse, the union of the steps. The term is Σ_g KL(t_g || α_g), weighted by
+AttFlat glimpse g is the masks of the objects reasoning step g looks at (the asked-about object, the objects
+the answer is read from, the objects counted: :func:`mumo.data.sort_of_clevr.attention_objects`), pooled to
+the grid with every object weighing the same, and normalised; steps that look at nothing add nothing; with
+one glimpse, the union of the steps. The term is Σ_g KL(t_g || α_g), weighted by
 ``train.attention_weight``. Only training reads the masks: the model answers from the image and question alone.
 
 The wrapper is what the training loop and the checkpoint see; ``mumo.tasks.vqa.load_model`` unwraps it.
