@@ -26,12 +26,16 @@ from _common import RESULTS
 
 def main() -> None:
     from mumo.config import load_config
+    from mumo.data.sort_of_clevr import FAMILIES
     from mumo.tasks.vqa import train_vqa
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--from-json", action="store_true", help="only redo the projection and plot")
     parser.add_argument("--name", default="sort_of_clevr", help="results file stem under benchmarks/results/")
+    parser.add_argument(
+        "--keep", type=Path, help="train into this run directory and keep it (default: a temporary one, deleted)"
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if args.from_json:
@@ -44,7 +48,7 @@ def main() -> None:
         "data.name=sort-of-clevr", "data.image_size=75", f"train.epochs={args.epochs}", "train.warmup_epochs=1",
         f"train.decay_epochs=[{max(2, args.epochs - 2)},{max(3, args.epochs)}]", *args.overrides,
     ]  # fmt: skip
-    run = Path(tempfile.mkdtemp(prefix="mumo-soc-")) / "run"
+    run = args.keep or Path(tempfile.mkdtemp(prefix="mumo-soc-")) / "run"
     t0 = time.perf_counter()
     summary = train_vqa(load_config("mcan-cpu", overrides), run, progress=False)
     wall = time.perf_counter() - t0
@@ -68,6 +72,7 @@ def main() -> None:
                 "epoch": h["epoch"] + 1,
                 "relational": round(h["accuracy_relational"], 4),
                 "non_relational": round(h["accuracy_non_relational"], 4),
+                "by_family": {f: round(h[f"accuracy_{f}"], 4) for f in FAMILIES if f"accuracy_{f}" in h},
                 "train_seconds": round(h["train_seconds"], 1),
             }
             for h in history
@@ -79,7 +84,8 @@ def main() -> None:
     result = summarize(result, args.name)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    shutil.rmtree(run.parent, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(run.parent, ignore_errors=True)
 
 
 def epochs_to_target(curve: list[dict], key: str, target: float) -> float | None:

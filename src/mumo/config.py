@@ -33,6 +33,7 @@ class ModelConfig:
     flat_mlp: int = 512  # AttFlat MLP width
     flat_glimpses: int = 1  # AttFlat glimpses
     flat_out: int = 1024  # AttFlat output (2H in the paper)
+    answer_mlp: int = 0  # hidden width of a ReLU MLP answer head; 0 = MCAN's linear classifier on the fused vector
     word_dim: int = 300  # word embedding size
     word_vectors: str = "none"  # "none" or "glove-6b-50d" (needs the [glove] extra and word_dim=50)
     image_encoder: str = "cnn"  # "cnn" (grid from pixels) or "regions" (precomputed (N, D) features)
@@ -66,6 +67,8 @@ class ModelConfig:
             raise ConfigError("model.cnn_skip and model.grid_position need model.image_encoder=cnn")
         if self.cnn_skip and not self.cnn_channels:
             raise ConfigError("model.cnn_skip needs at least one conv block in model.cnn_channels")
+        if self.answer_mlp < 0:
+            raise ConfigError(f"model.answer_mlp must be >= 0 (0 = a linear classifier), not {self.answer_mlp}")
         if not 0 <= self.cnn_pool <= len(self.cnn_channels):
             raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
 

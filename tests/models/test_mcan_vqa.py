@@ -25,7 +25,12 @@ def _batch(images: torch.Tensor, n_per_image: int = 3) -> VQABatch:
 @pytest.mark.parametrize("variant", ["cnn", "regions", "blank-image", "blank-question"])
 def test_every_preset_forward_backward_at_tiny_width(preset, variant):
     extra = {
-        "regions": ["model.image_encoder=regions", "model.region_dim=10"],
+        "regions": [
+            "model.image_encoder=regions",
+            "model.region_dim=10",
+            "model.cnn_skip=false",
+            "model.grid_position=false",
+        ],
         "blank-image": ["model.blank=image"],
         "blank-question": ["model.blank=question"],
     }.get(variant, [])
@@ -113,3 +118,16 @@ def test_glove_initialises_known_words():
     vectors, found = load_glove(["color", "qqqzzzx"])
     assert found.tolist() == [True, False]
     assert torch.allclose(model.question_encoder.embed.weight[3], vectors[0])
+
+
+def test_answer_mlp_head_replaces_the_linear_classifier():
+    from mumo.errors import ConfigError
+
+    linear = create_model(load_config("mcan-cpu", SHRINK).model, vocab=VOCAB, num_answers=5)
+    mlp = create_model(load_config("mcan-cpu", [*SHRINK, "model.answer_mlp=7"]).model, vocab=VOCAB, num_answers=5)
+    assert isinstance(linear.classifier, nn.Linear)
+    assert [type(m) for m in mlp.classifier] == [nn.Linear, nn.ReLU, nn.Linear] and mlp.classifier[0].out_features == 7
+    out = mlp(_batch(torch.rand(2, 3, 32, 32)))
+    assert out.logits.shape == (6, 5) and torch.isfinite(out.logits).all()
+    with pytest.raises(ConfigError, match="answer_mlp"):
+        load_config("mcan-cpu", ["model.answer_mlp=-1"])

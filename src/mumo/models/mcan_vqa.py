@@ -224,7 +224,12 @@ class MCANVQA(nn.Module):
         self.decoder = nn.ModuleList(SGA(cfg) for _ in range(cfg.layers))
         self.flat_question, self.flat_image = AttFlat(cfg), AttFlat(cfg)
         self.fusion_norm = LayerNorm(cfg.flat_out)
-        self.classifier = nn.Linear(cfg.flat_out, num_answers)
+        if cfg.answer_mlp:  # answers that combine glimpses nonlinearly (count: which shape x how many)
+            self.classifier = nn.Sequential(
+                nn.Linear(cfg.flat_out, cfg.answer_mlp), nn.ReLU(inplace=True), nn.Linear(cfg.answer_mlp, num_answers)
+            )
+        else:
+            self.classifier = nn.Linear(cfg.flat_out, num_answers)
         # Aleatoric head (reference §3.3-3.4): per-class log-variance of the logits (Kendall & Gal), or
         # one variance per example from the logits, softplus(Linear(C -> 1)) as in U-CAM's code.
         self.log_variance: nn.Linear | None = None
