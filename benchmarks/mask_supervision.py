@@ -4,8 +4,9 @@ Trains ``mcan-cpu`` (with ``model.cnn_skip`` and ``model.grid_position``) on the
 images with an extra loss: KL(object-mask distribution || the image AttFlat attention), the masks being
 the generator's masks of the objects each question refers to, pooled to the grid. It is a probe of where
 the plain model is stuck (finding the object, or using it), with a minimal loop of its own. It is not a
-training recipe: the product will take it as ``train.attention_loss`` once built. Reports test accuracy
-per epoch, for supervision on every question and on non-relational questions only.
+training recipe: the product's is ``train.attention_loss=masks`` (per-step targets, the ``mcan-sort-of-clevr``
+preset, ``benchmarks/sort_of_clevr.py``). Reports test accuracy per epoch, for supervision on every question
+and on non-relational questions only.
 
     python benchmarks/mask_supervision.py [--epochs 6] [--weight 1.0]   # writes results/mask_supervision.json
 """

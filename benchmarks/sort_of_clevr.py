@@ -7,9 +7,13 @@ relational / non-relational accuracy per epoch), wall time and the test figures.
     python benchmarks/sort_of_clevr.py [--epochs N] [--name NAME] [key=value ...]   # writes results/NAME.{json,png}
     python benchmarks/sort_of_clevr.py --from-json [--name NAME]   # redo the projection and plot from the saved figures
 
-Recorded runs: ``sort_of_clevr`` (the preset, 24 epochs, measured when pooling still rounded down: a 4x4
-grid at 75 px) and ``sort_of_clevr_hypercolumn`` (``--epochs 12 model.cnn_skip=true model.grid_position=true``,
-5x5 grid).
+Recorded runs: ``sort_of_clevr`` (the mcan-cpu preset, 24 epochs, measured when pooling still rounded down: a
+4x4 grid at 75 px), ``sort_of_clevr_hypercolumn`` (``--epochs 12 model.cnn_skip=true model.grid_position=true``,
+5x5 grid) and ``sort_of_clevr_masks``, the ``mcan-sort-of-clevr`` preset's recipe::
+
+    python benchmarks/sort_of_clevr.py --epochs 16 --name sort_of_clevr_masks model.cnn_skip=true \
+        model.grid_position=true model.layers=2 model.flat_glimpses=3 model.answer_mlp=128 \
+        train.attention_loss=masks train.attention_weight=1.0
 """
 
 from __future__ import annotations
