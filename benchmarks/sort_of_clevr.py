@@ -133,7 +133,7 @@ def summarize(result: dict, name: str = "sort_of_clevr") -> dict:
         ax.axhline(target, ls="--", color=line.get_color(), lw=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
-    ax.set_title("MCAN (mcan-cpu) on Sort-of-CLEVR; dashed: targets")
+    ax.set_title(f"MCAN on Sort-of-CLEVR ({name}); dashed: targets")
     ax.legend()
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=110)
