@@ -79,6 +79,28 @@ def test_predictive_variant_is_seeded_restores_modes_and_needs_dropout():
         uncertainty_cam(_model("model.dropout=0.0"), batch, variant="predictive", samples=2)
 
 
+@pytest.mark.parametrize("negate", [False, True])
+def test_predictive_variant_pass_by_pass_equals_the_gradient_of_all_passes_at_once(negate):
+    """Memory of one pass at a time, same map as differentiating H[p̄] through all T graphs together."""
+    from mumo.explain.gradcam import cam_from_gradients
+    from mumo.explain.hooks import capture
+    from mumo.uncertainty.mc_dropout import mc_dropout
+
+    model, batch = _model(), _batch()
+    result = uncertainty_cam(model, batch, variant="predictive", samples=5, seed=4, relu=False, negate=negate)
+    with torch.enable_grad(), capture(model.explain_layer()) as cap, mc_dropout(model, seed=4) as sampler:
+        probs = []
+        for t in range(5):
+            sampler.first, sampler.count = t, 1
+            probs.append(model(batch).logits.softmax(-1))  # (N, C)
+        p_bar = torch.stack(probs).mean(0)  # (N, C)
+        entropy = -(p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
+        grads = torch.autograd.grad((-1.0 if negate else 1.0) * entropy, cap.activations)  # T x (N, R, K)
+    expected = cam_from_gradients(torch.stack(cap.activations).detach().mean(0), torch.stack(grads).sum(0), relu=False)
+    torch.testing.assert_close(result.maps, expected, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(result.output.logits, torch.log(p_bar.detach()))
+
+
 def test_errors_name_the_fix():
     model, batch = _model(), _batch()
     with pytest.raises(MumoError, match=r"model\.aleatoric=ucam"):

@@ -92,20 +92,32 @@ def uncertainty_cam(
             (grad,) = torch.autograd.grad(sign * loss, cap.last)
             maps = cam_from_gradients(cap.last.detach(), grad, relu=relu)
             return CamResult(maps=maps, output=output, grid=output.grid)
-        with mc_dropout(model, seed=seed, scope=scope) as sampler:
-            probs, outputs = [], []
-            for t in range(samples):
-                sampler.first, sampler.count = t, 1
-                out = model(batch)
-                outputs.append(out)
-                probs.append(out.logits.softmax(-1))  # (N, C)
+    # H[p̄] with p̄ = mean_t p_t, differentiated pass by pass: dH/dp_t = (dH/dp̄) / T, and dH/dp̄ depends on p̄
+    # alone. So the T passes run once without a graph for p̄, then again one at a time with their graph, each
+    # backpropagating <dH/dp̄, p_t> / T: the same gradient with one pass's activations in memory, not T.
+    with torch.no_grad(), mc_dropout(model, seed=seed, scope=scope) as sampler:
+        probs = []
+        for t in range(samples):
+            sampler.first, sampler.count = t, 1
+            probs.append(model(batch).logits.softmax(-1))  # (N, C)
         p_bar = torch.stack(probs).mean(0)  # (N, C) mean over the T passes
-        entropy = -(p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()  # Σ_n H[p̄_n]
-        grads = torch.autograd.grad(sign * entropy, cap.activations)  # T x (N, R, K)
-    gradient = torch.stack(grads).sum(0)  # accumulated over the passes
-    activation = torch.stack([a.detach() for a in cap.activations]).mean(0)  # equal across passes before dropout
+    with torch.enable_grad():
+        p = p_bar.detach().requires_grad_()
+        entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()  # Σ_n H[p̄_n]
+        (d_entropy,) = torch.autograd.grad(sign * entropy, p)  # (N, C)
+    gradient = activation = grid = None
+    with mc_dropout(model, seed=seed, scope=scope) as sampler:  # a fresh sampler: the same masks again
+        for t in range(samples):
+            sampler.first, sampler.count = t, 1
+            with torch.enable_grad(), capture(module) as cap:
+                out = model(batch)
+                (grad,) = torch.autograd.grad((d_entropy * out.logits.softmax(-1)).sum() / samples, cap.last)
+            gradient = grad if gradient is None else gradient + grad  # (N, R, K) accumulated over the passes
+            a = cap.last.detach()  # equal across passes before dropout
+            activation = a / samples if activation is None else activation + a / samples
+            grid = out.grid
     maps = cam_from_gradients(activation, gradient, relu=relu)
     mean_output = VQAOutput(
-        logits=torch.log(p_bar.detach().clamp_min(1e-12)), grid=outputs[0].grid
+        logits=torch.log(p_bar.clamp_min(1e-12)), grid=grid
     )  # log p̄ stands in for logits: its argmax is the MC answer
-    return CamResult(maps=maps, output=mean_output, grid=outputs[0].grid)
+    return CamResult(maps=maps, output=mean_output, grid=grid)
