@@ -201,10 +201,9 @@ def attention_objects(family: str, objects: tuple[int, ...] | list[int]) -> tupl
     Step 0 is the asked-about object. Step 1 is that object again for a non-relational question, the closest /
     furthest object, or the objects of its shape for ``same_shape_count``. Step 2 is empty (``()``) except for
     ``same_shape_count``: every object of the scene, since an attention average over the objects of one shape
-    says which shape they are but not how many there are (runs supervised with steps 0-1 alone held count
-    accuracy at the majority answer, 32 %, while the other families passed 90 %); averaged over all six
-    objects, a "same shape as the asked-about object" feature gives the count. ``objects`` is a question's
-    ``objects`` field (the asked-about object first).
+    says which shape they are but not how many there are, where one over all six says how many of each shape
+    there are (a count combines that with the asked-about object's shape: ``model.answer_mlp``).
+    ``objects`` is a question's ``objects`` field (the asked-about object first).
     """
     first = (int(objects[0]),)
     if family in ("closest_shape", "furthest_shape"):
@@ -413,7 +412,7 @@ def load_sort_of_clevr(
         max_question_len: tokens per question.
         image_size: images are resized to this square size (75 = original).
         object_masks: also load every image's object masks (at 75 px, 6 x 75 x 75 bool = 34 KB an image) and
-            per question the objects of its two reasoning steps (:func:`attention_objects`), for training
+            per question the objects of its three reasoning steps (:func:`attention_objects`), for training
             attention on them (``train.attention_loss=masks``).
 
     Raises:

@@ -85,13 +85,13 @@ def uncertainty_cam(
     check_num_samples(samples)
     module = resolve_layer(model, layer)
     sign = -1.0 if negate else 1.0
-    with torch.enable_grad(), capture(module) as cap:
-        if variant != "predictive":
+    if variant != "predictive":
+        with torch.enable_grad(), capture(module) as cap:
             output = model(batch)
             loss = uncertainty_loss(output, batch, variant, samples=samples, seed=seed)
             (grad,) = torch.autograd.grad(sign * loss, cap.last)
-            maps = cam_from_gradients(cap.last.detach(), grad, relu=relu)
-            return CamResult(maps=maps, output=output, grid=output.grid)
+        maps = cam_from_gradients(cap.last.detach(), grad, relu=relu)
+        return CamResult(maps=maps, output=output, grid=output.grid)
     # H[p̄] with p̄ = mean_t p_t, differentiated pass by pass: dH/dp_t = (dH/dp̄) / T, and dH/dp̄ depends on p̄
     # alone. So the T passes run once without a graph for p̄, then again one at a time with their graph, each
     # backpropagating <dH/dp̄, p_t> / T: the same gradient with one pass's activations in memory, not T.
