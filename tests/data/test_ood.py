@@ -32,3 +32,19 @@ def test_per_image_mean(easy_vqa_data):
     means = per_image_mean(scores, split)
     for i in range(3):
         assert means[i] == scores[split.image_index == i].mean()
+
+
+def test_easy_vqa_images_are_far_ood_for_a_model_of_another_size(easy_vqa_data):
+    from dataclasses import replace
+
+    from mumo.data.easy_vqa import test_images
+
+    # a 75-px split (the size of Sort-of-CLEVR scenes) gets easy-VQA test images resized to 75 px
+    test = easy_vqa_data.test.subset_images(torch.arange(5), "t")
+    like = replace(test, images=torch.zeros(5, 3, 75, 75, dtype=torch.uint8))
+    ood = ood_split("easy-vqa", like)
+    assert ood.images.shape == (5, 3, 75, 75) and ood.name == "easy-vqa"
+    assert torch.equal(ood.images, test_images(75)[:5])
+    # more images than the 1,000 easy-VQA test images: reused in order
+    big = replace(test, images=torch.zeros(1001, 3, 64, 64, dtype=torch.uint8))
+    assert torch.equal(ood_split("easy-vqa", big).images[1000], test.images[0])

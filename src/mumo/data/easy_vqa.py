@@ -73,6 +73,13 @@ def _raw_split(
     return out, list(texts)
 
 
+def test_images(size: int = 64) -> torch.Tensor:
+    """The easy-VQA test images (1,000), sorted by id, resized to ``size``: (I, 3, size, size) uint8."""
+    paths = _package().get_test_image_paths()
+    images = np.stack([load_image(paths[i], size=size) for i in sorted(paths)])  # (I, H, W, 3)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
 def load_easy_vqa(
     *,
     val_fraction: float = 0.1,

@@ -4,7 +4,11 @@
 - :func:`ood_split` — far OOD: the same questions asked about images unlike anything in easy-VQA:
   ``sort-of-clevr`` (scenes of another data set: six small squares and circles of six colours),
   ``shapes-ood`` (stars, crosses, rings, pentagons in unseen colours on dark or striped backgrounds),
-  ``noise`` (uniform pixel noise), or ``easy-vqa`` (the split itself: a sanity check, AUROC ≈ 0.5).
+  ``noise`` (uniform pixel noise), or ``easy-vqa`` (easy-VQA test images).
+
+Sets named after a data set are OOD only for a model trained on another one: ``easy-vqa`` images are
+far OOD for a Sort-of-CLEVR model and the in-distribution sanity check (AUROC ≈ 0.5) for an easy-VQA
+model; ``sort-of-clevr`` scenes the other way round.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from mumo.data.easy_vqa import test_images
 from mumo.data.sort_of_clevr import render_scene
 from mumo.data.vqa import VQASplit
 from mumo.errors import ConfigError
@@ -78,15 +83,16 @@ def ood_split(name: str, like: VQASplit, *, seed: int = 0) -> VQASplit:
     Raises:
         ConfigError: unknown OOD set name.
     """
-    if name == "easy-vqa":
-        return like
     if name not in OOD_SETS:
         raise ConfigError(f"unknown OOD set {name!r}; choose one of: {', '.join(OOD_SETS)}")
     if like.images.dtype != torch.uint8:
         raise ConfigError(f"the {name!r} OOD set needs a pixel-image model")
     n, _, h, w = like.images.shape
     rng = np.random.default_rng(seed)
-    if name == "noise":
+    if name == "easy-vqa":
+        pool = test_images(h)  # (1000, 3, h, h): image i of an easy-VQA test split is test image i
+        images = pool[torch.arange(n) % pool.shape[0]]
+    elif name == "noise":
         images = torch.from_numpy(rng.integers(0, 256, (n, 3, h, w), dtype=np.uint8))
     elif name == "sort-of-clevr":
         scenes = [Image.fromarray(render_scene(rng)[0]).resize((w, h), Image.BILINEAR) for _ in range(n)]
