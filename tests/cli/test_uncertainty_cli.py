@@ -22,7 +22,10 @@ def test_evaluate_with_mc_samples_and_ood(tiny_run):
     assert res["ood_score"] == "mutual_information"
     names = {p.split("/")[-1] for p in res["plots"]}
     assert names == {"reliability_mc3.png", "uncertainty_correct_wrong_mc3.png", "risk_coverage_mc3.png",
-                     "uncertainty_ood_mc3.png"}  # fmt: skip
+                     "uncertainty_ood_mc3.png", "uncertainty_ood_feature_density.png"}  # fmt: skip
+    # the feature density is fitted on training images by default and scored next to the MC scores
+    assert 0 <= res["auroc_ood_by_score"]["feature_density"] <= 1
+    assert set(res["auroc_ood_per_image_by_score"]) == set(res["auroc_ood_by_score"])
     for p in res["plots"]:
         assert (tiny_run / "plots" / p.split("/")[-1]).stat().st_size > 1000
 
@@ -111,3 +114,13 @@ def test_empty_split_is_an_error(tiny_run, easy_vqa_data):
     empty = easy_vqa_data.val.subset_images(torch.zeros(0, dtype=torch.long), "empty")
     with pytest.raises(MumoError, match="no questions"):
         evaluate_uncertainty(load_model(tiny_run), empty, mc_samples=2)
+
+
+def test_evaluate_density_images_option(tiny_run):
+    result = mumo("evaluate", tiny_run, "--split", "val", "--ood", "noise", "--density-images", "0", "--json")
+    assert result.exit_code == 0, result.output
+    assert "feature_density" not in json.loads(result.output)["auroc_ood_by_score"]
+    result = mumo("evaluate", tiny_run, "--split", "val", "--ood", "noise", "--density-images", "50")
+    assert result.exit_code == 0, result.output
+    assert "auroc_ood_feature_density" in result.output
+    _assert_clean_error(mumo("evaluate", tiny_run, "--ood", "noise", "--density-images", "-1"), "--density-images")

@@ -20,3 +20,39 @@ def test_ood_auroc_by_type_separates_question_types():
     assert set(res) == {"color", "yes/no"}  # "shape" has no OOD questions: left out
     assert res["color"] == pytest.approx(1.0)  # every OOD colour question scores above every clean one
     assert res["yes/no"] == pytest.approx(0.5)  # ties everywhere
+
+
+def test_split_features_are_the_fused_vectors_the_classifier_reads(tiny_run):
+    from mumo.config import config_from_yaml
+    from mumo.tasks.vqa import load_data, load_model
+    from mumo.tasks.vqa_uncertainty import split_features
+
+    model = load_model(tiny_run)
+    val = load_data(config_from_yaml(tiny_run / "config.yaml")).val.subset_images(torch.arange(6), "v")
+    feats = split_features(model, val, images_per_batch=4)  # two batches
+    assert feats.shape == (val.num_questions, model.cfg.flat_out)
+    with torch.no_grad():
+        batch = val.batch(torch.arange(6))
+        logits = model(batch).logits
+    # the captured vectors, in question order, are what the answer classifier turned into the logits
+    assert torch.allclose(model.classifier(feats[batch.question_ids]), logits, atol=1e-5)
+
+
+def test_feature_density_joins_the_scores_and_separates_noise_images(tiny_run):
+    from mumo.config import config_from_yaml
+    from mumo.data.ood import ood_split
+    from mumo.tasks.vqa import load_data, load_model
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+
+    model = load_model(tiny_run)
+    data = load_data(config_from_yaml(tiny_run / "config.yaml"))
+    val = data.val.subset_images(torch.arange(40), "v")
+    fit = data.train.subset_images(torch.arange(200), "fit")
+    res = evaluate_uncertainty(model, val, mc_samples=None, ood=ood_split("noise", val, seed=0), density_fit=fit)
+    assert "feature_density" in res["auroc_misclassification_by_score"]
+    assert "feature_density" in res["auroc_ood_per_image_by_score"]
+    # uniform noise images are far from every training feature even for a 2-epoch model
+    assert res["auroc_ood_by_score"]["feature_density"] > 0.9
+    assert res["ood_score"] == "predictive_entropy"  # the headline score is unchanged
+    same = evaluate_uncertainty(model, val, mc_samples=None, ood=val, density_fit=fit)
+    assert same["auroc_ood_by_score"]["feature_density"] == pytest.approx(0.5)

@@ -20,6 +20,13 @@ def evaluate_cmd(
     ] = None,
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
     ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
+    density_images: Annotated[
+        int,
+        typer.Option(
+            help="fit the feature-density OOD score (class Gaussians over the fused features) on this many "
+            "training images; 0 = off"
+        ),
+    ] = 2000,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
         Path | None,
@@ -29,6 +36,8 @@ def evaluate_cmd(
     """Accuracy of a trained run, overall and per question type; with --mc-samples or --ood also
     calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
     With --results-json (vqa-v2 runs only) also the official VQA results file of the evaluated split."""
+    import torch
+
     from mumo.config import config_from_yaml
     from mumo.data.ood import OOD_SETS, ood_split
     from mumo.errors import ConfigError
@@ -39,6 +48,8 @@ def evaluate_cmd(
 
     if split not in ("val", "test"):
         raise ConfigError(f"--split must be 'val' or 'test', not {split!r}")
+    if density_images < 0:
+        raise ConfigError(f"--density-images must be >= 0, not {density_images}")
     if mc_samples is not None:
         check_num_samples(mc_samples)
     model = load_model(run)
@@ -64,9 +75,13 @@ def evaluate_cmd(
         res["results_json"] = str(results_json)
     if mc_samples is not None or ood is not None:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
+        fit = None
+        if density_images > 0:
+            n_fit = min(density_images, data.train.num_images)
+            fit = data.train.subset_images(torch.arange(n_fit), f"train[:{n_fit}]")
         unc = evaluate_uncertainty(
-            model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, plots_dir=run / "plots",
-            images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
+            model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit,
+            plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
         )  # fmt: skip
         res.update({k: v for k, v in unc.items() if k != "accuracy"})
         res["accuracy_mean_prediction"] = unc["accuracy"]
@@ -79,6 +94,8 @@ def evaluate_cmd(
     for key in ("ece", "mce", "nll", "brier", "auroc_misclassification", "aurc", "auroc_ood", "fpr95_ood"):
         if key in res:
             typer.echo(f"{key:24s} {res[key]:.4f}")
+    if "feature_density" in res.get("auroc_ood_by_score", {}):
+        typer.echo(f"{'auroc_ood_feature_density':24s} {res['auroc_ood_by_score']['feature_density']:.4f}")
     for path in res.get("plots", []):
         typer.echo(f"wrote {path}")
     if results_json is not None:

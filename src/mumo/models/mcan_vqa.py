@@ -305,6 +305,10 @@ class MCANVQA(nn.Module):
         the raw region features, one copy per question (N, R, C), so each question gets its own map."""
         return self.image_features
 
+    def density_layer(self) -> nn.Module:
+        """Where feature-density OOD scores read the model: the fused (N, F) vector the classifier reads."""
+        return self.fusion_norm
+
     # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends.
     mc_scopes = ("all", "head")
 

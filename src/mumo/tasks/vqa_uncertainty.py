@@ -32,6 +32,7 @@ from mumo.metrics.uncertainty import (
     risk_coverage_curve,
 )
 from mumo.types import VQABatch
+from mumo.uncertainty.density import feature_density_score, fit_class_gaussians
 from mumo.uncertainty.losses import noisy_logit_probs
 from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
 from mumo.uncertainty.scores import check_probs, uncertainty_scores
@@ -97,6 +98,46 @@ def split_probs(
     return out
 
 
+@torch.no_grad()
+def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int = 128) -> torch.Tensor:
+    """The model's density features (N, F) for every question of a split, dropout off, in question order.
+
+    The features are the output of ``model.density_layer()`` (for MCAN: the fused vector the answer
+    classifier reads).
+    """
+    from mumo.explain.hooks import capture
+
+    if not hasattr(model, "density_layer"):
+        raise MumoError(f"{type(model).__name__} declares no density_layer(): feature density is unavailable")
+    if split.num_questions == 0:
+        raise MumoError(f"the {split.name!r} split holds no questions")
+    model.eval()
+    device = next(model.parameters()).device
+    out = None
+    with capture(model.density_layer()) as captured:
+        for idx in image_batches(split.num_images, images_per_batch, shuffle=False):
+            batch = split.batch(idx).to(device)
+            model(batch)
+            feats = captured.last.detach().float().cpu()  # (B, F)
+            captured.activations.clear()
+            if out is None:
+                out = torch.empty(split.num_questions, feats.shape[-1])
+            out[batch.question_ids.cpu()] = feats
+    assert out is not None
+    return out
+
+
+def feature_density_scores(
+    model: nn.Module, fit: VQASplit, splits: list[VQASplit], *, images_per_batch: int = 128
+) -> list[torch.Tensor]:
+    """Negative log density (N,) of each split's features under class Gaussians fitted on ``fit``.
+
+    The classes are the questions' top answers (reference: DDU, :mod:`mumo.uncertainty.density`).
+    """
+    density = fit_class_gaussians(split_features(model, fit, images_per_batch=images_per_batch), fit.targets.argmax(-1))
+    return [feature_density_score(density, split_features(model, s, images_per_batch=images_per_batch)) for s in splits]
+
+
 def per_image_mean(scores: torch.Tensor, split: VQASplit) -> torch.Tensor:
     """Mean of a per-question score over each image's questions: (N,) -> (I,)."""
     sums = torch.zeros(split.num_images, dtype=scores.dtype).index_add_(0, split.image_index, scores)
@@ -130,6 +171,7 @@ def evaluate_uncertainty(
     mc_samples: int | None,
     mc_scope: str = "all",
     ood: VQASplit | None = None,
+    density_fit: VQASplit | None = None,
     plots_dir: Path | None = None,
     n_bins: int = 15,
     images_per_batch: int = 128,
@@ -141,7 +183,9 @@ def evaluate_uncertainty(
     Misclassification scores use the predictive entropy (total uncertainty); OOD scores use the
     mutual information (epistemic) with MC dropout and the predictive entropy without it, per
     question and (``auroc_ood_per_image``) averaged over each image's questions. Every score is also
-    reported under ``*_by_score``.
+    reported under ``*_by_score``. With ``density_fit`` (training questions) the scores include
+    ``feature_density``: the negative log density of the model's fused features under class
+    Gaussians fitted on ``density_fit`` (:mod:`mumo.uncertainty.density`).
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
@@ -150,6 +194,12 @@ def evaluate_uncertainty(
     labels = split.targets.argmax(-1)  # (N,)
     correct = mean.argmax(-1) == labels
     scores = uncertainty_scores(probs)
+    density = None
+    if density_fit is not None:
+        density = feature_density_scores(
+            model, density_fit, [split] + ([ood] if ood is not None else []), images_per_batch=images_per_batch
+        )
+        scores["feature_density"] = density[0]
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
         "mc_scope": mc_scope if mc_samples else None,
@@ -170,6 +220,8 @@ def evaluate_uncertainty(
             model, ood, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed + 7
         )
         ood_scores = uncertainty_scores(ood_probs)
+        if density is not None:
+            ood_scores["feature_density"] = density[1]
         key = _main_score(scores, mc_samples is not None)
         res.update(
             ood_set=ood.name,
@@ -180,6 +232,9 @@ def evaluate_uncertainty(
             auroc_ood_by_score={k: ood_auroc(scores[k], ood_scores[k]) for k in scores},
             # is the *image* OOD? the score averaged over each image's questions
             auroc_ood_per_image=ood_auroc(per_image_mean(scores[key], split), per_image_mean(ood_scores[key], ood)),
+            auroc_ood_per_image_by_score={
+                k: ood_auroc(per_image_mean(scores[k], split), per_image_mean(ood_scores[k], ood)) for k in scores
+            },
             auroc_ood_by_type=ood_auroc_by_type(scores[key], split, ood_scores[key], ood),
             mean_uncertainty_ood={k: float(v.mean()) for k, v in ood_scores.items()},
         )
@@ -223,4 +278,12 @@ def _plots(
                 xlabel=key.replace("_", " ") + " (nats)",
             )
         )
+        if "feature_density" in ood_scores:
+            paths.append(
+                plot_uncertainty_histograms(
+                    {"in-distribution": scores["feature_density"], "OOD": ood_scores["feature_density"]},
+                    folder / "uncertainty_ood_feature_density.png",
+                    xlabel="negative log feature density (nats)",
+                )
+            )
     return [str(p) for p in paths]
