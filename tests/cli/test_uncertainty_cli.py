@@ -124,3 +124,37 @@ def test_evaluate_density_images_option(tiny_run):
     assert result.exit_code == 0, result.output
     assert "auroc_ood_feature_density" in result.output
     _assert_clean_error(mumo("evaluate", tiny_run, "--ood", "noise", "--density-images", "-1"), "--density-images")
+
+
+def test_fit_density_then_predict_reports_it_and_can_abstain_on_it(tiny_run, shape_png, tmp_path):
+    import mumo as mumo_api
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    # before fitting: abstaining on the density is a clear error, the prediction carries no density
+    args = ["--image", shape_png, "--question", "what shape?", "--abstain", "0", "--abstain-on", "feature_density"]
+    _assert_clean_error(mumo("predict", run, *args), "mumo fit-density")
+    assert mumo_api.load(run).predict(shape_png, "what shape is it?").uncertainty.feature_density is None
+    _assert_clean_error(mumo("fit-density", run, "--images", "0"), "--images")
+
+    result = mumo("fit-density", run, "--images", "100", "--json")
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    assert res["fit_images"] == 100 and res["classes"] >= 2 and (run / "feature_density.safetensors").exists()
+    q = res["validation_quantiles"]
+    assert q["p50"] <= q["p95"] <= q["p99"]
+
+    result = mumo("predict", run, "--image", shape_png, "--question", "what shape is it?", "--json")
+    u = json.loads(result.output)["uncertainty"]
+    assert isinstance(u["feature_density"], float) and 0 <= u["feature_density_quantile"] <= 1
+    pred = mumo_api.load(run).predict(shape_png, "what shape is it?", abstain=u["feature_density"] - 1,
+                                      abstain_on="feature_density")  # fmt: skip
+    assert pred.abstained and pred.abstain_reason.startswith("feature_density")
+    assert not mumo_api.load(run).predict(shape_png, "what shape is it?", abstain=u["feature_density"] + 1,
+                                          abstain_on="feature_density").abstained  # fmt: skip
+    text = mumo("predict", run, "--image", shape_png, "--question", "what shape is it?").output
+    assert "feature density:" in text and "of validation questions" in text
+
+    # a damaged density file is a clear error, not a traceback
+    (run / "feature_density.safetensors").write_bytes(b"not a safetensors file")
+    _assert_clean_error(mumo("predict", run, "--image", shape_png, "--question", "what shape is it?"), "fit-density")

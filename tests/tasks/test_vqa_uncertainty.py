@@ -56,3 +56,10 @@ def test_feature_density_joins_the_scores_and_separates_noise_images(tiny_run):
     assert res["ood_score"] == "predictive_entropy"  # the headline score is unchanged
     same = evaluate_uncertainty(model, val, mc_samples=None, ood=val, density_fit=fit)
     assert same["auroc_ood_by_score"]["feature_density"] == pytest.approx(0.5)
+
+
+def test_run_density_quantile_is_the_fraction_of_validation_scores_below():
+    from mumo.tasks.vqa_density import RunDensity
+
+    density = RunDensity(gaussians=None, reference=torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert density.quantile(torch.tensor([0.5, 2.5, 9.0])).tolist() == [0.0, 0.5, 1.0]

@@ -11,7 +11,9 @@ from mumo.config import RunConfig, config_from_yaml
 from mumo.data.images import ImageInput, load_image
 from mumo.data.text import Vocab, check_question
 from mumo.errors import MumoError
+from mumo.explain.hooks import capture
 from mumo.tasks.vqa import load_artifacts, load_model
+from mumo.tasks.vqa_density import RunDensity, load_run_density
 from mumo.tasks.vqa_uncertainty import predictive_probs
 from mumo.train.checkpoint import CONFIG_FILE
 from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
@@ -21,8 +23,10 @@ from mumo.uncertainty.scores import uncertainty_scores
 class VQAPredictor:
     """A trained VQA model with its preprocessing. Build it with :func:`mumo.load`."""
 
-    def __init__(self, model: nn.Module, cfg: RunConfig, vocab: Vocab, answers: list[str]) -> None:
-        self.model, self.cfg, self.vocab, self.answers = model, cfg, vocab, answers
+    def __init__(
+        self, model: nn.Module, cfg: RunConfig, vocab: Vocab, answers: list[str], density: RunDensity | None = None
+    ) -> None:
+        self.model, self.cfg, self.vocab, self.answers, self.density = model, cfg, vocab, answers, density
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str = "best", device: str = "cpu") -> VQAPredictor:
@@ -30,7 +34,7 @@ class VQAPredictor:
         art = load_artifacts(run_dir)
         cfg = config_from_yaml(run_dir / CONFIG_FILE)
         model = load_model(run_dir, which, device)
-        return cls(model, cfg, Vocab(art["vocab"]), art["answers"])
+        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], load_run_density(run_dir))
 
     @property
     def device(self) -> torch.device:
@@ -65,13 +69,16 @@ class VQAPredictor:
             mc_scope: which dropout modules sample: ``all``, or ``head`` (MCAN's answer head only; cheaper).
             abstain: answer "don't know" when the ``abstain_on`` score exceeds this threshold (nats).
             abstain_on: ``predictive_entropy`` (total), ``mutual_information`` (epistemic),
-                ``expected_entropy`` (aleatoric) or ``variation_ratio``.
+                ``expected_entropy`` (aleatoric), ``variation_ratio``, or ``feature_density`` (epistemic:
+                distance from the training data; needs ``mumo fit-density RUN``).
             seed: seeds the dropout masks and logit noise.
         """
         if top_k < 1:
             raise MumoError(f"top_k must be >= 1, not {top_k}")
         if abstain_on not in ABSTAIN_SCORES:
             raise MumoError(f"abstain_on must be one of {', '.join(ABSTAIN_SCORES)}, not {abstain_on!r}")
+        if abstain_on == "feature_density" and self.density is None:
+            raise MumoError("abstain_on='feature_density' needs a fitted density: run `mumo fit-density RUN` first")
         batch = self.encode(image, question)
         probs = predictive_probs(self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed)  # (T, 1, C)
         mean = probs.mean(0)[0]  # (C,)
@@ -83,6 +90,13 @@ class VQAPredictor:
             epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
             mc_samples=mc_samples or 0,
         )  # fmt: skip
+        if self.density is not None:
+            with capture(self.model.density_layer()) as captured:
+                self.model.eval()
+                self.model(batch)  # one deterministic pass for the feature
+            score = self.density.score(captured.last.cpu())  # (1,)
+            scores["feature_density"] = unc.feature_density = float(score[0])
+            unc.feature_density_quantile = float(self.density.quantile(score)[0])
         text = question.decode("utf-8") if isinstance(question, bytes) else question
         pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
         if abstain is not None and scores[abstain_on] > abstain:
@@ -91,7 +105,7 @@ class VQAPredictor:
         return pred
 
 
-ABSTAIN_SCORES = ("predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio")
+ABSTAIN_SCORES = ("predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio", "feature_density")
 
 
 def load(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -> VQAPredictor:

@@ -31,8 +31,8 @@ from mumo.metrics.uncertainty import (
     ood_auroc,
     risk_coverage_curve,
 )
+from mumo.tasks.vqa_density import feature_density_scores
 from mumo.types import VQABatch
-from mumo.uncertainty.density import feature_density_score, fit_class_gaussians
 from mumo.uncertainty.losses import noisy_logit_probs
 from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
 from mumo.uncertainty.scores import check_probs, uncertainty_scores
@@ -96,46 +96,6 @@ def split_probs(
         out[:, batch.question_ids.cpu()] = probs
     assert out is not None
     return out
-
-
-@torch.no_grad()
-def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int = 128) -> torch.Tensor:
-    """The model's density features (N, F) for every question of a split, dropout off, in question order.
-
-    The features are the output of ``model.density_layer()`` (for MCAN: the fused vector the answer
-    classifier reads).
-    """
-    from mumo.explain.hooks import capture
-
-    if not hasattr(model, "density_layer"):
-        raise MumoError(f"{type(model).__name__} declares no density_layer(): feature density is unavailable")
-    if split.num_questions == 0:
-        raise MumoError(f"the {split.name!r} split holds no questions")
-    model.eval()
-    device = next(model.parameters()).device
-    out = None
-    with capture(model.density_layer()) as captured:
-        for idx in image_batches(split.num_images, images_per_batch, shuffle=False):
-            batch = split.batch(idx).to(device)
-            model(batch)
-            feats = captured.last.detach().float().cpu()  # (B, F)
-            captured.activations.clear()
-            if out is None:
-                out = torch.empty(split.num_questions, feats.shape[-1])
-            out[batch.question_ids.cpu()] = feats
-    assert out is not None
-    return out
-
-
-def feature_density_scores(
-    model: nn.Module, fit: VQASplit, splits: list[VQASplit], *, images_per_batch: int = 128
-) -> list[torch.Tensor]:
-    """Negative log density (N,) of each split's features under class Gaussians fitted on ``fit``.
-
-    The classes are the questions' top answers (reference: DDU, :mod:`mumo.uncertainty.density`).
-    """
-    density = fit_class_gaussians(split_features(model, fit, images_per_batch=images_per_batch), fit.targets.argmax(-1))
-    return [feature_density_score(density, split_features(model, s, images_per_batch=images_per_batch)) for s in splits]
 
 
 def per_image_mean(scores: torch.Tensor, split: VQASplit) -> torch.Tensor:

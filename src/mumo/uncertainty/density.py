@@ -39,6 +39,27 @@ class ClassGaussians:
     def num_features(self) -> int:
         return int(self.means.shape[1])
 
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """The parameters as named tensors (for safetensors)."""
+        return {"means": self.means, "scale_tril": self.scale_tril, "classes": self.classes,
+                "jitter": torch.tensor(self.jitter, dtype=torch.float64)}  # fmt: skip
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> ClassGaussians:
+        """Inverse of :meth:`to_tensors`.
+
+        Raises:
+            MumoError: a tensor is missing or the shapes disagree.
+        """
+        missing = {"means", "scale_tril", "classes", "jitter"} - set(tensors)
+        if missing:
+            raise MumoError(f"not a feature-density file: missing {', '.join(sorted(missing))}")
+        means, tril = tensors["means"].double(), tensors["scale_tril"].double()
+        k, f = means.shape
+        if tril.shape != (k, f, f) or tensors["classes"].shape != (k,):
+            raise MumoError(f"inconsistent feature-density file: means {tuple(means.shape)}, tril {tuple(tril.shape)}")
+        return cls(means=means, scale_tril=tril, classes=tensors["classes"].long(), jitter=float(tensors["jitter"]))
+
 
 def _check_features(features: torch.Tensor, what: str) -> None:
     if features.ndim != 2:

@@ -1,0 +1,111 @@
+"""Feature density of a trained VQA run (DDU, :mod:`mumo.uncertainty.density`).
+
+:func:`fit_run_density` fits class Gaussians on the fused features of training questions, scores
+the validation questions as a reference, and saves both next to the checkpoints
+(``RUN/feature_density.safetensors``); :func:`load_run_density` reads them back for prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mumo.data.vqa import VQASplit, image_batches
+from mumo.errors import MumoError
+from mumo.uncertainty.density import ClassGaussians, feature_density_score, fit_class_gaussians
+
+DENSITY_FILE = "feature_density.safetensors"
+
+
+@torch.no_grad()
+def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int = 128) -> torch.Tensor:
+    """The model's density features (N, F) for every question of a split, dropout off, in question order.
+
+    The features are the output of ``model.density_layer()`` (for MCAN: the fused vector the answer
+    classifier reads).
+    """
+    from mumo.explain.hooks import capture
+
+    if not hasattr(model, "density_layer"):
+        raise MumoError(f"{type(model).__name__} declares no density_layer(): feature density is unavailable")
+    if split.num_questions == 0:
+        raise MumoError(f"the {split.name!r} split holds no questions")
+    model.eval()
+    device = next(model.parameters()).device
+    out = None
+    with capture(model.density_layer()) as captured:
+        for idx in image_batches(split.num_images, images_per_batch, shuffle=False):
+            batch = split.batch(idx).to(device)
+            model(batch)
+            feats = captured.last.detach().float().cpu()  # (B, F)
+            captured.activations.clear()
+            if out is None:
+                out = torch.empty(split.num_questions, feats.shape[-1])
+            out[batch.question_ids.cpu()] = feats
+    assert out is not None
+    return out
+
+
+def feature_density_scores(
+    model: nn.Module, fit: VQASplit, splits: list[VQASplit], *, images_per_batch: int = 128
+) -> list[torch.Tensor]:
+    """Negative log density (N,) of each split's features under class Gaussians fitted on ``fit``.
+
+    The classes are the questions' top answers (reference: DDU, :mod:`mumo.uncertainty.density`).
+    """
+    density = fit_class_gaussians(split_features(model, fit, images_per_batch=images_per_batch), fit.targets.argmax(-1))
+    return [feature_density_score(density, split_features(model, s, images_per_batch=images_per_batch)) for s in splits]
+
+
+@dataclass(frozen=True)
+class RunDensity:
+    """A run's fitted feature density and the sorted scores (M,) of its validation questions."""
+
+    gaussians: ClassGaussians
+    reference: torch.Tensor
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        """Negative log density (N,) of (N, F) features."""
+        return feature_density_score(self.gaussians, features)
+
+    def quantile(self, scores: torch.Tensor) -> torch.Tensor:
+        """Fraction (N,) of validation questions whose score is below each of ``scores``."""
+        return torch.searchsorted(self.reference, scores.float()).float() / self.reference.numel()
+
+
+def fit_run_density(
+    model: nn.Module, fit: VQASplit, reference: VQASplit, run_dir: Path, *, images_per_batch: int = 128
+) -> RunDensity:
+    """Fit the density on ``fit``, score ``reference`` (validation) and save both to ``run_dir``."""
+    gaussians = fit_class_gaussians(
+        split_features(model, fit, images_per_batch=images_per_batch), fit.targets.argmax(-1)
+    )
+    ref = feature_density_score(gaussians, split_features(model, reference, images_per_batch=images_per_batch))
+    density = RunDensity(gaussians, ref.sort().values)
+    tensors = {**gaussians.to_tensors(), "reference": density.reference}
+    tmp = run_dir / f".{DENSITY_FILE}.tmp"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(run_dir / DENSITY_FILE)  # atomic: a crash leaves the old file or none, never half of one
+    return density
+
+
+def load_run_density(run_dir: Path) -> RunDensity | None:
+    """The density saved by :func:`fit_run_density`, or None when the run has none.
+
+    Raises:
+        MumoError: the file is unreadable or inconsistent.
+    """
+    path = Path(run_dir) / DENSITY_FILE
+    if not path.exists():
+        return None
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise MumoError(f"cannot read {path}: {e}; refit it with `mumo fit-density {run_dir}`") from None
+    if "reference" not in tensors:
+        raise MumoError(f"{path} holds no validation reference scores; refit it with `mumo fit-density {run_dir}`")
+    return RunDensity(ClassGaussians.from_tensors(tensors), tensors["reference"].float().sort().values)
