@@ -11,6 +11,7 @@ from scipy.stats import multivariate_normal, norm
 from mumo.errors import MumoError
 from mumo.uncertainty.density import (
     JITTERS,
+    ClassGaussians,
     feature_density_score,
     feature_log_density,
     fit_class_gaussians,
@@ -33,7 +34,7 @@ def test_one_dimensional_two_classes_by_hand():
     assert score.dtype == torch.float32 and score[0] < score[1] < score[2]  # further away = higher
 
 
-def test_multivariate_matches_scipy_and_chunking_changes_nothing():
+def test_multivariate_matches_scipy():
     gen = torch.Generator().manual_seed(0)
     z = torch.cat([torch.randn(50, 3, generator=gen) * torch.tensor([1.0, 2.0, 0.5]),
                    torch.randn(40, 3, generator=gen) + 4])  # fmt: skip
@@ -45,7 +46,6 @@ def test_multivariate_matches_scipy_and_chunking_changes_nothing():
         cov = (g.scale_tril[k] @ g.scale_tril[k].T).numpy()
         expected += torch.from_numpy(multivariate_normal(g.means[k].numpy(), cov).pdf(x.numpy()))
     assert torch.allclose(feature_log_density(g, x), expected.log(), rtol=1e-8)
-    assert torch.allclose(feature_log_density(g, x, chunk=2), feature_log_density(g, x), rtol=1e-12)
     # the fitted covariance is the class's population covariance plus the jitter
     c0 = torch.cov(z[:50].double().T, correction=0)
     assert torch.allclose(g.scale_tril[0] @ g.scale_tril[0].T - c0, g.jitter * torch.eye(3, dtype=torch.float64))
@@ -79,3 +79,36 @@ def test_bad_input_is_a_clear_error():
         feature_log_density(g, torch.randn(3, 4))
     with pytest.raises(MumoError, match="NaN or infinite"):
         feature_density_score(g, torch.tensor([[0.0, float("inf")]]))
+
+
+def test_tied_covariance_is_the_pooled_within_class_covariance():
+    gen = torch.Generator().manual_seed(2)
+    z = torch.cat([torch.randn(30, 4, generator=gen), torch.randn(20, 4, generator=gen) * 2 + 3])
+    labels = torch.tensor([0] * 30 + [1] * 20)
+    g = fit_class_gaussians(z, labels, covariance="tied")
+    assert g.scale_tril.shape == (1, 4, 4)
+    centred = torch.cat([z[:30] - z[:30].mean(0), z[30:] - z[30:].mean(0)]).double()
+    pooled = centred.T @ centred / 50
+    assert torch.allclose(g.scale_tril[0] @ g.scale_tril[0].T, pooled + g.jitter * torch.eye(4, dtype=torch.float64))
+    x = torch.randn(5, 4, generator=gen)
+    cov = (g.scale_tril[0] @ g.scale_tril[0].T).numpy()
+    expected = sum(multivariate_normal(g.means[k].numpy(), cov).pdf(x.numpy()) for k in range(2))
+    assert torch.allclose(feature_log_density(g, x), torch.from_numpy(expected).log(), rtol=1e-8)
+    # auto: per-class covariances unless they would exceed the memory bound
+    assert fit_class_gaussians(z, labels).scale_tril.shape == (2, 4, 4)
+    assert fit_class_gaussians(z, labels, max_bytes=100).scale_tril.shape == (1, 4, 4)
+    with pytest.raises(MumoError, match="covariance must be"):
+        fit_class_gaussians(z, labels, covariance="diagonal")
+
+
+def test_parameters_round_trip_through_named_tensors():
+    z, labels = torch.randn(40, 3), torch.tensor([0, 1] * 20)
+    for covariance in ("class", "tied"):
+        g = fit_class_gaussians(z, labels, covariance=covariance)
+        back = ClassGaussians.from_tensors(g.to_tensors())
+        assert torch.equal(back.scale_tril, g.scale_tril) and back.jitter == g.jitter
+        assert torch.equal(feature_log_density(back, z), feature_log_density(g, z))
+    with pytest.raises(MumoError, match="missing jitter"):
+        ClassGaussians.from_tensors({k: v for k, v in g.to_tensors().items() if k != "jitter"})
+    with pytest.raises(MumoError, match="inconsistent"):
+        ClassGaussians.from_tensors({**g.to_tensors(), "scale_tril": torch.eye(3)[None].repeat(5, 1, 1)})

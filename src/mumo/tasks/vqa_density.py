@@ -16,6 +16,7 @@ from torch import nn
 
 from mumo.data.vqa import VQASplit, image_batches
 from mumo.errors import MumoError
+from mumo.explain.hooks import capture
 from mumo.uncertainty.density import ClassGaussians, feature_density_score, fit_class_gaussians
 
 DENSITY_FILE = "feature_density.safetensors"
@@ -28,8 +29,6 @@ def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int =
     The features are the output of ``model.density_layer()`` (for MCAN: the fused vector the answer
     classifier reads).
     """
-    from mumo.explain.hooks import capture
-
     if not hasattr(model, "density_layer"):
         raise MumoError(f"{type(model).__name__} declares no density_layer(): feature density is unavailable")
     if split.num_questions == 0:
@@ -50,15 +49,10 @@ def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int =
     return out
 
 
-def feature_density_scores(
-    model: nn.Module, fit: VQASplit, splits: list[VQASplit], *, images_per_batch: int = 128
-) -> list[torch.Tensor]:
-    """Negative log density (N,) of each split's features under class Gaussians fitted on ``fit``.
-
-    The classes are the questions' top answers (reference: DDU, :mod:`mumo.uncertainty.density`).
-    """
-    density = fit_class_gaussians(split_features(model, fit, images_per_batch=images_per_batch), fit.targets.argmax(-1))
-    return [feature_density_score(density, split_features(model, s, images_per_batch=images_per_batch)) for s in splits]
+def fit_split_density(model: nn.Module, fit: VQASplit, *, images_per_batch: int = 128) -> ClassGaussians:
+    """Class Gaussians over the model's features of ``fit``'s questions; the classes are their top answers."""
+    feats = split_features(model, fit, images_per_batch=images_per_batch)
+    return fit_class_gaussians(feats, fit.targets.argmax(-1))
 
 
 @dataclass(frozen=True)
@@ -81,9 +75,7 @@ def fit_run_density(
     model: nn.Module, fit: VQASplit, reference: VQASplit, run_dir: Path, *, images_per_batch: int = 128
 ) -> RunDensity:
     """Fit the density on ``fit``, score ``reference`` (validation) and save both to ``run_dir``."""
-    gaussians = fit_class_gaussians(
-        split_features(model, fit, images_per_batch=images_per_batch), fit.targets.argmax(-1)
-    )
+    gaussians = fit_split_density(model, fit, images_per_batch=images_per_batch)
     ref = feature_density_score(gaussians, split_features(model, reference, images_per_batch=images_per_batch))
     density = RunDensity(gaussians, ref.sort().values)
     tensors = {**gaussians.to_tensors(), "reference": density.reference}
