@@ -56,6 +56,11 @@ def test_feature_density_joins_the_scores_and_separates_noise_images(tiny_run):
     assert res["ood_score"] == "predictive_entropy"  # the headline score is unchanged
     same = evaluate_uncertainty(model, val, mc_samples=None, ood=val, density_fit=fit)
     assert same["auroc_ood_by_score"]["feature_density"] == pytest.approx(0.5)
+    # a density fitted beforehand (e.g. outside a feature-noise context) gives the same figures
+    from mumo.tasks.vqa_density import fit_split_density
+
+    pre = evaluate_uncertainty(model, val, mc_samples=None, ood=val, density=fit_split_density(model, fit))
+    assert pre["auroc_ood_by_score"] == same["auroc_ood_by_score"]
 
 
 def test_run_density_quantile_is_the_fraction_of_validation_scores_below():

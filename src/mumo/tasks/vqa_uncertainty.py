@@ -31,8 +31,9 @@ from mumo.metrics.uncertainty import (
     ood_auroc,
     risk_coverage_curve,
 )
-from mumo.tasks.vqa_density import feature_density_scores
+from mumo.tasks.vqa_density import fit_split_density, split_features
 from mumo.types import VQABatch
+from mumo.uncertainty.density import ClassGaussians, feature_density_score
 from mumo.uncertainty.losses import noisy_logit_probs
 from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
 from mumo.uncertainty.scores import check_probs, uncertainty_scores
@@ -132,6 +133,7 @@ def evaluate_uncertainty(
     mc_scope: str = "all",
     ood: VQASplit | None = None,
     density_fit: VQASplit | None = None,
+    density: ClassGaussians | None = None,
     plots_dir: Path | None = None,
     n_bins: int = 15,
     images_per_batch: int = 128,
@@ -143,9 +145,9 @@ def evaluate_uncertainty(
     Misclassification scores use the predictive entropy (total uncertainty); OOD scores use the
     mutual information (epistemic) with MC dropout and the predictive entropy without it, per
     question and (``auroc_ood_per_image``) averaged over each image's questions. Every score is also
-    reported under ``*_by_score``. With ``density_fit`` (training questions) the scores include
-    ``feature_density``: the negative log density of the model's fused features under class
-    Gaussians fitted on ``density_fit`` (:mod:`mumo.uncertainty.density`).
+    reported under ``*_by_score``. With ``density_fit`` (training questions) or a fitted ``density``
+    the scores include ``feature_density``: the negative log density of the model's fused features
+    under class Gaussians (:mod:`mumo.uncertainty.density`).
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
@@ -154,12 +156,11 @@ def evaluate_uncertainty(
     labels = split.targets.argmax(-1)  # (N,)
     correct = mean.argmax(-1) == labels
     scores = uncertainty_scores(probs)
-    density = None
-    if density_fit is not None:
-        density = feature_density_scores(
-            model, density_fit, [split] + ([ood] if ood is not None else []), images_per_batch=images_per_batch
-        )
-        scores["feature_density"] = density[0]
+    if density is None and density_fit is not None:
+        density = fit_split_density(model, density_fit, images_per_batch=images_per_batch)
+    if density is not None:
+        feats = split_features(model, split, images_per_batch=images_per_batch)
+        scores["feature_density"] = feature_density_score(density, feats)
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
         "mc_scope": mc_scope if mc_samples else None,
@@ -181,7 +182,8 @@ def evaluate_uncertainty(
         )
         ood_scores = uncertainty_scores(ood_probs)
         if density is not None:
-            ood_scores["feature_density"] = density[1]
+            feats = split_features(model, ood, images_per_batch=images_per_batch)
+            ood_scores["feature_density"] = feature_density_score(density, feats)
         key = _main_score(scores, mc_samples is not None)
         res.update(
             ood_set=ood.name,
