@@ -37,6 +37,13 @@ def test_uncertainty_histograms(tmp_path):
     assert_png(path)
 
 
+def test_uncertainty_histograms_symlog_for_heavy_tails(tmp_path):
+    # a negative log density: most in-distribution values near -250, OOD values spread up to thousands
+    groups = {"in-distribution": -250 + torch.randn(200) * 20, "OOD": torch.rand(100) * 7000 - 300}
+    path = plot_uncertainty_histograms(groups, tmp_path / "sym.png", xlabel="nats", symlog=True)
+    assert_png(path)
+
+
 def test_risk_coverage(tmp_path):
     correct = torch.tensor([True, False, True, True, False, True])
     scores = torch.tensor([0.1, 0.9, 0.2, 0.3, 0.8, 0.4])

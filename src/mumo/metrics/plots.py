@@ -121,6 +121,7 @@ def plot_uncertainty_histograms(
     path: str | os.PathLike,
     xlabel: str,
     title: str | None = None,
+    symlog: bool = False,
 ) -> Path:
     """Overlaid density histograms of an uncertainty score for several groups, on shared bins.
 
@@ -130,6 +131,9 @@ def plot_uncertainty_histograms(
         path: PNG file to write.
         xlabel: Name of the score on the x axis (e.g. "predictive entropy (nats)").
         title: Figure title.
+        symlog: bins equally wide in sign(x)·log(1 + |x|) and a symlog x axis, for heavy-tailed scores
+            (e.g. a negative log density spanning thousands of nats); the y axis is then the fraction
+            of each group per bin.
 
     Returns:
         The path of the written PNG.
@@ -140,14 +144,25 @@ def plot_uncertainty_histograms(
     if not groups:
         raise MumoError("groups must hold at least one named score tensor")
     values = {name: _as_values(v, f"group {name!r}") for name, v in groups.items()}
-    edges = np.histogram_bin_edges(np.concatenate(list(values.values())), bins=30)  # (31,) shared by all groups
+    pooled = np.concatenate(list(values.values()))
+    if symlog:
+        t_edges = np.histogram_bin_edges(np.sign(pooled) * np.log1p(np.abs(pooled)), bins=30)
+        edges = np.sign(t_edges) * np.expm1(np.abs(t_edges))  # (31,) shared by all groups
+    else:
+        edges = np.histogram_bin_edges(pooled, bins=30)  # (31,) shared by all groups
 
     fig = _new_figure((6.0, 4.0))
     ax = fig.subplots()
     for name, v in values.items():
-        ax.hist(v, bins=edges, density=True, alpha=0.45, histtype="stepfilled", label=f"{name} (n = {len(v)})")
+        label = f"{name} (n = {len(v)})"
+        if symlog:
+            ax.hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.45, histtype="stepfilled", label=label)
+        else:
+            ax.hist(v, bins=edges, density=True, alpha=0.45, histtype="stepfilled", label=label)
+    if symlog:
+        ax.set_xscale("symlog")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("density")
+    ax.set_ylabel("fraction per bin" if symlog else "density")
     return _finish(fig, ax, path, title)
 
 

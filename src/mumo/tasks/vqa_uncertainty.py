@@ -246,6 +246,7 @@ def _plots(
                     {"in-distribution": scores["feature_density"], "OOD": ood_scores["feature_density"]},
                     folder / "uncertainty_ood_feature_density.png",
                     xlabel="negative log feature density (nats)",
+                    symlog=True,
                 )
             )
     return [str(p) for p in paths]
