@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["MumoError", "create_model", "list_models", "list_presets", "load", "load_config", "train_vqa"]
+__all__ = [
+    "MumoError", "create_model", "fit_density", "list_models", "list_presets", "load", "load_config", "train_vqa",
+]  # fmt: skip
 
 if TYPE_CHECKING:  # pragma: no cover
     from mumo.config import list_presets, load_config
@@ -17,10 +19,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from mumo.models import create_model, list_models
     from mumo.serve.predict import load
     from mumo.tasks.vqa import train_vqa
+    from mumo.tasks.vqa_density import fit_density
 
 _EXPORTS = {
     "MumoError": "mumo.errors",
     "create_model": "mumo.models",
+    "fit_density": "mumo.tasks.vqa_density",
     "list_models": "mumo.models",
     "list_presets": "mumo.config",
     "load": "mumo.serve.predict",

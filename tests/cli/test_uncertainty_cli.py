@@ -141,6 +141,7 @@ def test_fit_density_then_predict_reports_it_and_can_abstain_on_it(tiny_run, sha
     assert result.exit_code == 0, result.output
     res = json.loads(result.output)
     assert res["fit_images"] == 100 and res["classes"] >= 2 and (run / "feature_density.safetensors").exists()
+    assert mumo_api.load(run).density.fit_questions == res["fit_questions"] > 100  # saved and read back
     q = res["validation_quantiles"]
     assert q["p50"] <= q["p95"] <= q["p99"]
 

@@ -68,3 +68,4 @@ def test_run_density_quantile_is_the_fraction_of_validation_scores_below():
 
     density = RunDensity(gaussians=None, reference=torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert density.quantile(torch.tensor([0.5, 2.5, 9.0])).tolist() == [0.0, 0.5, 1.0]
+    assert [density.percentile(q) for q in (0, 50, 99, 100)] == [1.0, 3.0, 4.0, 4.0]

@@ -156,31 +156,23 @@ def fit_density_cmd(
     """Fit the feature density (class Gaussians over the fused features, DDU) of a trained run on its
     training questions and save it as RUN/feature_density.safetensors; `mumo predict` then reports it
     and can abstain on it (--abstain-on feature_density)."""
-    import torch
-
-    from mumo.config import config_from_yaml
     from mumo.errors import ConfigError
-    from mumo.tasks.vqa import load_data, load_model
-    from mumo.tasks.vqa_density import DENSITY_FILE, fit_run_density
-    from mumo.train.checkpoint import CONFIG_FILE
+    from mumo.tasks.vqa_density import DENSITY_FILE, fit_density
 
     if images < 1:
         raise ConfigError(f"--images must be >= 1, not {images}")
-    model = load_model(run)
-    cfg = config_from_yaml(run / CONFIG_FILE)
-    data = load_data(cfg)
-    n = min(images, data.train.num_images)
-    fit = data.train.subset_images(torch.arange(n), f"train[:{n}]")
-    density = fit_run_density(model, fit, data.val, run, images_per_batch=cfg.train.eval_images_per_batch)
-    ref = density.reference
-    quantiles = {f"p{q}": float(ref[min(int(q / 100 * ref.numel()), ref.numel() - 1)]) for q in (50, 95, 99)}
-    res = {"path": str(run / DENSITY_FILE), "fit_images": n, "fit_questions": fit.num_questions,
+    density = fit_density(run, images=images)
+    quantiles = {f"p{q}": density.percentile(q) for q in (50, 95, 99)}
+    res = {"path": str(run / DENSITY_FILE), "fit_images": density.fit_images, "fit_questions": density.fit_questions,
            "classes": int(density.gaussians.classes.numel()), "jitter": density.gaussians.jitter,
            "validation_quantiles": quantiles}  # fmt: skip
     if json_out:
         typer.echo(json.dumps(res))
         return
-    typer.echo(f"fitted on {fit.num_questions} questions of {n} training images ({res['classes']} answer classes)")
+    typer.echo(
+        f"fitted on {res['fit_questions']} questions of {res['fit_images']} training images "
+        f"({res['classes']} answer classes)"
+    )
     typer.echo("validation -log density: " + ", ".join(f"{k} {v:.1f}" for k, v in quantiles.items()))
     typer.echo(f"wrote {res['path']}  (abstain above the p99, say: --abstain {quantiles['p99']:.1f} "
                "--abstain-on feature_density)")  # fmt: skip

@@ -57,10 +57,13 @@ def fit_split_density(model: nn.Module, fit: VQASplit, *, images_per_batch: int 
 
 @dataclass(frozen=True)
 class RunDensity:
-    """A run's fitted feature density and the sorted scores (M,) of its validation questions."""
+    """A run's fitted feature density, the sorted scores (M,) of its validation questions, and how
+    many training images and questions it was fitted on."""
 
     gaussians: ClassGaussians
     reference: torch.Tensor
+    fit_images: int = 0
+    fit_questions: int = 0
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """Negative log density (N,) of (N, F) features."""
@@ -70,6 +73,10 @@ class RunDensity:
         """Fraction (N,) of validation questions whose score is below each of ``scores``."""
         return torch.searchsorted(self.reference, scores.float()).float() / self.reference.numel()
 
+    def percentile(self, q: float) -> float:
+        """The validation score below which a fraction ``q / 100`` of the questions lie (lower end)."""
+        return float(self.reference[min(int(q / 100 * self.reference.numel()), self.reference.numel() - 1)])
+
 
 def fit_run_density(
     model: nn.Module, fit: VQASplit, reference: VQASplit, run_dir: Path, *, images_per_batch: int = 128
@@ -77,8 +84,9 @@ def fit_run_density(
     """Fit the density on ``fit``, score ``reference`` (validation) and save both to ``run_dir``."""
     gaussians = fit_split_density(model, fit, images_per_batch=images_per_batch)
     ref = feature_density_score(gaussians, split_features(model, reference, images_per_batch=images_per_batch))
-    density = RunDensity(gaussians, ref.sort().values)
-    tensors = {**gaussians.to_tensors(), "reference": density.reference}
+    density = RunDensity(gaussians, ref.sort().values, fit.num_images, fit.num_questions)
+    counts = torch.tensor([density.fit_images, density.fit_questions])
+    tensors = {**gaussians.to_tensors(), "reference": density.reference, "fit_counts": counts}
     tmp = run_dir / f".{DENSITY_FILE}.tmp"
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     tmp.replace(run_dir / DENSITY_FILE)  # atomic: a crash leaves the old file or none, never half of one
@@ -100,4 +108,28 @@ def load_run_density(run_dir: Path) -> RunDensity | None:
         raise MumoError(f"cannot read {path}: {e}; refit it with `mumo fit-density {run_dir}`") from None
     if "reference" not in tensors:
         raise MumoError(f"{path} holds no validation reference scores; refit it with `mumo fit-density {run_dir}`")
-    return RunDensity(ClassGaussians.from_tensors(tensors), tensors["reference"].float().sort().values)
+    counts = tensors.get("fit_counts", torch.zeros(2, dtype=torch.long)).tolist()
+    return RunDensity(ClassGaussians.from_tensors(tensors), tensors["reference"].float().sort().values, *counts)
+
+
+def fit_density(run_dir: str | Path, *, images: int = 2000) -> RunDensity:
+    """Fit a trained run's feature density on its first ``images`` training images, score its
+    validation questions as the reference, and save both as ``RUN/feature_density.safetensors``;
+    :func:`mumo.load` picks the file up, so predictions then report the density.
+
+    Raises:
+        MumoError: ``images`` < 1, or the run, its data or its features are unusable.
+    """
+    from mumo.config import config_from_yaml
+    from mumo.tasks.vqa import load_data, load_model
+    from mumo.train.checkpoint import CONFIG_FILE
+
+    if images < 1:
+        raise MumoError(f"images must be >= 1, not {images}")
+    run_dir = Path(run_dir)
+    model = load_model(run_dir)
+    cfg = config_from_yaml(run_dir / CONFIG_FILE)
+    data = load_data(cfg)
+    n = min(images, data.train.num_images)
+    fit = data.train.subset_images(torch.arange(n), f"train[:{n}]")
+    return fit_run_density(model, fit, data.val, run_dir, images_per_batch=cfg.train.eval_images_per_batch)
