@@ -148,6 +148,9 @@ def test_fit_density_then_predict_reports_it_and_can_abstain_on_it(tiny_run, sha
     result = mumo("predict", run, "--image", shape_png, "--question", "what shape is it?", "--json")
     u = json.loads(result.output)["uncertainty"]
     assert isinstance(u["feature_density"], float) and 0 <= u["feature_density_quantile"] <= 1
+    # the density reads the deterministic feature, also when the answer comes from MC-dropout passes
+    mc = mumo_api.load(run).predict(shape_png, "what shape is it?", mc_samples=4).uncertainty
+    assert mc.feature_density == pytest.approx(u["feature_density"], rel=1e-5) and mc.epistemic > 0
     pred = mumo_api.load(run).predict(shape_png, "what shape is it?", abstain=u["feature_density"] - 1,
                                       abstain_on="feature_density")  # fmt: skip
     assert pred.abstained and pred.abstain_reason.startswith("feature_density")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -80,7 +81,12 @@ class VQAPredictor:
         if abstain_on == "feature_density" and self.density is None:
             raise MumoError("abstain_on='feature_density' needs a fitted density: run `mumo fit-density RUN` first")
         batch = self.encode(image, question)
-        probs = predictive_probs(self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed)  # (T, 1, C)
+        # a deterministic pass also yields the density feature; MC passes need one more, dropout off
+        with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
+            probs = predictive_probs(self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed)  # (T,1,C)
+            if self.density is not None and mc_samples is not None:
+                self.model.eval()
+                self.model(batch)
         mean = probs.mean(0)[0]  # (C,)
         values, indices = mean.topk(min(top_k, mean.numel()))
         top = [AnswerScore(self.answers[i], float(p)) for p, i in zip(values.tolist(), indices.tolist(), strict=True)]
@@ -91,10 +97,7 @@ class VQAPredictor:
             mc_samples=mc_samples or 0,
         )  # fmt: skip
         if self.density is not None:
-            with capture(self.model.density_layer()) as captured:
-                self.model.eval()
-                self.model(batch)  # one deterministic pass for the feature
-            score = self.density.score(captured.last.cpu())  # (1,)
+            score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass
             scores["feature_density"] = unc.feature_density = float(score[0])
             unc.feature_density_quantile = float(self.density.quantile(score)[0])
         text = question.decode("utf-8") if isinstance(question, bytes) else question

@@ -57,8 +57,8 @@ def fit_split_density(model: nn.Module, fit: VQASplit, *, images_per_batch: int 
 
 @dataclass(frozen=True)
 class RunDensity:
-    """A run's fitted feature density, the sorted scores (M,) of its validation questions, and how
-    many training images and questions it was fitted on."""
+    """A run's fitted feature density, the scores (M,) of its validation questions in ascending order,
+    and how many training images and questions it was fitted on."""
 
     gaussians: ClassGaussians
     reference: torch.Tensor
@@ -106,10 +106,10 @@ def load_run_density(run_dir: Path) -> RunDensity | None:
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types
         raise MumoError(f"cannot read {path}: {e}; refit it with `mumo fit-density {run_dir}`") from None
-    if "reference" not in tensors:
+    if not {"reference", "fit_counts"} <= set(tensors):
         raise MumoError(f"{path} holds no validation reference scores; refit it with `mumo fit-density {run_dir}`")
-    counts = tensors.get("fit_counts", torch.zeros(2, dtype=torch.long)).tolist()
-    return RunDensity(ClassGaussians.from_tensors(tensors), tensors["reference"].float().sort().values, *counts)
+    fit_images, fit_questions = tensors["fit_counts"].tolist()
+    return RunDensity(ClassGaussians.from_tensors(tensors), tensors["reference"].float(), fit_images, fit_questions)
 
 
 def fit_density(run_dir: str | Path, *, images: int = 2000) -> RunDensity:
