@@ -162,3 +162,16 @@ def test_fit_density_then_predict_reports_it_and_can_abstain_on_it(tiny_run, sha
     # a damaged density file is a clear error, not a traceback
     (run / "feature_density.safetensors").write_bytes(b"not a safetensors file")
     _assert_clean_error(mumo("predict", run, "--image", shape_png, "--question", "what shape is it?"), "fit-density")
+
+
+def test_evaluate_reports_what_abstaining_would_do(tiny_run):
+    result = mumo("evaluate", tiny_run, "--split", "val", "--abstain", "0.3", "--json")
+    assert result.exit_code == 0, result.output
+    sel = {s["threshold"]: s for s in json.loads(result.output)["selective"]}
+    assert set(sel) == {0.01, 0.1, 0.3, 0.5}
+    coverages = [sel[t]["coverage"] for t in sorted(sel)]
+    assert coverages == sorted(coverages)  # a higher threshold answers more
+    for s in sel.values():
+        assert s["accuracy"] <= s["coverage"] and 0 <= s["pavpu"] <= 1
+    text = mumo("evaluate", tiny_run, "--split", "val", "--abstain", "0.3").output
+    assert "abstain above 0.3 nats: answers" in text and "PAvPU" in text

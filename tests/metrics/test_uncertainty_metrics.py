@@ -155,3 +155,19 @@ def test_ood_errors(metric):
 def test_pavpu_non_finite_threshold_raises():
     with pytest.raises(MumoError, match="threshold"):
         pavpu(torch.tensor([0.1, 0.2]), torch.tensor([T, F]), threshold=math.nan)
+
+
+def test_selective_answering_by_hand():
+    from mumo.metrics.uncertainty import selective_answering
+
+    # five answers: certain-right, certain-wrong, uncertain-wrong, uncertain-right, certain-right
+    scores = torch.tensor([0.1, 0.2, 0.9, 0.8, 0.3])
+    correct = torch.tensor([True, False, False, True, True])
+    res = selective_answering(scores, correct, 0.5)
+    assert res == {"threshold": 0.5, "coverage": 0.6, "risk": pytest.approx(1 / 3), "accuracy": 0.4,
+                   "pavpu": pytest.approx(0.6)}  # fmt: skip
+    assert selective_answering(scores, correct, 1.0)["risk"] == pytest.approx(0.4)  # answers all
+    none = selective_answering(scores, correct, 0.0)
+    assert none["coverage"] == 0 and math.isnan(none["risk"]) and none["accuracy"] == 0
+    with pytest.raises(MumoError, match="finite"):
+        selective_answering(scores, correct, float("nan"))

@@ -20,6 +20,10 @@ def evaluate_cmd(
     ] = None,
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
     ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
+    abstain: Annotated[
+        float | None,
+        typer.Option(help="also report coverage, risk and PAvPU when abstaining above this predictive entropy"),
+    ] = None,
     density_images: Annotated[
         int,
         typer.Option(
@@ -73,7 +77,7 @@ def evaluate_cmd(
         records = results_records(split_question_ids(cfg.data.root, target), indices, logits, data.answers)
         atomic_write_text(results_json, json.dumps(records))
         res["results_json"] = str(results_json)
-    if mc_samples is not None or ood is not None:
+    if mc_samples is not None or ood is not None or abstain is not None:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
         fit = None
         if density_images > 0:
@@ -82,6 +86,7 @@ def evaluate_cmd(
         unc = evaluate_uncertainty(
             model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit,
             plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
+            abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()),
         )  # fmt: skip
         res.update({k: v for k, v in unc.items() if k != "accuracy"})
         res["accuracy_mean_prediction"] = unc["accuracy"]
@@ -95,6 +100,11 @@ def evaluate_cmd(
     for key in [*keys, "auroc_ood", "auroc_ood_per_image", "fpr95_ood"]:
         if key in res:
             typer.echo(f"{key:24s} {res[key]:.4f}")
+    for sel in res.get("selective", []):
+        typer.echo(
+            f"abstain above {sel['threshold']:g} nats: answers {sel['coverage']:.1%}, error rate among them "
+            f"{sel['risk']:.4f}, PAvPU {sel['pavpu']:.4f}"
+        )
     if "feature_density" in res.get("auroc_ood_by_score", {}):
         typer.echo(f"{'auroc_ood_feature_density':24s} {res['auroc_ood_by_score']['feature_density']:.4f}")
     for path in res.get("plots", []):

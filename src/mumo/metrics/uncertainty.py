@@ -220,3 +220,22 @@ def pavpu(scores: torch.Tensor, correct: torch.Tensor, threshold: float) -> floa
         raise MumoError(f"threshold must be a finite number, got {threshold}")
     certain = s <= threshold
     return float(((c & certain) | (~c & ~certain)).mean())
+
+
+def selective_answering(scores: torch.Tensor, correct: torch.Tensor, threshold: float) -> dict[str, float]:
+    """What abstaining above ``threshold`` does: answer the samples whose score is ≤ ``threshold``.
+
+    Returns:
+        ``threshold``; ``coverage`` (fraction answered); ``risk`` (error rate among the answered, NaN
+        when none is); ``accuracy`` over all samples counting abstentions as wrong; and ``pavpu``.
+
+    Raises:
+        MumoError: as :func:`pavpu`.
+    """
+    s, c = _check_correct(scores, correct)
+    p = pavpu(scores, correct, threshold)  # also checks the threshold
+    answered = s <= threshold
+    n = int(answered.sum())
+    risk = float((~c[answered]).mean()) if n else math.nan
+    return {"threshold": float(threshold), "coverage": n / len(s), "risk": risk,
+            "accuracy": float((c & answered).mean()), "pavpu": p}  # fmt: skip

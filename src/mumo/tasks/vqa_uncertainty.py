@@ -30,6 +30,7 @@ from mumo.metrics.uncertainty import (
     ood_aupr,
     ood_auroc,
     risk_coverage_curve,
+    selective_answering,
 )
 from mumo.tasks.vqa_density import fit_split_density, split_features
 from mumo.types import VQABatch
@@ -135,6 +136,7 @@ def evaluate_uncertainty(
     density_fit: VQASplit | None = None,
     density: ClassGaussians | None = None,
     plots_dir: Path | None = None,
+    abstain: tuple[float, ...] = (0.01, 0.1, 0.5),
     n_bins: int = 15,
     images_per_batch: int = 128,
     seed: int = 0,
@@ -147,7 +149,8 @@ def evaluate_uncertainty(
     question and (``auroc_ood_per_image``) averaged over each image's questions. Every score is also
     reported under ``*_by_score``. With ``density_fit`` (training questions) or a fitted ``density``
     the scores include ``feature_density``: the negative log density of the model's fused features
-    under class Gaussians (:mod:`mumo.uncertainty.density`).
+    under class Gaussians (:mod:`mumo.uncertainty.density`). ``selective`` says what abstaining above
+    each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU.
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
@@ -173,6 +176,7 @@ def evaluate_uncertainty(
         "aupr_misclassification": misclassification_aupr(scores["predictive_entropy"], correct),
         "aurc": aurc(scores["predictive_entropy"], correct),
         "auroc_misclassification_by_score": {k: misclassification_auroc(v, correct) for k, v in scores.items()},
+        "selective": [selective_answering(scores["predictive_entropy"], correct, t) for t in sorted(set(abstain))],
         "mean_uncertainty": {k: float(v.mean()) for k, v in scores.items()},
     }
     ood_scores = None
