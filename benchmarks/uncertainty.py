@@ -69,9 +69,9 @@ def main() -> None:
     soc_run = trained_run("sort-of-clevr-masks", SORT_OF_CLEVR)
     data = load_data(config_from_yaml(default_run / "config.yaml"))
     test = data.test.subset_images(torch.arange(N_IMAGES), "test[:500]")
-    fit = data.train.subset_images(torch.arange(DENSITY_IMAGES), f"train[:{DENSITY_IMAGES}]")
+    fit = data.train.first_images(DENSITY_IMAGES)
     soc = load_data(config_from_yaml(soc_run / "config.yaml"))
-    soc_fit = soc.train.subset_images(torch.arange(DENSITY_IMAGES), f"train[:{DENSITY_IMAGES}]")
+    soc_fit = soc.train.first_images(DENSITY_IMAGES)
     models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run), "soc": load_model(soc_run)}
     methods = {
         "deterministic": ("default", None, "all"),

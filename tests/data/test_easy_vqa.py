@@ -55,3 +55,14 @@ def test_image_batches_are_seeded_and_shard_across_processes():
     e0 = image_batches(100, 8, shuffle=False, rank=0, world_size=2, pad=False)
     e1 = image_batches(100, 8, shuffle=False, rank=1, world_size=2, pad=False)
     assert sorted(torch.cat(e0 + e1).tolist()) == list(range(100))
+
+
+def test_first_images_keeps_the_first_images_and_their_questions(easy_vqa_data):
+    import torch
+
+    train = easy_vqa_data.train
+    head = train.first_images(3)
+    assert head.name == f"{train.name}[:3]" and head.num_images == 3
+    assert torch.equal(head.images, train.images[:3])
+    assert head.num_questions == int((train.image_index < 3).sum())
+    assert train.first_images(10**9).num_images == train.num_images  # clamped, not an error

@@ -40,8 +40,6 @@ def evaluate_cmd(
     """Accuracy of a trained run, overall and per question type; with --mc-samples or --ood also
     calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
     With --results-json (vqa-v2 runs only) also the official VQA results file of the evaluated split."""
-    import torch
-
     from mumo.config import config_from_yaml
     from mumo.data.ood import OOD_SETS, ood_split
     from mumo.errors import ConfigError
@@ -79,10 +77,7 @@ def evaluate_cmd(
         res["results_json"] = str(results_json)
     if mc_samples is not None or ood is not None or abstain is not None:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
-        fit = None
-        if density_images > 0:
-            n_fit = min(density_images, data.train.num_images)
-            fit = data.train.subset_images(torch.arange(n_fit), f"train[:{n_fit}]")
+        fit = data.train.first_images(density_images) if density_images > 0 else None
         unc = evaluate_uncertainty(
             model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit,
             plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,

@@ -90,6 +90,11 @@ class VQASplit:
             question_objects=None if self.question_objects is None else self.question_objects[q],
         )
 
+    def first_images(self, n: int) -> VQASplit:
+        """The first ``min(n, num_images)`` images and their questions, named ``"{name}[:{n}]"``."""
+        n = min(n, self.num_images)
+        return self.subset_images(torch.arange(n), f"{self.name}[:{n}]")
+
 
 def image_batches(
     num_images: int,

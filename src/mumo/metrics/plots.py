@@ -154,11 +154,9 @@ def plot_uncertainty_histograms(
     fig = _new_figure((6.0, 4.0))
     ax = fig.subplots()
     for name, v in values.items():
-        label = f"{name} (n = {len(v)})"
-        if symlog:
-            ax.hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.45, histtype="stepfilled", label=label)
-        else:
-            ax.hist(v, bins=edges, density=True, alpha=0.45, histtype="stepfilled", label=label)
+        # unequal symlog bins: a fraction per bin reads right, a density would shrink the wide bins
+        norm = {"weights": np.full(len(v), 1 / len(v))} if symlog else {"density": True}
+        ax.hist(v, bins=edges, alpha=0.45, histtype="stepfilled", label=f"{name} (n = {len(v)})", **norm)
     if symlog:
         ax.set_xscale("symlog")
     ax.set_xlabel(xlabel)

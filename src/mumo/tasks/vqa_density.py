@@ -130,6 +130,5 @@ def fit_density(run_dir: str | Path, *, images: int = 2000) -> RunDensity:
     model = load_model(run_dir)
     cfg = config_from_yaml(run_dir / CONFIG_FILE)
     data = load_data(cfg)
-    n = min(images, data.train.num_images)
-    fit = data.train.subset_images(torch.arange(n), f"train[:{n}]")
+    fit = data.train.first_images(images)
     return fit_run_density(model, fit, data.val, run_dir, images_per_batch=cfg.train.eval_images_per_batch)

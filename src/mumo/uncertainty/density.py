@@ -105,8 +105,9 @@ def fit_class_gaussians(
     classes = classes[counts >= max(min_count, 2)]
     if classes.numel() == 0:
         raise MumoError(f"no class has {max(min_count, 2)} or more training features: cannot fit a density")
-    means = torch.stack([z[labels == c].mean(0) for c in classes])  # (K, F)
-    centred = [z[labels == c] - m for c, m in zip(classes, means, strict=True)]  # (N_k, F) each
+    groups = [z[labels == c] for c in classes]  # (N_k, F) each
+    means = torch.stack([g.mean(0) for g in groups])  # (K, F)
+    centred = [g - m for g, m in zip(groups, means, strict=True)]  # (N_k, F) each
     if covariance == "auto":
         covariance = "class" if classes.numel() * z.shape[1] ** 2 * 8 <= max_bytes else "tied"
     if covariance == "class":
