@@ -6,6 +6,7 @@ loop (T full passes). Target: fast path <= 3x one pass (the naive loop is about 
 that the two paths agree sample for sample.
 
     python benchmarks/mc_dropout.py [--run RUN]     # writes benchmarks/results/mc_dropout.json
+    python benchmarks/mc_dropout.py --device cuda   # on a GPU: benchmarks/results/mc_dropout_cuda.json
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from _common import RESULTS, trained_run
 T = 20
 
 
-def _time(fn, repeats: int) -> float:
+def _time(fn, repeats: int, device: torch.device) -> float:
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -40,9 +47,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (auto: a GPU if there is one)")
     args = parser.parse_args()
     run = args.run or trained_run("easy-vqa-default", [])
-    model = load_model(run)
+    model = load_model(run, device=args.device)
+    device = next(model.parameters()).device
     data = load_data(config_from_yaml(run / "config.yaml"))
     rows = []
     with torch.no_grad():
@@ -50,12 +59,15 @@ def main() -> None:
             batch = data.test.batch(torch.arange(n_images))
             if n_images == 1:  # one question about one image: an interactive predict call
                 batch = type(batch)(batch.images, batch.tokens[:1], batch.image_index[:1], batch.targets[:1])
+            batch = batch.to(device)
             model.eval()
-            one = _time(lambda b=batch: model(b), repeats)
+            one = _time(lambda b=batch: model(b), repeats, device)
             for scope in ("all", "head"):
-                fast = _time(lambda b=batch, s=scope: mc_forward(model, b, num_samples=T, scope=s), repeats)
+                fast = _time(lambda b=batch, s=scope: mc_forward(model, b, num_samples=T, scope=s), repeats, device)
                 naive = _time(
-                    lambda b=batch, s=scope: mc_forward_naive(model, b, num_samples=T, scope=s), max(1, repeats // 3)
+                    lambda b=batch, s=scope: mc_forward_naive(model, b, num_samples=T, scope=s),
+                    max(1, repeats // 3),
+                    device,
                 )
                 same = torch.allclose(
                     mc_forward(model, batch, num_samples=T, scope=scope),
@@ -70,11 +82,14 @@ def main() -> None:
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
     result = {
-        "model": str(run), "T": T, "torch_threads": torch.get_num_threads(), "rows": rows,
+        "model": str(run), "T": T, "device": str(device), "torch_threads": torch.get_num_threads(), "rows": rows,
         "target_fast_ratio": 3.0,
     }  # fmt: skip
+    if device.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mc_dropout.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "mc_dropout.json" if device.type == "cpu" else f"mc_dropout_{device.type}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

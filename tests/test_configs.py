@@ -23,6 +23,12 @@ def test_overrides_are_typed():
     assert cfg.train.epochs == 3 and cfg.model.dropout == 0.2 and cfg.model.cnn_channels == [4, 4]
 
 
+def test_mixed_precision_no_survives_yaml_reading_it_as_false():
+    # YAML 1.1 turns a bare `no` into false; the documented spelling must still work
+    assert load_config("mcan-cpu", ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    assert load_config("mcan-cpu", ["train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
+
+
 @pytest.mark.parametrize(
     ("preset", "overrides", "message"),
     [
@@ -31,6 +37,7 @@ def test_overrides_are_typed():
         ("mcan-cpu", ["model.hidden=abc"], "model.hidden"),
         ("mcan-cpu", ["model.hidden=65"], "divisible"),
         ("mcan-cpu", ["train.epochs"], "key=value"),
+        ("mcan-cpu", ["train.mixed_precision=fp8"], "'fp8'"),
         ("mcan-huge", [], "unknown preset 'mcan-huge'"),
     ],
 )

@@ -126,8 +126,10 @@ class TrainConfig:
             raise ConfigError(f"train.images_per_batch must be >= 1, not {self.images_per_batch}")
         if self.loss_reduction not in ("sum", "mean"):
             raise ConfigError(f"train.loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
+        if self.mixed_precision in ("False", "false"):  # YAML 1.1 reads a bare `no` (mixed_precision=no) as false
+            self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError("train.mixed_precision must be 'no', 'bf16' or 'fp16'")
+            raise ConfigError(f"train.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}")
         if self.attention_loss not in ATTENTION_LOSSES:
             raise ConfigError(
                 f"train.attention_loss must be one of {', '.join(ATTENTION_LOSSES)}, not {self.attention_loss!r}"

@@ -31,6 +31,7 @@ def evaluate_cmd(
             "training images; 0 = off"
         ),
     ] = 2000,
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
         Path | None,
@@ -54,7 +55,7 @@ def evaluate_cmd(
         raise ConfigError(f"--density-images must be >= 0, not {density_images}")
     if mc_samples is not None:
         check_num_samples(mc_samples)
-    model = load_model(run)
+    model = load_model(run, device=device)
     cfg = config_from_yaml(run / CONFIG_FILE)
     if ood is not None and ood not in OOD_SETS:
         raise ConfigError(f"unknown OOD set {ood!r}; choose one of: {', '.join(OOD_SETS)}")
@@ -118,6 +119,7 @@ def predict_cmd(
     abstain: Annotated[float | None, typer.Option(help='answer "don\'t know" above this uncertainty (nats)')] = None,
     abstain_on: Annotated[str, typer.Option(help="score compared with --abstain")] = "predictive_entropy",
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Answer a question about an image, with its uncertainty; optionally abstain."""
@@ -130,7 +132,7 @@ def predict_cmd(
     load_image(image)
     if mc_samples is not None:
         check_num_samples(mc_samples)
-    pred = load(run).predict(
+    pred = load(run, device=device).predict(
         image, question, top_k=top_k, mc_samples=mc_samples, mc_scope=mc_scope, abstain=abstain, abstain_on=abstain_on
     )
     if json_out:
@@ -157,6 +159,7 @@ def predict_cmd(
 def fit_density_cmd(
     run: Annotated[Path, typer.Argument(help="run directory")],
     images: Annotated[int, typer.Option(help="training images to fit on (their questions' features)")] = 2000,
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Fit the feature density (class Gaussians over the fused features, DDU) of a trained run on its
@@ -167,7 +170,7 @@ def fit_density_cmd(
 
     if images < 1:
         raise ConfigError(f"--images must be >= 1, not {images}")
-    density = fit_density(run, images=images)
+    density = fit_density(run, images=images, device=device)
     quantiles = {f"p{q}": density.percentile(q) for q in (50, 95, 99)}
     res = {"path": str(run / DENSITY_FILE), "fit_images": density.fit_images, "fit_questions": density.fit_questions,
            "classes": int(density.gaussians.classes.numel()), "jitter": density.gaussians.jitter,

@@ -27,6 +27,7 @@ def explain_cmd(
     samples: Annotated[int, typer.Option(help="U-CAM: dropout passes (predictive) or logit-noise samples")] = 20,
     negate: Annotated[bool, typer.Option("--negate", help="U-CAM: cells that lower the uncertainty")] = False,
     seed: Annotated[int, typer.Option(help="seed of dropout masks and logit noise")] = 0,
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Explain one answer (--image, --question; --out for a PNG) or, with --evaluate, score the maps of
@@ -44,12 +45,12 @@ def explain_cmd(
     if evaluate:
         if image is not None or question is not None or out is not None:
             raise ConfigError("--evaluate scores a whole split: drop --image, --question and --out")
-        res = explain_run(run, split=split, opts=opts, max_images=images)
+        res = explain_run(run, split=split, opts=opts, max_images=images, device=device)
         typer.echo(json.dumps(res) if json_out else format_scores(res))
         return
     if image is None or question is None:
         raise ConfigError("give --image and --question to explain one answer, or --evaluate to score a split")
-    res = explain_example(run, image, question, method, opts=opts, out=out)
+    res = explain_example(run, image, question, method, opts=opts, out=out, device=device)
     if json_out:
         typer.echo(json.dumps(res))
         return

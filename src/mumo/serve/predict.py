@@ -30,7 +30,7 @@ class VQAPredictor:
         self.model, self.cfg, self.vocab, self.answers, self.density = model, cfg, vocab, answers, density
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, which: str = "best", device: str = "cpu") -> VQAPredictor:
+    def from_run(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> VQAPredictor:
         run_dir = Path(run_dir)
         art = load_artifacts(run_dir)
         cfg = config_from_yaml(run_dir / CONFIG_FILE)
@@ -111,6 +111,9 @@ class VQAPredictor:
 ABSTAIN_SCORES = ("predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio", "feature_density")
 
 
-def load(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -> VQAPredictor:
-    """Load a trained run: ``mumo.load("runs/vqa-...").predict(image, question, top_k=3)``."""
+def load(run_dir: str | Path, *, which: str = "best", device: str = "auto") -> VQAPredictor:
+    """Load a trained run: ``mumo.load("runs/vqa-...").predict(image, question, top_k=3)``.
+
+    ``device``: ``auto`` (a GPU if there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    """
     return VQAPredictor.from_run(run_dir, which=which, device=device)

@@ -20,6 +20,7 @@ from mumo.config import ConfigError, RunConfig, config_from_yaml, config_to_dict
 from mumo.data.sort_of_clevr import FAMILIES, is_relational
 from mumo.data.text import Vocab
 from mumo.data.vqa import VQASplit, image_batches
+from mumo.devices import resolve_device
 from mumo.errors import CheckpointError, MumoError
 from mumo.metrics.vqa import accuracy_by_type, soft_accuracy
 from mumo.models import create_model
@@ -386,11 +387,11 @@ def load_artifacts(run_dir: Path) -> dict[str, Any]:
 
 
 def load_model(run_dir: Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
-    """The trained model of a run, in eval mode."""
+    """The trained model of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
     run_dir = Path(run_dir)
     art = load_artifacts(run_dir)
     cfg = config_from_yaml(run_dir / CONFIG_FILE)
     model = trainable_model(cfg, art["vocab"], len(art["answers"]), example=None)
     load_weights(model, checkpoint_dir(run_dir, which))
     model = getattr(model, "vqa", model)  # drop the attention-training wrapper
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()

@@ -112,10 +112,11 @@ def load_run_density(run_dir: Path) -> RunDensity | None:
     return RunDensity(ClassGaussians.from_tensors(tensors), tensors["reference"].float(), fit_images, fit_questions)
 
 
-def fit_density(run_dir: str | Path, *, images: int = 2000) -> RunDensity:
+def fit_density(run_dir: str | Path, *, images: int = 2000, device: str = "auto") -> RunDensity:
     """Fit a trained run's feature density on its first ``images`` training images, score its
     validation questions as the reference, and save both as ``RUN/feature_density.safetensors``;
-    :func:`mumo.load` picks the file up, so predictions then report the density.
+    :func:`mumo.load` picks the file up, so predictions then report the density. The features are
+    computed on ``device`` (``auto``: a GPU if there is one); the fit itself runs on the CPU.
 
     Raises:
         MumoError: ``images`` < 1, or the run, its data or its features are unusable.
@@ -127,7 +128,7 @@ def fit_density(run_dir: str | Path, *, images: int = 2000) -> RunDensity:
     if images < 1:
         raise MumoError(f"images must be >= 1, not {images}")
     run_dir = Path(run_dir)
-    model = load_model(run_dir)
+    model = load_model(run_dir, device=device)
     cfg = config_from_yaml(run_dir / CONFIG_FILE)
     data = load_data(cfg)
     fit = data.train.first_images(images)

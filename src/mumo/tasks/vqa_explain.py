@@ -137,15 +137,16 @@ def evaluate_explanations(
     ids, logits, grid = [], [], None
     batches = [b for b in image_batches(split.num_images, images_per_batch, shuffle=False, pad=False)]
     batches = [b[b < n_images] for b in batches if bool((b < n_images).any())]
+    device = next(model.parameters()).device
     for image_idx in tqdm(batches, desc="explaining", disable=not progress, leave=False):
-        batch = split.batch(image_idx)
+        batch = split.batch(image_idx).to(device)
         for m in methods:
             cam, out = explain_batch(model, batch, m, opts)
             maps[m].append(cam.float().cpu())
             grid = out.grid or grid
             if m == methods[0]:
                 logits.append(out.logits.detach().float().cpu())
-        ids.append(batch.question_ids)
+        ids.append(batch.question_ids.cpu())
     if grid is None:
         raise MumoError("the model's image features do not form a grid: maps cannot be scored against masks")
     q = torch.cat(ids)
@@ -181,8 +182,10 @@ def explain_run(
     opts: ExplainOptions | None = None,
     max_images: int | None = None,
     progress: bool = True,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """:func:`evaluate_explanations` for a run directory (loads the model, its config and its data)."""
+    """:func:`evaluate_explanations` for a run directory (loads the model, its config and its data) on
+    ``device`` (``auto``: a GPU if there is one)."""
     from mumo.tasks.vqa import load_data, load_model
 
     if split not in ("val", "test"):
@@ -190,7 +193,7 @@ def explain_run(
     if max_images is not None and max_images < 1:
         raise ConfigError(f"--images must be at least 1, not {max_images}")
     run_dir = Path(run_dir)
-    model = load_model(run_dir)
+    model = load_model(run_dir, device=device)
     for m in methods:
         check_method(model, m)
     cfg = config_from_yaml(run_dir / CONFIG_FILE)
@@ -211,16 +214,17 @@ def explain_example(
     *,
     opts: ExplainOptions | None = None,
     out: str | Path | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """The map of one image-question pair, the answer, its probability and uncertainty; with ``out`` an
-    overlay PNG (checked writable before any work)."""
+    overlay PNG (checked writable before any work). The model runs on ``device``."""
     from mumo.explain.overlay import check_writable_path, save_overlay
     from mumo.serve.predict import VQAPredictor
 
     opts = opts or ExplainOptions()
     if out is not None:
         check_writable_path(Path(out))  # before any work
-    predictor = VQAPredictor.from_run(run_dir)
+    predictor = VQAPredictor.from_run(run_dir, device=device)
     check_method(predictor.model, method)
     batch = predictor.encode(image, question)
     pred = predictor.predict(image, question, mc_samples=opts.samples if _has_dropout(predictor.model) else None)

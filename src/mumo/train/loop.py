@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -62,7 +63,13 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
 
     ``cpu=True`` matters under ``torchrun`` on a machine without a GPU: without it accelerate starts
     every process as an independent single-process run instead of CPU DDP (gloo).
+
+    accelerate keeps one state per process and refuses a second Accelerator with another precision or
+    device ("AcceleratorState has already been initialized"), so each run starts from a fresh one; in a
+    single process that includes the device state, under torchrun the process group is kept.
     """
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1 and not torch.distributed.is_initialized()
+    AcceleratorState._reset_state(reset_partial_state=single)
     return Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
 
 
