@@ -29,6 +29,11 @@ sampling): the negative log density of the model's fused features under class-co
 fitted on the first 2,000 training images (DDU; `mumo.uncertainty.density`), as an OOD score and as a
 misclassification score.
 
+MC rows also score `image_mutual_information` against OOD: the mutual information of the answers to a
+bank of 8 training questions (drawn once per model, seed 0) about each image, averaged over the bank
+(`mumo.tasks.vqa_question_bank`). It is an image-level MC-dropout score, carried by every question about
+the image.
+
 Targets: MC dropout lowers ECE and NLL against the deterministic model under the noise shift; far-OOD
 AUROC >= 0.90 with mutual information; misclassification AUROC >= 0.85.
 
@@ -48,6 +53,7 @@ from _common import RESULTS, trained_run
 T = 20
 N_IMAGES = 500
 DENSITY_IMAGES = 2000  # training images the feature density is fitted on
+BANK = 8  # training questions asked about every image for image_mutual_information
 # the mask-supervised Sort-of-CLEVR model of benchmarks/sort_of_clevr.py (preset mcan-sort-of-clevr)
 SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=16", "train.warmup_epochs=1",
                  "train.decay_epochs=[14,16]", "model.cnn_skip=true", "model.grid_position=true", "model.layers=2",
@@ -60,6 +66,7 @@ def main() -> None:
     from mumo.data.ood import gaussian_noise_split, ood_split
     from mumo.tasks.vqa import load_data, load_model
     from mumo.tasks.vqa_density import fit_split_density
+    from mumo.tasks.vqa_question_bank import question_bank
     from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
     from mumo.uncertainty.shift import feature_noise
 
@@ -73,6 +80,7 @@ def main() -> None:
     soc = load_data(config_from_yaml(soc_run / "config.yaml"))
     soc_fit = soc.train.first_images(DENSITY_IMAGES)
     models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run), "soc": load_model(soc_run)}
+    banks = {"easy-vqa": question_bank(data.train, BANK), "sort-of-clevr": question_bank(soc.train, BANK)}
     methods = {
         "deterministic": ("default", None, "all"),
         "mc-dropout": ("default", T, "all"),
@@ -117,7 +125,10 @@ def main() -> None:
         for name, ood in (soc_ood_sets if is_soc else ood_sets).items():
             t0 = time.perf_counter()
             in_split = soc.test if is_soc else test
-            res = evaluate_uncertainty(model, in_split, mc_samples=mc, mc_scope=scope, ood=ood, density=density, seed=0)
+            bank = banks["sort-of-clevr" if is_soc else "easy-vqa"]
+            res = evaluate_uncertainty(
+                model, in_split, mc_samples=mc, mc_scope=scope, ood=ood, density=density, question_bank=bank, seed=0
+            )
             row = {"method": method, "condition": f"ood:{name}", "auroc_ood": res["auroc_ood"],
                    "auroc_ood_per_image": res["auroc_ood_per_image"], "auroc_ood_by_type": res["auroc_ood_by_type"],
                    "fpr95_ood": res["fpr95_ood"], "aupr_ood": res["aupr_ood"], "ood_score": res["ood_score"],
@@ -125,6 +136,7 @@ def main() -> None:
                    "auroc_ood_per_image_by_score": res["auroc_ood_per_image_by_score"],
                    "auroc_ood_density": res["auroc_ood_by_score"]["feature_density"],
                    "auroc_ood_density_per_image": res["auroc_ood_per_image_by_score"]["feature_density"],
+                   "auroc_ood_image_mi": res["auroc_ood_by_score"].get("image_mutual_information"),
                    "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
             table.append(row)
             print(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}), flush=True)
@@ -136,19 +148,21 @@ def main() -> None:
         out = {f"easy-vqa model, {n}": get(method, f"ood:{n}", key) >= 0.90 for n in ood_sets}
         return out | {f"sort-of-clevr model, {n}": get(f"soc:{method}", f"ood:{n}", key) >= 0.90 for n in soc_ood_sets}
 
+    banks_used = {k: b.questions for k, b in banks.items()}
     shifts = ["pixel-noise-0.3", "pixel-noise-0.5", "feature-noise-1.0"]
     checks = {
         "mc_lowers_ece_under_shift": {c: get("mc-dropout", c, "ece") < get("deterministic", c, "ece") for c in shifts},
         "mc_lowers_nll_under_shift": {c: get("mc-dropout", c, "nll") < get("deterministic", c, "nll") for c in shifts},
         "far_ood_auroc_mi_ge_0.90": far_ood("mc-dropout", "auroc_ood"),
         "far_ood_auroc_mi_per_image_ge_0.90": far_ood("mc-dropout", "auroc_ood_per_image"),
+        "far_ood_auroc_image_mi_question_bank_ge_0.90": far_ood("mc-dropout", "auroc_ood_image_mi"),
         "far_ood_auroc_feature_density_ge_0.90": far_ood("deterministic", "auroc_ood_density"),
         "misclassification_auroc_ge_0.85": {
             **{f"easy-vqa model, {c}": get("mc-dropout", c, "auroc_misclassification") >= 0.85 for c in shifts},
             "sort-of-clevr model, clean": get("soc:mc-dropout", "clean", "auroc_misclassification") >= 0.85,
         },
     }
-    result = {"T": T, "test_images": N_IMAGES, "density_fit_images": DENSITY_IMAGES,
+    result = {"T": T, "test_images": N_IMAGES, "density_fit_images": DENSITY_IMAGES, "question_bank": banks_used,
               "seconds": round(time.perf_counter() - t_start, 1), "table": table, "checks": checks}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "uncertainty.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -158,8 +172,8 @@ def main() -> None:
 
 def _markdown(table: list[dict], checks: dict) -> str:
     lines = ["| method | condition | acc | ECE | NLL | Brier | misclf AUROC | AURC | OOD AUROC | per image | FPR95 "
-             "| density: misclf AUROC | OOD AUROC | per image |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| image MI (question bank): OOD AUROC | density: misclf AUROC | OOD AUROC | per image |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def f(r: dict, k: str) -> str:
         v = r.get(k)
@@ -169,7 +183,8 @@ def _markdown(table: list[dict], checks: dict) -> str:
         lines.append(
             f"| {r['method']} | {r['condition']} | {f(r, 'accuracy')} | {f(r, 'ece')} | {f(r, 'nll')} | "
             f"{f(r, 'brier')} | {f(r, 'auroc_misclassification')} | {f(r, 'aurc')} | {f(r, 'auroc_ood')} | "
-            f"{f(r, 'auroc_ood_per_image')} | {f(r, 'fpr95_ood')} | {f(r, 'auroc_misclassification_density')} | "
+            f"{f(r, 'auroc_ood_per_image')} | {f(r, 'fpr95_ood')} | {f(r, 'auroc_ood_image_mi')} | "
+            f"{f(r, 'auroc_misclassification_density')} | "
             f"{f(r, 'auroc_ood_density')} | "
             f"{f(r, 'auroc_ood_density_per_image')} |"
         )

@@ -65,6 +65,10 @@ class Uncertainty:
     # high = unlike the training data) and the fraction of validation questions scoring lower
     feature_density: float | None = None
     feature_density_quantile: float | None = None
+    # with image_uncertainty=True: mean mutual information of the answers to K training questions about
+    # this image (nats; high = the model does not know the image, whatever the question)
+    image_epistemic: float | None = None
+    question_bank_size: int = 0
 
 
 DONT_KNOW = "don't know"

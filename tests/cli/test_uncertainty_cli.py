@@ -22,9 +22,12 @@ def test_evaluate_with_mc_samples_and_ood(tiny_run):
     assert res["ood_score"] == "mutual_information"
     names = {p.split("/")[-1] for p in res["plots"]}
     assert names == {"reliability_mc3.png", "uncertainty_correct_wrong_mc3.png", "risk_coverage_mc3.png",
-                     "uncertainty_ood_mc3.png", "uncertainty_ood_feature_density.png"}  # fmt: skip
-    # the feature density is fitted on training images by default and scored next to the MC scores
+                     "uncertainty_ood_mc3.png", "uncertainty_ood_feature_density.png",
+                     "uncertainty_ood_image_mi_mc3.png"}  # fmt: skip
+    # the feature density is fitted on training images by default and scored next to the MC scores, and so
+    # is the image's mutual information over a bank of 8 training questions
     assert 0 <= res["auroc_ood_by_score"]["feature_density"] <= 1
+    assert 0 <= res["auroc_ood_by_score"]["image_mutual_information"] <= 1
     assert set(res["auroc_ood_per_image_by_score"]) == set(res["auroc_ood_by_score"])
     for p in res["plots"]:
         assert (tiny_run / "plots" / p.split("/")[-1]).stat().st_size > 1000
@@ -124,6 +127,40 @@ def test_evaluate_density_images_option(tiny_run):
     assert result.exit_code == 0, result.output
     assert "auroc_ood_feature_density" in result.output
     _assert_clean_error(mumo("evaluate", tiny_run, "--ood", "noise", "--density-images", "-1"), "--density-images")
+
+
+def test_evaluate_question_bank_option(tiny_run):
+    args = ("evaluate", tiny_run, "--split", "val", "--ood", "noise", "--density-images", "0", "--mc-samples", "2")
+    result = mumo(*args, "--question-bank", "0", "--json")
+    assert result.exit_code == 0, result.output
+    assert "image_mutual_information" not in json.loads(result.output)["auroc_ood_by_score"]
+    result = mumo(*args, "--question-bank", "3")
+    assert result.exit_code == 0, result.output
+    assert "auroc_ood_image_mutual_information" in result.output
+    _assert_clean_error(mumo("evaluate", tiny_run, "--mc-samples", "2", "--question-bank", "-1"), "--question-bank")
+
+
+def test_predict_reports_image_uncertainty_and_can_abstain_on_it(tiny_run, shape_png):
+    import mumo as mm
+
+    result = mumo("predict", tiny_run, "--image", shape_png, "--question", "what shape is it?", "--mc-samples", "6",
+                  "--image-uncertainty")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "image epistemic uncertainty" in result.output and "8 training questions" in result.output
+    p = mm.load(tiny_run)
+    a = p.predict(shape_png, "what shape is it?", mc_samples=6, image_uncertainty=True, question_bank_size=4)
+    u = a.uncertainty
+    assert u.image_epistemic is not None and u.image_epistemic >= 0 and u.question_bank_size == 4
+    assert a == p.predict(shape_png, "what shape is it?", mc_samples=6, image_uncertainty=True, question_bank_size=4)
+    assert p.predict(shape_png, "what shape is it?", mc_samples=6).uncertainty.image_epistemic is None
+    # abstaining on it asks the bank without being told to
+    out = p.predict(shape_png, "what shape is it?", mc_samples=6, abstain=-1.0, abstain_on="image_mutual_information")
+    assert out.abstained and out.abstain_reason.startswith("image_mutual_information")
+    with pytest.raises(mm.MumoError, match="mc_samples"):
+        p.predict(shape_png, "what shape is it?", image_uncertainty=True)
+    _assert_clean_error(
+        mumo("predict", tiny_run, "--image", shape_png, "--question", "what?", "--image-uncertainty"), "mc_samples"
+    )
 
 
 def test_fit_density_then_predict_reports_it_and_can_abstain_on_it(tiny_run, shape_png, tmp_path):

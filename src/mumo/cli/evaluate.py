@@ -31,6 +31,13 @@ def evaluate_cmd(
             "training images; 0 = off"
         ),
     ] = 2000,
+    question_bank: Annotated[
+        int,
+        typer.Option(
+            help="with --mc-samples: ask this many training questions about every image and score the image by "
+            "their mean mutual information (image_mutual_information); 0 = off"
+        ),
+    ] = 8,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
@@ -53,6 +60,8 @@ def evaluate_cmd(
         raise ConfigError(f"--split must be 'val' or 'test', not {split!r}")
     if density_images < 0:
         raise ConfigError(f"--density-images must be >= 0, not {density_images}")
+    if question_bank < 0:
+        raise ConfigError(f"--question-bank must be >= 0, not {question_bank}")
     if mc_samples is not None:
         check_num_samples(mc_samples)
     model = load_model(run, device=device)
@@ -79,8 +88,13 @@ def evaluate_cmd(
     if mc_samples is not None or ood is not None or abstain is not None:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
         fit = data.train.first_images(density_images) if density_images > 0 else None
+        bank = None
+        if question_bank > 0 and mc_samples is not None:
+            from mumo.tasks.vqa_question_bank import question_bank as draw_bank
+
+            bank = draw_bank(data.train, question_bank, seed=cfg.train.seed)
         unc = evaluate_uncertainty(
-            model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit,
+            model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit, question_bank=bank,
             plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
             abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()),
         )  # fmt: skip
@@ -101,8 +115,9 @@ def evaluate_cmd(
             f"abstain above {sel['threshold']:g} nats: answers {sel['coverage']:.1%}, error rate among them "
             f"{sel['risk']:.4f}, PAvPU {sel['pavpu']:.4f}"
         )
-    if "feature_density" in res.get("auroc_ood_by_score", {}):
-        typer.echo(f"{'auroc_ood_feature_density':24s} {res['auroc_ood_by_score']['feature_density']:.4f}")
+    for score in ("image_mutual_information", "feature_density"):
+        if score in res.get("auroc_ood_by_score", {}):
+            typer.echo(f"{'auroc_ood_' + score:24s} {res['auroc_ood_by_score'][score]:.4f}")
     for path in res.get("plots", []):
         typer.echo(f"wrote {path}")
     if results_json is not None:
@@ -119,6 +134,14 @@ def predict_cmd(
     abstain: Annotated[float | None, typer.Option(help='answer "don\'t know" above this uncertainty (nats)')] = None,
     abstain_on: Annotated[str, typer.Option(help="score compared with --abstain")] = "predictive_entropy",
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
+    image_uncertainty: Annotated[
+        bool,
+        typer.Option(
+            "--image-uncertainty",
+            help="with --mc-samples: also ask training questions about the image; their mean mutual information "
+            "says whether the model knows the image at all",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -133,8 +156,9 @@ def predict_cmd(
     if mc_samples is not None:
         check_num_samples(mc_samples)
     pred = load(run, device=device).predict(
-        image, question, top_k=top_k, mc_samples=mc_samples, mc_scope=mc_scope, abstain=abstain, abstain_on=abstain_on
-    )
+        image, question, top_k=top_k, mc_samples=mc_samples, mc_scope=mc_scope, abstain=abstain,
+        abstain_on=abstain_on, image_uncertainty=image_uncertainty,
+    )  # fmt: skip
     if json_out:
         typer.echo(json.dumps(pred.to_dict()))
         return
@@ -152,6 +176,11 @@ def predict_cmd(
             typer.echo(
                 f"feature density: {u.feature_density:.1f} nats (-log density), above "
                 f"{u.feature_density_quantile:.1%} of validation questions"
+            )
+        if u.image_epistemic is not None:
+            typer.echo(
+                f"image epistemic uncertainty: {u.image_epistemic:.4f} nats (mean mutual information over "
+                f"{u.question_bank_size} training questions about this image)"
             )
 
 

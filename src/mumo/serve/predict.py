@@ -15,6 +15,7 @@ from mumo.errors import MumoError
 from mumo.explain.hooks import capture
 from mumo.tasks.vqa import load_artifacts, load_model
 from mumo.tasks.vqa_density import RunDensity, load_run_density
+from mumo.tasks.vqa_question_bank import DEFAULT_BANK_SIZE, QuestionBank, bank_mutual_information, question_bank
 from mumo.tasks.vqa_uncertainty import predictive_probs
 from mumo.train.checkpoint import CONFIG_FILE
 from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
@@ -28,6 +29,7 @@ class VQAPredictor:
         self, model: nn.Module, cfg: RunConfig, vocab: Vocab, answers: list[str], density: RunDensity | None = None
     ) -> None:
         self.model, self.cfg, self.vocab, self.answers, self.density = model, cfg, vocab, answers, density
+        self._banks: dict[int, QuestionBank] = {}
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> VQAPredictor:
@@ -49,6 +51,14 @@ class VQAPredictor:
         tokens = self.vocab.encode_batch([text], self.cfg.data.max_question_len)  # (1, L)
         return VQABatch(images=images, tokens=tokens, image_index=torch.zeros(1, dtype=torch.long)).to(self.device)
 
+    def question_bank(self, size: int = DEFAULT_BANK_SIZE) -> QuestionBank:
+        """``size`` questions drawn from the run's training split (loaded on first use, then kept)."""
+        if size not in self._banks:
+            from mumo.tasks.vqa import load_data
+
+            self._banks[size] = question_bank(load_data(self.cfg).train, size, seed=self.cfg.train.seed)
+        return self._banks[size]
+
     @torch.no_grad()
     def predict(
         self,
@@ -60,6 +70,8 @@ class VQAPredictor:
         mc_scope: str = "all",
         abstain: float | None = None,
         abstain_on: str = "predictive_entropy",
+        image_uncertainty: bool = False,
+        question_bank_size: int = DEFAULT_BANK_SIZE,
         seed: int = 0,
     ) -> Prediction:
         """Answer ``question`` about ``image`` (a path, PIL image or array).
@@ -71,7 +83,11 @@ class VQAPredictor:
             abstain: answer "don't know" when the ``abstain_on`` score exceeds this threshold (nats).
             abstain_on: ``predictive_entropy`` (total), ``mutual_information`` (epistemic),
                 ``expected_entropy`` (aleatoric), ``variation_ratio``, or ``feature_density`` (epistemic:
-                distance from the training data; needs ``mumo fit-density RUN``).
+                distance from the training data; needs ``mumo fit-density RUN``) or ``image_mutual_information``
+                (epistemic, about the image; implies ``image_uncertainty``).
+            image_uncertainty: also ask ``question_bank_size`` training questions about the image and
+                report the mean mutual information of their answers (needs ``mc_samples``): high when the
+                model does not know the image, even if this question's answer is confident.
             seed: seeds the dropout masks and logit noise.
         """
         if top_k < 1:
@@ -80,6 +96,9 @@ class VQAPredictor:
             raise MumoError(f"abstain_on must be one of {', '.join(ABSTAIN_SCORES)}, not {abstain_on!r}")
         if abstain_on == "feature_density" and self.density is None:
             raise MumoError("abstain_on='feature_density' needs a fitted density: run `mumo fit-density RUN` first")
+        image_uncertainty = image_uncertainty or abstain_on == "image_mutual_information"
+        if image_uncertainty and mc_samples is None:
+            raise MumoError("image uncertainty is an MC-dropout score: give mc_samples (T passes), e.g. 20")
         batch = self.encode(image, question)
         # a deterministic pass also yields the density feature; MC passes need one more, dropout off
         with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
@@ -100,6 +119,14 @@ class VQAPredictor:
             score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass
             scores["feature_density"] = unc.feature_density = float(score[0])
             unc.feature_density_quantile = float(self.density.quantile(score)[0])
+        if image_uncertainty:
+            assert mc_samples is not None
+            bank = self.question_bank(question_bank_size)
+            mi = bank_mutual_information(
+                self.model, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
+            )
+            scores["image_mutual_information"] = unc.image_epistemic = float(mi.mean())
+            unc.question_bank_size = len(bank)
         text = question.decode("utf-8") if isinstance(question, bytes) else question
         pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
         if abstain is not None and scores[abstain_on] > abstain:
@@ -108,7 +135,10 @@ class VQAPredictor:
         return pred
 
 
-ABSTAIN_SCORES = ("predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio", "feature_density")
+ABSTAIN_SCORES = (
+    "predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio", "feature_density",
+    "image_mutual_information",
+)  # fmt: skip
 
 
 def load(run_dir: str | Path, *, which: str = "best", device: str = "auto") -> VQAPredictor:

@@ -9,7 +9,7 @@ Calibration uses exact match against the top-scored answer of each question.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -38,6 +38,9 @@ from mumo.uncertainty.density import ClassGaussians, feature_density_score
 from mumo.uncertainty.losses import noisy_logit_probs
 from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
 from mumo.uncertainty.scores import check_probs, uncertainty_scores
+
+if TYPE_CHECKING:
+    from mumo.tasks.vqa_question_bank import QuestionBank
 
 
 @torch.no_grad()
@@ -135,6 +138,7 @@ def evaluate_uncertainty(
     ood: VQASplit | None = None,
     density_fit: VQASplit | None = None,
     density: ClassGaussians | None = None,
+    question_bank: QuestionBank | None = None,
     plots_dir: Path | None = None,
     abstain: tuple[float, ...] = (0.01, 0.1, 0.5),
     n_bins: int = 15,
@@ -150,7 +154,9 @@ def evaluate_uncertainty(
     reported under ``*_by_score``. With ``density_fit`` (training questions) or a fitted ``density``
     the scores include ``feature_density``: the negative log density of the model's fused features
     under class Gaussians (:mod:`mumo.uncertainty.density`). ``selective`` says what abstaining above
-    each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU.
+    each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU. With a
+    ``question_bank`` and MC dropout the scores include ``image_mutual_information``: the mean MI of
+    the answers to the bank's questions about each question's image (:mod:`mumo.tasks.vqa_question_bank`).
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
@@ -164,6 +170,18 @@ def evaluate_uncertainty(
     if density is not None:
         feats = split_features(model, split, images_per_batch=images_per_batch)
         scores["feature_density"] = feature_density_score(density, feats)
+    bank_mi = None
+    if question_bank is not None and mc_samples is not None:
+        from mumo.tasks.vqa_question_bank import split_image_mutual_information  # imports this module
+
+        def bank_mi(s: VQASplit, seed: int) -> torch.Tensor:
+            per_image = split_image_mutual_information(
+                model, s, question_bank, mc_samples=mc_samples, mc_scope=mc_scope,
+                images_per_batch=images_per_batch, seed=seed,
+            )  # fmt: skip
+            return per_image[s.image_index]  # (N,): each question carries its image's score
+
+        scores["image_mutual_information"] = bank_mi(split, seed + 11)
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
         "mc_scope": mc_scope if mc_samples else None,
@@ -188,6 +206,8 @@ def evaluate_uncertainty(
         if density is not None:
             feats = split_features(model, ood, images_per_batch=images_per_batch)
             ood_scores["feature_density"] = feature_density_score(density, feats)
+        if bank_mi is not None:
+            ood_scores["image_mutual_information"] = bank_mi(ood, seed + 11)  # same masks: ID == OOD gives 0.5
         key = _main_score(scores, mc_samples is not None)
         res.update(
             ood_set=ood.name,
@@ -251,6 +271,17 @@ def _plots(
                     folder / "uncertainty_ood_feature_density.png",
                     xlabel="negative log feature density (nats)",
                     symlog=True,
+                )
+            )
+        if "image_mutual_information" in ood_scores:
+            paths.append(
+                plot_uncertainty_histograms(
+                    {
+                        "in-distribution": scores["image_mutual_information"],
+                        "OOD": ood_scores["image_mutual_information"],
+                    },
+                    folder / f"uncertainty_ood_image_mi_{tag}.png",
+                    xlabel="image mutual information: mean over the question bank (nats)",
                 )
             )
     return [str(p) for p in paths]
