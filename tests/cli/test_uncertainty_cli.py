@@ -134,9 +134,15 @@ def test_evaluate_question_bank_option(tiny_run):
     result = mumo(*args, "--question-bank", "0", "--json")
     assert result.exit_code == 0, result.output
     assert "image_mutual_information" not in json.loads(result.output)["auroc_ood_by_score"]
+    result = mumo(*args, "--question-bank", "3", "--json")
+    assert result.exit_code == 0, result.output
+    pct = json.loads(result.output)["image_mutual_information_percentiles"]  # thresholds to abstain on
+    assert 0 <= pct["p50"] <= pct["p95"] <= pct["p99"]
     result = mumo(*args, "--question-bank", "3")
     assert result.exit_code == 0, result.output
-    assert "auroc_ood_image_mutual_information" in result.output
+    assert (
+        "auroc_ood_image_mutual_information" in result.output and "image mutual information of these" in result.output
+    )
     _assert_clean_error(mumo("evaluate", tiny_run, "--mc-samples", "2", "--question-bank", "-1"), "--question-bank")
 
 

@@ -115,6 +115,9 @@ def evaluate_cmd(
             f"abstain above {sel['threshold']:g} nats: answers {sel['coverage']:.1%}, error rate among them "
             f"{sel['risk']:.4f}, PAvPU {sel['pavpu']:.4f}"
         )
+    if "image_mutual_information_percentiles" in res:
+        pct = res["image_mutual_information_percentiles"]
+        typer.echo("image mutual information of these images: " + ", ".join(f"{k} {v:.4f}" for k, v in pct.items()))
     for score in ("image_mutual_information", "feature_density"):
         if score in res.get("auroc_ood_by_score", {}):
             typer.echo(f"{'auroc_ood_' + score:24s} {res['auroc_ood_by_score'][score]:.4f}")

@@ -170,18 +170,20 @@ def evaluate_uncertainty(
     if density is not None:
         feats = split_features(model, split, images_per_batch=images_per_batch)
         scores["feature_density"] = feature_density_score(density, feats)
-    bank_mi = None
+    bank_mi, image_mi_percentiles = None, None
     if question_bank is not None and mc_samples is not None:
         from mumo.tasks.vqa_question_bank import split_image_mutual_information  # imports this module
 
-        def bank_mi(s: VQASplit, seed: int) -> torch.Tensor:
-            per_image = split_image_mutual_information(
+        def bank_mi(s: VQASplit, seed: int) -> torch.Tensor:  # (I,) one score per image
+            return split_image_mutual_information(
                 model, s, question_bank, mc_samples=mc_samples, mc_scope=mc_scope,
                 images_per_batch=images_per_batch, seed=seed,
             )  # fmt: skip
-            return per_image[s.image_index]  # (N,): each question carries its image's score
 
-        scores["image_mutual_information"] = bank_mi(split, seed + 11)
+        per_image = bank_mi(split, seed + 11)
+        scores["image_mutual_information"] = per_image[split.image_index]  # (N,): each question gets its image's
+        # where this split's images lie: thresholds for abstain_on="image_mutual_information" (run it on val)
+        image_mi_percentiles = {f"p{q}": float(torch.quantile(per_image, q / 100)) for q in (50, 95, 99)}
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
         "mc_scope": mc_scope if mc_samples else None,
@@ -197,6 +199,8 @@ def evaluate_uncertainty(
         "selective": [selective_answering(scores["predictive_entropy"], correct, t) for t in sorted(set(abstain))],
         "mean_uncertainty": {k: float(v.mean()) for k, v in scores.items()},
     }
+    if image_mi_percentiles is not None:
+        res["image_mutual_information_percentiles"] = image_mi_percentiles
     ood_scores = None
     if ood is not None:
         ood_probs = split_probs(
@@ -206,8 +210,8 @@ def evaluate_uncertainty(
         if density is not None:
             feats = split_features(model, ood, images_per_batch=images_per_batch)
             ood_scores["feature_density"] = feature_density_score(density, feats)
-        if bank_mi is not None:
-            ood_scores["image_mutual_information"] = bank_mi(ood, seed + 11)  # same masks: ID == OOD gives 0.5
+        if bank_mi is not None:  # the same masks as above: OOD == ID gives AUROC 0.5
+            ood_scores["image_mutual_information"] = bank_mi(ood, seed + 11)[ood.image_index]
         key = _main_score(scores, mc_samples is not None)
         res.update(
             ood_set=ood.name,
