@@ -71,6 +71,8 @@ def test_predict_on_the_gpu_matches_the_cpu(tiny_run, shape_png):
     assert a.probability == pytest.approx(b.probability, abs=1e-4)
     mc = gpu.predict(shape_png, "what shape is in the image?", mc_samples=10, abstain=-1.0)
     assert mc.abstained and mc.uncertainty.mc_samples == 10
+    img = gpu.predict(shape_png, "what shape is in the image?", mc_samples=5, image_uncertainty=True)
+    assert img.uncertainty.image_epistemic >= 0 and img.uncertainty.question_bank_size == 8
 
 
 @cuda
@@ -92,8 +94,12 @@ def test_uncertainty_evaluation_and_density_on_the_gpu_match_the_cpu(tiny_run):
         assert res["cuda"][key] == pytest.approx(res["cpu"][key], abs=1e-3), key
     dens = "feature_density"
     assert res["cuda"]["auroc_ood_by_score"][dens] == pytest.approx(res["cpu"]["auroc_ood_by_score"][dens], abs=1e-3)
-    mc = evaluate_uncertainty(load_model(tiny_run, device="cuda"), val, mc_samples=5, ood=ood)
+    from mumo.tasks.vqa_question_bank import question_bank
+
+    bank = question_bank(data.train, 4)
+    mc = evaluate_uncertainty(load_model(tiny_run, device="cuda"), val, mc_samples=5, ood=ood, question_bank=bank)
     assert mc["ood_score"] == "mutual_information" and 0.0 <= mc["auroc_ood"] <= 1.0
+    assert 0.0 <= mc["auroc_ood_by_score"]["image_mutual_information"] <= 1.0
 
 
 @cuda

@@ -100,7 +100,8 @@ def _train_cmd(out, epochs=3):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # bit-identical resumption is promised on the CPU (GPU kernels need not be deterministic): hide any GPU
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_train_cmd(full), check=True, capture_output=True, env=env)
 
@@ -133,7 +134,8 @@ def test_two_process_torchrun_keeps_ranks_in_sync_and_writes_one_checkpoint(tmp_
     overrides = [*TINY_OVERRIDES, "train.epochs=2", "data.max_train_images=200"]
     cmd = [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "mumo.cli", "train", "vqa", "--out", str(out),
            "--json", *overrides]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU DDP (gloo), on any machine
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count('"run_dir"') == 1  # only rank 0 reports
     history = json.loads((out / "state.json").read_text())["history"]
@@ -161,7 +163,8 @@ def test_more_processes_than_batches_is_a_clear_error(tmp_path):
     overrides = [*TINY_OVERRIDES, "train.epochs=1", "data.max_train_images=8", "train.images_per_batch=16"]
     cmd = [torchrun, "--nproc_per_node=2", "--master_port=29534", "-m", "mumo.cli", "train", "vqa", "--out",
            str(tmp_path / "run"), *overrides]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0
     assert "2 processes but only 1 training batches" in proc.stderr
     assert not (tmp_path / "run").exists()  # nothing written

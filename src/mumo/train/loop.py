@@ -68,6 +68,13 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     device ("AcceleratorState has already been initialized"), so each run starts from a fresh one; in a
     single process that includes the device state, under torchrun the process group is kept.
     """
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes on this machine (torchrun sets it)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not cfg.cpu and 0 < gpus < local:  # process i takes GPU i: the extra ones would fail one by one, or hang
+        raise MumoError(
+            f"{local} processes on this machine but only {gpus} GPU(s): start at most {gpus} "
+            f"(torchrun --nproc_per_node={gpus}) or train on the CPU with train.cpu=true"
+        )
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1 and not torch.distributed.is_initialized()
     AcceleratorState._reset_state(reset_partial_state=single)
     return Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
