@@ -4,7 +4,8 @@
 #
 #   bash benchmarks/gpu_check.sh OUT [RUN]    # RUN: a trained default easy-VQA run for the MC benchmark
 #
-# Extra training overrides can come in GPU_CHECK_OVERRIDES (e.g. "train.epochs=1" for a smoke run).
+# Extra training overrides can come in GPU_CHECK_OVERRIDES (e.g. "train.epochs=1" for a smoke run);
+# GPU_CHECK_SUITE=1 also runs the VQA test suite there (a few minutes; per-test results in OUT/pytest_gpu.txt).
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT [RUN]}
 run=${2:-benchmarks/runs/easy-vqa-default}
@@ -16,6 +17,16 @@ $py -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(tor
 
 echo "== GPU tests"
 $py -m pytest -q -p no:cacheprovider tests/test_devices.py tests/train/test_loop.py 2>&1 | tail -25
+if [ -n "${GPU_CHECK_SUITE:-}" ]; then
+    # the VQA test suite with --device auto picking the GPU; one line per test, written as it goes, so a run
+    # stopped at a time limit still says which tests failed (audio tests need librosa / soundfile / av)
+    echo "== VQA test suite on the GPU"
+    $py -m pytest -v -p no:cacheprovider -m "not slow" -rfE --tb=line tests/cli tests/tasks tests/serve \
+        tests/explain tests/uncertainty tests/metrics tests/models tests/train tests/test_configs.py \
+        --ignore=tests/cli/test_sync_cli.py --ignore=tests/tasks/test_lipsync.py \
+        --ignore=tests/metrics/test_lipsync.py --ignore=tests/models/test_sync_expert.py 2>&1 \
+        | tee "$out/pytest_gpu.txt" | grep -E "FAILED|ERROR|passed|failed" | tail -40
+fi
 
 echo "== MC-dropout cost on the GPU"
 $py benchmarks/mc_dropout.py --run "$run" --device cuda && cp benchmarks/results/mc_dropout_cuda.json "$out/"

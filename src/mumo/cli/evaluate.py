@@ -96,7 +96,7 @@ def evaluate_cmd(
         unc = evaluate_uncertainty(
             model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit, question_bank=bank,
             plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
-            abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()),
+            abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()), progress=True,
         )  # fmt: skip
         res.update({k: v for k, v in unc.items() if k != "accuracy"})
         res["accuracy_mean_prediction"] = unc["accuracy"]

@@ -6,11 +6,16 @@ the image encoder runs once per image per step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
+from tqdm.auto import tqdm
 
 from mumo.types import VQABatch
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -142,3 +147,9 @@ def carve_validation(
         train_idx = train_idx[:max_train_images]
         val_idx = val_idx[: max(1, max_train_images // 4)]
     return full.subset_images(train_idx, "train"), full.subset_images(val_idx, "val")
+
+
+def progress_bar(batches: Iterable[T], desc: str, enabled: bool) -> Iterable[T]:
+    """``batches`` with a progress bar on stderr when ``enabled`` and stderr is a terminal."""
+    batches = list(batches)
+    return tqdm(batches, desc=desc, disable=None if enabled else True, leave=False)

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mumo.data.vqa import VQASplit, image_batches
+from mumo.data.vqa import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
 from mumo.explain.hooks import capture
 from mumo.uncertainty.density import ClassGaussians, feature_density_score, fit_class_gaussians
@@ -23,7 +23,9 @@ DENSITY_FILE = "feature_density.safetensors"
 
 
 @torch.no_grad()
-def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int = 128) -> torch.Tensor:
+def split_features(
+    model: nn.Module, split: VQASplit, *, images_per_batch: int = 128, progress: bool = False
+) -> torch.Tensor:
     """The model's density features (N, F) for every question of a split, dropout off, in question order.
 
     The features are the output of ``model.density_layer()`` (for MCAN: the fused vector the answer
@@ -37,7 +39,8 @@ def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int =
     device = next(model.parameters()).device
     out = None
     with capture(model.density_layer()) as captured:
-        for idx in image_batches(split.num_images, images_per_batch, shuffle=False):
+        batches = image_batches(split.num_images, images_per_batch, shuffle=False)
+        for idx in progress_bar(batches, f"{split.name}: features", progress):
             batch = split.batch(idx).to(device)
             model(batch)
             feats = captured.last.detach().float().cpu()  # (B, F)
@@ -49,9 +52,11 @@ def split_features(model: nn.Module, split: VQASplit, *, images_per_batch: int =
     return out
 
 
-def fit_split_density(model: nn.Module, fit: VQASplit, *, images_per_batch: int = 128) -> ClassGaussians:
+def fit_split_density(
+    model: nn.Module, fit: VQASplit, *, images_per_batch: int = 128, progress: bool = False
+) -> ClassGaussians:
     """Class Gaussians over the model's features of ``fit``'s questions; the classes are their top answers."""
-    feats = split_features(model, fit, images_per_batch=images_per_batch)
+    feats = split_features(model, fit, images_per_batch=images_per_batch, progress=progress)
     return fit_class_gaussians(feats, fit.targets.argmax(-1))
 
 

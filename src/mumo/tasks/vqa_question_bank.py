@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mumo.data.vqa import VQASplit, image_batches
+from mumo.data.vqa import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
 from mumo.tasks.vqa_uncertainty import predictive_probs
 from mumo.types import VQABatch
@@ -101,13 +101,15 @@ def split_image_mutual_information(
     mc_scope: str = "all",
     images_per_batch: int = 128,
     seed: int = 0,
+    progress: bool = False,
 ) -> torch.Tensor:
-    """Mean bank mutual information (I,) of every image of a split, on the CPU."""
+    """Mean bank mutual information (I,) of every image of a split, on the CPU (``progress``: a bar on a TTY)."""
     if split.num_images == 0:
         raise MumoError(f"the {split.name!r} split holds no images")
     device = next(model.parameters()).device
     out = torch.empty(split.num_images)
-    for i, idx in enumerate(image_batches(split.num_images, images_per_batch, shuffle=False, pad=False)):
+    batches = image_batches(split.num_images, images_per_batch, shuffle=False, pad=False)
+    for i, idx in enumerate(progress_bar(batches, f"{split.name}: question bank", progress)):
         images = split.images[idx]
         images = images.float().div(255.0) if images.dtype == torch.uint8 else images  # (B, 3, H, W) in [0, 1]
         mi = bank_mutual_information(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from mumo.data.vqa import VQASplit, image_batches
+from mumo.data.vqa import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
 from mumo.metrics.calibration import (
     brier_score,
@@ -87,13 +87,18 @@ def split_probs(
     mc_scope: str = "all",
     images_per_batch: int = 128,
     seed: int = 0,
+    progress: bool = False,
 ) -> torch.Tensor:
-    """Predictive probabilities (T, N, C) for every question of a split, in question order."""
+    """Predictive probabilities (T, N, C) for every question of a split, in question order.
+
+    ``progress``: a progress bar on an interactive terminal (none when stderr is not a TTY).
+    """
     if split.num_questions == 0:
         raise MumoError(f"the {split.name!r} split holds no questions")
     device = next(model.parameters()).device
     out = None
-    for i, idx in enumerate(image_batches(split.num_images, images_per_batch, shuffle=False)):
+    batches = progress_bar(image_batches(split.num_images, images_per_batch, shuffle=False), split.name, progress)
+    for i, idx in enumerate(batches):
         batch = split.batch(idx).to(device)
         probs = predictive_probs(model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + i).cpu()
         if out is None:
@@ -144,6 +149,7 @@ def evaluate_uncertainty(
     n_bins: int = 15,
     images_per_batch: int = 128,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Accuracy, calibration, misclassification detection, selective prediction and (with ``ood``)
     OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
@@ -159,16 +165,17 @@ def evaluate_uncertainty(
     the answers to the bank's questions about each question's image (:mod:`mumo.tasks.vqa_question_bank`).
     """
     probs = split_probs(
-        model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed
-    )
+        model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed,
+        progress=progress,
+    )  # fmt: skip
     mean = probs.mean(0)  # (N, C)
     labels = split.targets.argmax(-1)  # (N,)
     correct = mean.argmax(-1) == labels
     scores = uncertainty_scores(probs)
     if density is None and density_fit is not None:
-        density = fit_split_density(model, density_fit, images_per_batch=images_per_batch)
+        density = fit_split_density(model, density_fit, images_per_batch=images_per_batch, progress=progress)
     if density is not None:
-        feats = split_features(model, split, images_per_batch=images_per_batch)
+        feats = split_features(model, split, images_per_batch=images_per_batch, progress=progress)
         scores["feature_density"] = feature_density_score(density, feats)
     bank_mi, image_mi_percentiles = None, None
     if question_bank is not None and mc_samples is not None:
@@ -177,7 +184,7 @@ def evaluate_uncertainty(
         def bank_mi(s: VQASplit, seed: int) -> torch.Tensor:  # (I,) one score per image
             return split_image_mutual_information(
                 model, s, question_bank, mc_samples=mc_samples, mc_scope=mc_scope,
-                images_per_batch=images_per_batch, seed=seed,
+                images_per_batch=images_per_batch, seed=seed, progress=progress,
             )  # fmt: skip
 
         per_image = bank_mi(split, seed + 11)
@@ -204,11 +211,12 @@ def evaluate_uncertainty(
     ood_scores = None
     if ood is not None:
         ood_probs = split_probs(
-            model, ood, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed + 7
-        )
+            model, ood, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed + 7,
+            progress=progress,
+        )  # fmt: skip
         ood_scores = uncertainty_scores(ood_probs)
         if density is not None:
-            feats = split_features(model, ood, images_per_batch=images_per_batch)
+            feats = split_features(model, ood, images_per_batch=images_per_batch, progress=progress)
             ood_scores["feature_density"] = feature_density_score(density, feats)
         if bank_mi is not None:  # the same masks as above: OOD == ID gives AUROC 0.5
             ood_scores["image_mutual_information"] = bank_mi(ood, seed + 11)[ood.image_index]
