@@ -117,7 +117,9 @@ def evaluate_cmd(
         )
     if "image_mutual_information_percentiles" in res:
         pct = res["image_mutual_information_percentiles"]
-        typer.echo("image mutual information of these images: " + ", ".join(f"{k} {v:.4f}" for k, v in pct.items()))
+        typer.echo(
+            "image mutual information of these images: " + ", ".join(f"{k} {v:.3g}" for k, v in pct.items()) + " nats"
+        )
     for score in ("image_mutual_information", "feature_density"):
         if score in res.get("auroc_ood_by_score", {}):
             typer.echo(f"{'auroc_ood_' + score:24s} {res['auroc_ood_by_score'][score]:.4f}")
