@@ -30,16 +30,15 @@ def test_asking_for_a_missing_gpu_says_so():
         resolve_device("cuda")
 
 
-def test_cli_reports_a_missing_device_without_a_traceback(tiny_run, shape_png):
+@pytest.mark.parametrize("command", ["predict", "evaluate", "fit-density", "explain", "probe"])
+def test_cli_reports_a_bad_device_without_a_traceback(tiny_run, shape_png, command):
     from typer.testing import CliRunner
 
     from mumo.cli.__main__ import build_app
 
-    res = CliRunner().invoke(
-        build_app(), ["predict", str(tiny_run), "--image", str(shape_png), "--question", "what shape?",
-                      "--device", "tpu"],
-    )  # fmt: skip
-    assert res.exit_code != 0
+    args = ["--image", str(shape_png), "--question", "what shape?"] if command in ("predict", "explain") else []
+    res = CliRunner().invoke(build_app(), [command, str(tiny_run), *args, "--device", "tpu"])
+    assert res.exit_code == 2, res.output
     assert "unknown device 'tpu'" in res.output
     assert "Traceback" not in res.output
 

@@ -132,6 +132,7 @@ def test_bad_inputs_are_clear_errors(sync_run, face, tmp_path):
     _clear_error(_run("sync", sync_run, "--video", no_face), "no face", "wall.mp4")
 
     _clear_error(_run("sync", tmp_path, "--video", silent_video), "not a mumo run")
+    _clear_error(_run("sync", sync_run, "--video", silent_video, "--device", "tpu"), "unknown device 'tpu'")
 
 
 def test_training_with_a_filelist_naming_missing_clips(tmp_path):

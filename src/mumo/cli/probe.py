@@ -25,13 +25,14 @@ def probe_cmd(
     split: Annotated[str, typer.Option(help="val or test")] = "test",
     images: Annotated[int | None, typer.Option(help="probe a seeded sample of N images (default: all)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the image sample and of the image shuffle")] = 0,
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Does the model look at the image? Accuracy with the real, blanked and shuffled image and with the
     question blanked, overall and per question type, and how many answers change with another image."""
     from mumo.tasks.vqa_probe import probe_run
 
-    res = probe_run(run, split, max_images=images, seed=seed)
+    res = probe_run(run, split, max_images=images, seed=seed, device=device)
     typer.echo(json.dumps(res) if json_out else format_probe(res))
 
 

@@ -18,6 +18,7 @@ def sync_cmd(
     audio: Annotated[Path | None, typer.Option(help="audio file to use instead of the video's own track")] = None,
     mc_samples: Annotated[int, typer.Option(help="MC-dropout passes for the sync probability's spread")] = 20,
     seed: Annotated[int, typer.Option(help="seed of the dropout masks")] = 0,
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Audio-video offset (frames; positive = audio lags), LSE-D, LSE-C and the sync probability with its
@@ -26,7 +27,7 @@ def sync_cmd(
     from mumo.uncertainty.mc_dropout import check_num_samples
 
     check_num_samples(mc_samples)
-    res = sync_video(run, video, audio, mc_samples=mc_samples, seed=seed)
+    res = sync_video(run, video, audio, mc_samples=mc_samples, seed=seed, device=device)
     if json_out:
         typer.echo(json.dumps(res))
         return

@@ -25,6 +25,7 @@ from torch import nn
 
 from mumo.config import ConfigError, TrainConfig, config_from_yaml, config_to_yaml
 from mumo.data.lipsync import LipSyncClip, SyncBatch, load_clips, sample_pairs
+from mumo.devices import resolve_device
 from mumo.errors import CheckpointError
 from mumo.models.sync_expert import SyncExpert, SyncExpertConfig, sync_loss
 from mumo.train.checkpoint import (
@@ -151,7 +152,7 @@ def train_syncnet(cfg: SyncRunConfig, out: Path, *, resume: bool = False, progre
 
 
 def load_syncnet(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> SyncExpert:
-    """The trained expert of a run, in eval mode."""
+    """The trained expert of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
     run_dir = Path(run_dir)
     art = read_run_json(run_dir, ARTIFACTS_FILE, "is not a mumo run")
     if art.get("kind") != "syncnet":
@@ -159,7 +160,7 @@ def load_syncnet(run_dir: str | Path, which: str = "best", device: str | torch.d
     cfg = config_from_yaml(run_dir / CONFIG_FILE, schema=SyncRunConfig)
     model = SyncExpert(cfg=cfg.model)
     load_weights(model, checkpoint_dir(run_dir, which))
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 def _windows(clip: LipSyncClip) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,9 +184,10 @@ def score_clip(
 
     faces, mels = _windows(clip)
     device = next(model.parameters()).device
+    faces, mels = faces.to(device), mels.to(device)  # (W, 15, 48, 96), (W, 1, 80, 16)
     model.eval()
     with torch.no_grad():
-        state = model.trunk(faces.to(device), mels.to(device))
+        state = model.trunk(faces, mels)
         det = model.head(state)
         res = sync_scores(offset_distances(det.face_embedding.cpu(), det.audio_embedding.cpu(), max_offset=max_offset))
         out = {
@@ -225,11 +227,13 @@ def sync_video(
     *,
     mc_samples: int | None = 20,
     seed: int = 0,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """``mumo sync``: score a real video (faces detected) against its own or a separate audio track."""
+    """``mumo sync``: score a real video (faces detected) against its own or a separate audio track, with
+    the expert on ``device`` (``auto``: a GPU if there is one)."""
     from mumo.data.lipsync import read_video_clip
 
-    model = load_syncnet(run_dir)
+    model = load_syncnet(run_dir, device=device)
     t0 = time.perf_counter()
     clip = read_video_clip(video, audio=audio)
     res = score_clip(model, clip, mc_samples=mc_samples if model.cfg.dropout > 0 else None, seed=seed)

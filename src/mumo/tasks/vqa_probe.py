@@ -183,8 +183,10 @@ def probe_run(
     images_per_batch: int | None = None,
     min_change_rate: float = 0.05,
     min_accuracy_drop: float = 0.01,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """:func:`probe_vqa` on a split of a trained VQA run (its best checkpoint, its own data config).
+    """:func:`probe_vqa` on a split of a trained VQA run (its best checkpoint, its own data config), with
+    the model on ``device`` (``auto``: a GPU if there is one).
 
     Args:
         run_dir: the run directory.
@@ -207,7 +209,7 @@ def probe_run(
     if max_images is not None and max_images < 2:
         raise ConfigError(f"--images must be at least 2 (each question needs another image), not {max_images}")
     run_dir = Path(run_dir)
-    model = load_model(run_dir)  # checks that it is a VQA run before any data is loaded
+    model = load_model(run_dir, device=device)  # checks that it is a VQA run before any data is loaded
     cfg = config_from_yaml(run_dir / CONFIG_FILE)
     target = getattr(load_data(cfg), split)
     if max_images is not None and max_images < target.num_images:
