@@ -7,7 +7,9 @@ with a Kendall & Gal aleatoric head (`model.aleatoric=kendall-gal`). Methods:
 - mc-dropout: the default model, T = 20 MC-dropout passes through every dropout module;
 - mc-dropout-head: the same with only the answer head's dropout sampling (the fast scope);
 - aleatoric: the aleatoric model, dropout off, probabilities under its learned logit noise;
-- aleatoric+mc: the aleatoric model with T = 20 passes.
+- aleatoric+mc: the aleatoric model with T = 20 passes;
+- temperature: the default model, dropout off, logits divided by one temperature fitted on its validation
+  split (Guo et al. 2017, the post-hoc baseline; `mumo fit-temperature`).
 
 Conditions, on the first 500 easy-VQA test images (about 4,800 questions):
 clean; near shift by Gaussian pixel noise (std 0.3 and 0.5 on [0, 1] pixels) and by N(0, 1) noise on
@@ -64,11 +66,12 @@ SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=
 def main() -> None:
     from mumo.config import config_from_yaml
     from mumo.data.ood import gaussian_noise_split, ood_split
-    from mumo.tasks.vqa import load_data, load_model
+    from mumo.tasks.vqa import load_data, load_model, predict_logits
     from mumo.tasks.vqa_density import fit_split_density
     from mumo.tasks.vqa_question_bank import question_bank
     from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
     from mumo.uncertainty.shift import feature_noise
+    from mumo.uncertainty.temperature import fit_temperature
 
     t_start = time.perf_counter()
     default_run = trained_run("easy-vqa-default", [])
@@ -81,12 +84,16 @@ def main() -> None:
     soc_fit = soc.train.first_images(DENSITY_IMAGES)
     models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run), "soc": load_model(soc_run)}
     banks = {"easy-vqa": question_bank(data.train, BANK), "sort-of-clevr": question_bank(soc.train, BANK)}
+    ids, val_logits = predict_logits(models["default"], data.val, 128)
+    temperatures = {"temperature": fit_temperature(val_logits, data.val.targets[ids].argmax(-1))}
+    print(f"temperature fitted on {len(ids)} validation questions: {temperatures['temperature']:.4f}", flush=True)
     methods = {
         "deterministic": ("default", None, "all"),
         "mc-dropout": ("default", T, "all"),
         "mc-dropout-head": ("default", T, "head"),
         "aleatoric": ("kendall-gal", None, "all"),
         "aleatoric+mc": ("kendall-gal", T, "all"),
+        "temperature": ("default", None, "all"),
         # the other direction: a Sort-of-CLEVR model shown easy-VQA (and other) images
         "soc:deterministic": ("soc", None, "all"),
         "soc:mc-dropout": ("soc", T, "all"),
@@ -109,12 +116,15 @@ def main() -> None:
     for method, (model_name, mc, scope) in methods.items():
         model = models[model_name]
         is_soc = model_name == "soc"
+        temp = temperatures.get(method, 1.0)
         density = fit_split_density(model, soc_fit if is_soc else fit)  # clean features, outside any noise
         for cond, (split, feat_std) in (soc_conditions if is_soc else conditions).items():
             t0 = time.perf_counter()
             ctx = feature_noise(model.image_encoder, feat_std, seed=5) if feat_std else contextlib.nullcontext()
             with ctx:
-                res = evaluate_uncertainty(model, split, mc_samples=mc, mc_scope=scope, density=density, seed=0)
+                res = evaluate_uncertainty(
+                    model, split, mc_samples=mc, mc_scope=scope, density=density, seed=0, temperature=temp
+                )
             row = {"method": method, "condition": cond, **{k: res[k] for k in (
                 "accuracy", "ece", "nll", "brier", "auroc_misclassification", "aurc")}}  # fmt: skip
             row["auroc_misclassification_by_score"] = res["auroc_misclassification_by_score"]
@@ -127,8 +137,9 @@ def main() -> None:
             in_split = soc.test if is_soc else test
             bank = banks["sort-of-clevr" if is_soc else "easy-vqa"]
             res = evaluate_uncertainty(
-                model, in_split, mc_samples=mc, mc_scope=scope, ood=ood, density=density, question_bank=bank, seed=0
-            )
+                model, in_split, mc_samples=mc, mc_scope=scope, ood=ood, density=density, question_bank=bank, seed=0,
+                temperature=temp,
+            )  # fmt: skip
             row = {"method": method, "condition": f"ood:{name}", "auroc_ood": res["auroc_ood"],
                    "auroc_ood_per_image": res["auroc_ood_per_image"], "auroc_ood_by_type": res["auroc_ood_by_type"],
                    "fpr95_ood": res["fpr95_ood"], "aupr_ood": res["aupr_ood"], "ood_score": res["ood_score"],
@@ -163,6 +174,7 @@ def main() -> None:
         },
     }
     result = {"T": T, "test_images": N_IMAGES, "density_fit_images": DENSITY_IMAGES, "question_bank": banks_used,
+              "temperature": temperatures["temperature"],
               "seconds": round(time.perf_counter() - t_start, 1), "table": table, "checks": checks}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "uncertainty.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -61,6 +61,7 @@ class Uncertainty:
     epistemic: float  # mutual information H[p̄] − E_t H[p_t] (0 without MC dropout)
     variation_ratio: float  # 1 − (votes for the modal answer) / T
     mc_samples: int  # T; 0 for a deterministic pass
+    temperature: float = 1.0  # the answer logits were divided by this (temperature scaling; 1 = none)
     # with a fitted density (`mumo fit-density RUN`): negative log density of the fused feature (nats;
     # high = unlike the training data) and the fraction of validation questions scoring lower
     feature_density: float | None = None

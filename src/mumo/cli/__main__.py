@@ -16,6 +16,7 @@ def build_app() -> typer.Typer:
     app.command("evaluate")(evaluate.evaluate_cmd)
     app.command("predict")(evaluate.predict_cmd)
     app.command("fit-density")(evaluate.fit_density_cmd)
+    app.command("fit-temperature")(evaluate.fit_temperature_cmd)
     app.add_typer(data.app, name="data")
     app.command("vqa-eval")(vqa_eval.vqa_eval_cmd)
     app.command("explain")(explain.explain_cmd)

@@ -38,6 +38,13 @@ def evaluate_cmd(
             "their mean mutual information (image_mutual_information); 0 = off"
         ),
     ] = 8,
+    temperature: Annotated[
+        str,
+        typer.Option(
+            help="divide the answer logits by T: auto (the run's temperature.json from fit-temperature, else 1), "
+            "none (1), or a number"
+        ),
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
@@ -66,6 +73,7 @@ def evaluate_cmd(
         check_num_samples(mc_samples)
     model = load_model(run, device=device)
     cfg = config_from_yaml(run / CONFIG_FILE)
+    t = _temperature(temperature, run)
     if ood is not None and ood not in OOD_SETS:
         raise ConfigError(f"unknown OOD set {ood!r}; choose one of: {', '.join(OOD_SETS)}")
     if mc_samples is not None and not dropout_modules(model, mc_scope):
@@ -97,6 +105,7 @@ def evaluate_cmd(
             model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit, question_bank=bank,
             plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
             abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()), progress=True,
+            temperature=t,
         )  # fmt: skip
         res.update({k: v for k, v in unc.items() if k != "accuracy"})
         res["accuracy_mean_prediction"] = unc["accuracy"]
@@ -127,6 +136,24 @@ def evaluate_cmd(
         typer.echo(f"wrote {path}")
     if results_json is not None:
         typer.echo(f"wrote {results_json}")
+
+
+def _temperature(option: str, run: Path) -> float:
+    """--temperature: auto (the run's fitted T, else 1), none (1) or a positive number."""
+    from mumo.errors import ConfigError
+    from mumo.tasks.vqa_temperature import load_run_temperature
+
+    if option == "auto":
+        return load_run_temperature(run) or 1.0
+    if option == "none":
+        return 1.0
+    try:
+        value = float(option)
+    except ValueError:
+        raise ConfigError(f"--temperature must be auto, none or a positive number, not {option!r}") from None
+    if not value > 0:
+        raise ConfigError(f"--temperature must be > 0, not {option}")
+    return value
 
 
 @friendly_errors
@@ -219,3 +246,24 @@ def fit_density_cmd(
     typer.echo("validation -log density: " + ", ".join(f"{k} {v:.1f}" for k, v in quantiles.items()))
     typer.echo(f"wrote {res['path']}  (abstain above the p99, say: --abstain {quantiles['p99']:.1f} "
                "--abstain-on feature_density)")  # fmt: skip
+
+
+@friendly_errors
+def fit_temperature_cmd(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Fit temperature scaling (one T dividing the answer logits, minimising the validation NLL) and save
+    it as RUN/temperature.json; `mumo evaluate` and `mumo predict` then use it (--temperature none: off)."""
+    from mumo.tasks.vqa_temperature import TEMPERATURE_FILE, fit_run_temperature
+
+    res = {"path": str(run / TEMPERATURE_FILE), **fit_run_temperature(run, device=device)}
+    if json_out:
+        typer.echo(json.dumps(res))
+        return
+    typer.echo(
+        f"temperature {res['temperature']:.4f} fitted on {res['fit_questions']} validation questions: "
+        f"NLL {res['val_nll_before']:.4f} -> {res['val_nll_after']:.4f}"
+    )
+    typer.echo(f"wrote {res['path']}")

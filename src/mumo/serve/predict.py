@@ -16,6 +16,7 @@ from mumo.explain.hooks import capture
 from mumo.tasks.vqa import load_artifacts, load_model
 from mumo.tasks.vqa_density import RunDensity, load_run_density
 from mumo.tasks.vqa_question_bank import DEFAULT_BANK_SIZE, QuestionBank, bank_mutual_information, question_bank
+from mumo.tasks.vqa_temperature import load_run_temperature
 from mumo.tasks.vqa_uncertainty import predictive_probs
 from mumo.train.checkpoint import CONFIG_FILE
 from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
@@ -26,9 +27,16 @@ class VQAPredictor:
     """A trained VQA model with its preprocessing. Build it with :func:`mumo.load`."""
 
     def __init__(
-        self, model: nn.Module, cfg: RunConfig, vocab: Vocab, answers: list[str], density: RunDensity | None = None
+        self,
+        model: nn.Module,
+        cfg: RunConfig,
+        vocab: Vocab,
+        answers: list[str],
+        density: RunDensity | None = None,
+        temperature: float = 1.0,
     ) -> None:
         self.model, self.cfg, self.vocab, self.answers, self.density = model, cfg, vocab, answers, density
+        self.temperature = temperature  # divides the answer logits (`mumo fit-temperature RUN`; 1 = none)
         self._banks: dict[int, QuestionBank] = {}
 
     @classmethod
@@ -37,7 +45,8 @@ class VQAPredictor:
         art = load_artifacts(run_dir)
         cfg = config_from_yaml(run_dir / CONFIG_FILE)
         model = load_model(run_dir, which, device)
-        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], load_run_density(run_dir))
+        temperature = load_run_temperature(run_dir) or 1.0
+        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], load_run_density(run_dir), temperature)
 
     @property
     def device(self) -> torch.device:
@@ -72,6 +81,7 @@ class VQAPredictor:
         abstain_on: str = "predictive_entropy",
         image_uncertainty: bool = False,
         question_bank_size: int = DEFAULT_BANK_SIZE,
+        temperature: float | None = None,
         seed: int = 0,
     ) -> Prediction:
         """Answer ``question`` about ``image`` (a path, PIL image or array).
@@ -88,6 +98,7 @@ class VQAPredictor:
             image_uncertainty: also ask ``question_bank_size`` training questions about the image and
                 report the mean mutual information of their answers (needs ``mc_samples``): high when the
                 model does not know the image, even if this question's answer is confident.
+            temperature: divides the answer logits; None = the run's fitted temperature (1 without one).
             seed: seeds the dropout masks and logit noise.
         """
         if top_k < 1:
@@ -102,7 +113,10 @@ class VQAPredictor:
         batch = self.encode(image, question)
         # a deterministic pass also yields the density feature; MC passes need one more, dropout off
         with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
-            probs = predictive_probs(self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed)  # (T,1,C)
+            t = self.temperature if temperature is None else temperature
+            probs = predictive_probs(
+                self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
+            )  # (T, 1, C)
             if self.density is not None and mc_samples is not None:
                 self.model.eval()
                 self.model(batch)
@@ -113,7 +127,7 @@ class VQAPredictor:
         unc = Uncertainty(
             total=scores["predictive_entropy"], aleatoric=scores["expected_entropy"],
             epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
-            mc_samples=mc_samples or 0,
+            mc_samples=mc_samples or 0, temperature=t,
         )  # fmt: skip
         if self.density is not None:
             score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass

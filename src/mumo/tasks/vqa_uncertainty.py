@@ -8,6 +8,7 @@ Calibration uses exact match against the top-scored answer of each question.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +53,14 @@ def predictive_probs(
     mc_scope: str = "all",
     seed: int = 0,
     noise_samples: int = 50,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Answer probabilities (T, N, C) for a batch: T MC-dropout passes, or (1, N, C) deterministic.
 
     ``mc_scope`` picks which dropout modules sample: ``all`` or, for MCAN, ``head`` (only the answer
-    head; the co-attention runs once, so T = 20 costs about 2-3 deterministic passes).
+    head; the co-attention runs once, so T = 20 costs about 2-3 deterministic passes). ``temperature``
+    divides every pass's logits (and a learned logit noise's scale) before the softmax
+    (:mod:`mumo.uncertainty.temperature`).
 
     Raises:
         MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs.
@@ -75,6 +79,11 @@ def predictive_probs(
         logits, log_var = samples[0], samples[1] if len(samples) > 1 else None
     if not torch.isfinite(logits).all():
         raise MumoError("the model produced NaN or infinite logits; the checkpoint may be broken")
+    if not temperature > 0:
+        raise MumoError(f"the temperature must be > 0, not {temperature}")
+    if temperature != 1.0:  # (f + σε) / T: the mean and the noise scale alike
+        logits = logits / temperature
+        log_var = None if log_var is None else log_var - 2 * math.log(temperature)
     probs = noisy_logit_probs(logits.float(), log_var, num_samples=noise_samples, generator=gen)  # (T, N, C)
     return check_probs(probs)
 
@@ -88,6 +97,7 @@ def split_probs(
     images_per_batch: int = 128,
     seed: int = 0,
     progress: bool = False,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Predictive probabilities (T, N, C) for every question of a split, in question order.
 
@@ -100,7 +110,9 @@ def split_probs(
     batches = progress_bar(image_batches(split.num_images, images_per_batch, shuffle=False), split.name, progress)
     for i, idx in enumerate(batches):
         batch = split.batch(idx).to(device)
-        probs = predictive_probs(model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + i).cpu()
+        probs = predictive_probs(
+            model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + i, temperature=temperature
+        ).cpu()
         if out is None:
             out = torch.empty(probs.shape[0], split.num_questions, probs.shape[2])
         out[:, batch.question_ids.cpu()] = probs
@@ -150,6 +162,7 @@ def evaluate_uncertainty(
     images_per_batch: int = 128,
     seed: int = 0,
     progress: bool = False,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Accuracy, calibration, misclassification detection, selective prediction and (with ``ood``)
     OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
@@ -163,10 +176,12 @@ def evaluate_uncertainty(
     each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU. With a
     ``question_bank`` and MC dropout the scores include ``image_mutual_information``: the mean MI of
     the answers to the bank's questions about each question's image (:mod:`mumo.tasks.vqa_question_bank`).
+    ``temperature`` scales the answer logits (temperature scaling) of every figure but the feature density
+    and the image mutual information.
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed,
-        progress=progress,
+        progress=progress, temperature=temperature,
     )  # fmt: skip
     mean = probs.mean(0)  # (N, C)
     labels = split.targets.argmax(-1)  # (N,)
@@ -194,6 +209,7 @@ def evaluate_uncertainty(
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
         "mc_scope": mc_scope if mc_samples else None,
+        "temperature": temperature,
         "accuracy": float(correct.float().mean()),
         "ece": expected_calibration_error(mean, labels, n_bins=n_bins),
         "mce": maximum_calibration_error(mean, labels, n_bins=n_bins),
@@ -212,7 +228,7 @@ def evaluate_uncertainty(
     if ood is not None:
         ood_probs = split_probs(
             model, ood, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed + 7,
-            progress=progress,
+            progress=progress, temperature=temperature,
         )  # fmt: skip
         ood_scores = uncertainty_scores(ood_probs)
         if density is not None:
