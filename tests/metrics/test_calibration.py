@@ -9,6 +9,7 @@ import torch
 
 from mumo.errors import MumoError
 from mumo.metrics.calibration import (
+    adaptive_calibration_error,
     brier_score,
     expected_calibration_error,
     maximum_calibration_error,
@@ -18,6 +19,7 @@ from mumo.metrics.calibration import (
 
 ALL_METRICS = [
     expected_calibration_error,
+    adaptive_calibration_error,
     maximum_calibration_error,
     reliability_bins,
     negative_log_likelihood,
@@ -44,6 +46,18 @@ def test_ece_four_samples_by_hand():
     # bin 4: 2 samples, acc 1, conf .875 -> 2/4 * .125 = .0625; bin 3: 1/4 * |0 - .7| = .175; bin 1: 1/4 * |1 - .3|
     assert expected_calibration_error(probs, labels, n_bins=5) == pytest.approx(0.0625 + 0.175 + 0.175)
     assert maximum_calibration_error(probs, labels, n_bins=5) == pytest.approx(0.7)
+
+
+def test_adaptive_ece_four_samples_by_hand():
+    probs, labels = four_samples()
+    # by confidence: .30 (right), .70 (wrong) | .85 (right), .90 (right)
+    # 2 equal-mass bins: |0.5 - 0.5| = 0 and |1 - .875| = .125, each weighing 1/2
+    assert adaptive_calibration_error(probs, labels, n_bins=2) == pytest.approx(0.0625)
+    # one sample per bin: the mean of |right - conf| = (.7 + .7 + .15 + .1) / 4
+    assert adaptive_calibration_error(probs, labels, n_bins=4) == pytest.approx(0.4125)
+    assert adaptive_calibration_error(probs, labels, n_bins=40) == pytest.approx(0.4125)  # more bins than samples
+    # one bin: |acc - mean conf| = |.75 - .6875|
+    assert adaptive_calibration_error(probs, labels, n_bins=1) == pytest.approx(0.0625)
 
 
 def test_reliability_bins_four_samples_by_hand():
@@ -153,6 +167,7 @@ def test_bad_labels_raise(metric, labels):
 
 
 @pytest.mark.parametrize("n_bins", [0, -3, 2.5])
-def test_bad_n_bins_raises(n_bins):
+@pytest.mark.parametrize("metric", [expected_calibration_error, adaptive_calibration_error])
+def test_bad_n_bins_raises(n_bins, metric):
     with pytest.raises(MumoError, match="n_bins"):
-        expected_calibration_error(torch.full((2, 2), 0.5), torch.tensor([0, 1]), n_bins=n_bins)
+        metric(torch.full((2, 2), 0.5), torch.tensor([0, 1]), n_bins=n_bins)

@@ -1,4 +1,4 @@
-"""Calibration metrics on predictive probabilities: ECE, MCE, reliability bins, NLL and Brier score.
+"""Calibration metrics on predictive probabilities: ECE, adaptive ECE, MCE, reliability bins, NLL and Brier score.
 
 Every function takes ``probs`` of shape (N, C) (one row of class probabilities per sample, e.g. the MC-dropout mean
 p̄) and ``labels`` of shape (N,) (integer class indices), and returns plain Python numbers. Confidence is the top
@@ -92,6 +92,29 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
     """
     gap, count = _bin_gaps(probs, labels, n_bins)
     return float((count / count.sum() * gap).sum())
+
+
+def adaptive_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """Adaptive ECE: ECE over equal-mass bins, each holding N / n_bins samples of consecutive confidence.
+
+    Equal-width bins put nearly every sample of a confident model into the top bin; equal-mass bins
+    (Nguyen & O'Connor 2015; Nixon et al. 2019) split the samples by confidence rank instead. Ties are
+    broken by sample order (stable sort); with N < n_bins each sample is its own bin.
+
+    Raises:
+        MumoError: As for `expected_calibration_error`.
+    """
+    _check_inputs(probs, labels)
+    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
+        raise MumoError(f"n_bins must be a positive integer, got {n_bins!r}")
+    confidence, prediction = probs.detach().to(torch.float64).max(dim=1)  # (N,), (N,)
+    accurate = (prediction == labels.to(prediction.device)).to(torch.float64)  # (N,)
+    order = torch.sort(confidence, stable=True).indices  # (N,)
+    total = 0.0
+    for chunk in torch.tensor_split(order, n_bins):  # n_bins chunks of N // n_bins or N // n_bins + 1
+        if chunk.numel():
+            total += chunk.numel() * float((accurate[chunk].mean() - confidence[chunk].mean()).abs())
+    return total / confidence.numel()
 
 
 def maximum_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:

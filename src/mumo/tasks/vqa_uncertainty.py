@@ -18,6 +18,7 @@ from torch import nn
 from mumo.data.vqa import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
 from mumo.metrics.calibration import (
+    adaptive_calibration_error,
     brier_score,
     expected_calibration_error,
     maximum_calibration_error,
@@ -212,6 +213,7 @@ def evaluate_uncertainty(
         "temperature": temperature,
         "accuracy": float(correct.float().mean()),
         "ece": expected_calibration_error(mean, labels, n_bins=n_bins),
+        "ace": adaptive_calibration_error(mean, labels, n_bins=n_bins),
         "mce": maximum_calibration_error(mean, labels, n_bins=n_bins),
         "nll": negative_log_likelihood(mean, labels),
         "brier": brier_score(mean, labels),
