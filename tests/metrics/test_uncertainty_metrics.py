@@ -10,6 +10,8 @@ import torch
 from mumo.errors import MumoError
 from mumo.metrics.uncertainty import (
     aurc,
+    coverage_at_risk,
+    risk_at_coverage,
     fpr_at_95_tpr,
     misclassification_aupr,
     misclassification_auroc,
@@ -171,3 +173,21 @@ def test_selective_answering_by_hand():
     assert none["coverage"] == 0 and math.isnan(none["risk"]) and none["accuracy"] == 0
     with pytest.raises(MumoError, match="finite"):
         selective_answering(scores, correct, float("nan"))
+
+
+def test_risk_at_coverage_and_coverage_at_risk_by_hand():
+    scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
+    correct = torch.tensor([True, True, False, True, False])
+    # risk among the k most certain: 0, 0, 1/3, 1/4, 2/5
+    assert risk_at_coverage(scores, correct, 0.8) == pytest.approx(0.25)
+    assert risk_at_coverage(scores, correct, 0.4) == pytest.approx(0.0)
+    assert risk_at_coverage(scores, correct, 0.5) == pytest.approx(1 / 3)  # ceil(2.5) = 3 samples
+    assert risk_at_coverage(scores, correct, 1.0) == pytest.approx(0.4)
+    assert coverage_at_risk(scores, correct, 0.05) == pytest.approx(0.4)
+    assert coverage_at_risk(scores, correct, 0.3) == pytest.approx(0.8)  # the last k under the risk, not the first
+    assert coverage_at_risk(scores, correct, 1.0) == pytest.approx(1.0)
+    assert coverage_at_risk(scores, ~correct, 0.05) == 0.0  # the most certain answer is already wrong
+    with pytest.raises(MumoError, match="coverage"):
+        risk_at_coverage(scores, correct, 0.0)
+    with pytest.raises(MumoError, match="risk"):
+        coverage_at_risk(scores, correct, 1.5)

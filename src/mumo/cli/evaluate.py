@@ -115,7 +115,8 @@ def evaluate_cmd(
     typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions")
     for k, v in res["accuracy_by_type"].items():
         typer.echo(f"  {k:8s} {v:.4f}")
-    keys = ["ece", "ace", "mce", "nll", "brier", "auroc_misclassification", "aurc"]
+    keys = ["ece", "ace", "mce", "nll", "brier", "auroc_misclassification", "aurc", "risk_at_80_coverage",
+            "coverage_at_5_risk"]  # fmt: skip
     for key in [*keys, "auroc_ood", "auroc_ood_per_image", "fpr95_ood"]:
         if key in res:
             typer.echo(f"{key:24s} {res[key]:.4f}")

@@ -198,6 +198,33 @@ def aurc(scores: torch.Tensor, correct: torch.Tensor) -> float:
     return float(risk.mean())
 
 
+def risk_at_coverage(scores: torch.Tensor, correct: torch.Tensor, coverage: float = 0.8) -> float:
+    """Error rate among the ⌈coverage · N⌉ most certain samples (e.g. risk at 80 % coverage).
+
+    Raises:
+        MumoError: as `risk_coverage_curve`, or ``coverage`` outside (0, 1].
+    """
+    if not 0 < coverage <= 1:
+        raise MumoError(f"coverage must lie in (0, 1], got {coverage}")
+    _, risk = risk_coverage_curve(scores, correct)
+    k = math.ceil(coverage * len(risk) - 1e-9)  # samples kept
+    return float(risk[k - 1])
+
+
+def coverage_at_risk(scores: torch.Tensor, correct: torch.Tensor, risk: float = 0.05) -> float:
+    """The largest coverage k / N whose error rate among the k most certain samples is ≤ ``risk``; 0 when even
+    the most certain sample is wrong and ``risk`` < 1 (e.g. coverage at 5 % risk).
+
+    Raises:
+        MumoError: as `risk_coverage_curve`, or ``risk`` outside [0, 1].
+    """
+    if not 0 <= risk <= 1:
+        raise MumoError(f"risk must lie in [0, 1], got {risk}")
+    coverage, curve = risk_coverage_curve(scores, correct)
+    ok = (curve <= risk + 1e-12).nonzero()
+    return float(coverage[ok[-1, 0]]) if len(ok) else 0.0
+
+
 def pavpu(scores: torch.Tensor, correct: torch.Tensor, threshold: float) -> float:
     """Patch accuracy vs patch uncertainty (Mukhoti & Gal, arXiv:1811.12709), per sample.
 

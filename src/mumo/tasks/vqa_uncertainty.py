@@ -26,11 +26,13 @@ from mumo.metrics.calibration import (
 )
 from mumo.metrics.uncertainty import (
     aurc,
+    coverage_at_risk,
     fpr_at_95_tpr,
     misclassification_aupr,
     misclassification_auroc,
     ood_aupr,
     ood_auroc,
+    risk_at_coverage,
     risk_coverage_curve,
     selective_answering,
 )
@@ -220,6 +222,8 @@ def evaluate_uncertainty(
         "auroc_misclassification": misclassification_auroc(scores["predictive_entropy"], correct),
         "aupr_misclassification": misclassification_aupr(scores["predictive_entropy"], correct),
         "aurc": aurc(scores["predictive_entropy"], correct),
+        "risk_at_80_coverage": risk_at_coverage(scores["predictive_entropy"], correct, 0.8),
+        "coverage_at_5_risk": coverage_at_risk(scores["predictive_entropy"], correct, 0.05),
         "auroc_misclassification_by_score": {k: misclassification_auroc(v, correct) for k, v in scores.items()},
         "selective": [selective_answering(scores["predictive_entropy"], correct, t) for t in sorted(set(abstain))],
         "mean_uncertainty": {k: float(v.mean()) for k, v in scores.items()},
