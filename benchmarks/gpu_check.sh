@@ -36,19 +36,21 @@ t0=$(date +%s.%N)
 # shellcheck disable=SC2086
 $py -m mumo.cli train vqa --out "$gpu_run" --json ${GPU_CHECK_OVERRIDES:-} > "$out/train.json"
 t1=$(date +%s.%N)
-echo "{\"train_wall_s\": $($py -c "print(round($t1 - $t0, 1))")}" > "$out/train_time.json"
-tail -c 600 "$out/train.json"; cat "$out/train_time.json"
+tail -c 600 "$out/train.json"
+echo "training wall time (CLI, start to end) $($py -c "print(round($t1 - $t0, 1))") s"
 
 echo "== evaluate, fit-density and predict on the GPU"
 $py -m mumo.cli fit-density "$gpu_run" --device cuda --json > "$out/fit_density.json" && cat "$out/fit_density.json"
+$py -m mumo.cli fit-temperature "$gpu_run" --device cuda --json > "$out/fit_temperature.json" \
+    && cat "$out/fit_temperature.json"
 t0=$(date +%s.%N)
 $py -m mumo.cli evaluate "$gpu_run" --mc-samples 20 --ood noise --device cuda --json > "$out/evaluate.json"
 t1=$(date +%s.%N)
 echo "evaluate wall $($py -c "print(round($t1 - $t0, 1))") s"
-$py -c "import json,sys; r=json.load(open(sys.argv[1])); print({k: r[k] for k in ('accuracy','ece','nll','auroc_misclassification','auroc_ood','auroc_ood_per_image')})" "$out/evaluate.json"
+$py -c "import json,sys; r=json.load(open(sys.argv[1])); print({k: r[k] for k in ('accuracy','ece','nll','temperature','auroc_misclassification','auroc_ood','auroc_ood_per_image')}, r['auroc_ood_by_score'])" "$out/evaluate.json"
 img=$($py -c "import easy_vqa; print(easy_vqa.get_test_image_paths()[0])")
 $py -m mumo.cli predict "$gpu_run" --image "$img" --question "what shape is in the image?" --mc-samples 20 \
-    --abstain-on feature_density --abstain 1e9 --device cuda
+    --abstain-on feature_density --abstain 1e9 --image-uncertainty --device cuda
 $py -m mumo.cli explain "$gpu_run" --evaluate --images 64 --device cuda --json > "$out/explain.json" \
     && echo "explain --evaluate ok"
 rm -rf "$(dirname "$gpu_run")"
