@@ -11,13 +11,13 @@ from mumo.errors import MumoError
 from mumo.metrics.uncertainty import (
     aurc,
     coverage_at_risk,
-    risk_at_coverage,
     fpr_at_95_tpr,
     misclassification_aupr,
     misclassification_auroc,
     ood_aupr,
     ood_auroc,
     pavpu,
+    risk_at_coverage,
     risk_coverage_curve,
 )
 
