@@ -109,7 +109,10 @@ class TrainConfig:
     grad_clip: float = 0.0  # 0 = no clipping (MCAN)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
     eval_images_per_batch: int = 128
-    seed: int = 0
+    seed: int = 0  # seeds the validation split, the initial weights, the batch order and the dropout masks
+    # deep-ensemble member k (docs/uncertainty.md): members of one recipe share the seed's data split but draw
+    # their initial weights, batch order and dropout masks from init_seed; member 0 is the plain run
+    member: int = 0
     cpu: bool = False  # force the CPU even when a GPU is present
     # Attention trained with explanations (reference §4.3; docs/explanations.md): "none", "mse" (regress
     # attention onto Grad-CAM of the true answer), "aan" / "paan" (map-level / per-cell discriminator game),
@@ -136,6 +139,13 @@ class TrainConfig:
             )
         if self.attention_weight < 0 or self.uncertainty_weight < 0:
             raise ConfigError("train.attention_weight and train.uncertainty_weight must be >= 0")
+        if self.member < 0:
+            raise ConfigError(f"train.member must be >= 0, not {self.member}")
+
+    @property
+    def init_seed(self) -> int:
+        """Seed of the initial weights, batch order and dropout masks: ``seed`` for member 0."""
+        return self.seed + 100_003 * self.member
 
 
 @dataclass

@@ -95,7 +95,7 @@ def _eval_metrics(model: nn.Module, batch: SyncBatch, batch_size: int = 256) -> 
 
 def build_sync_task(cfg: SyncRunConfig, train: list[LipSyncClip], val: list[LipSyncClip]) -> Task:
     t = cfg.train
-    torch.manual_seed(t.seed)
+    torch.manual_seed(t.init_seed)
     model = SyncExpert(cfg=cfg.model)
     val_pairs = sample_pairs(val, cfg.data.eval_pairs, torch.Generator().manual_seed(t.seed + 1),
                              min_shift=cfg.data.min_shift)  # fmt: skip
@@ -103,7 +103,7 @@ def build_sync_task(cfg: SyncRunConfig, train: list[LipSyncClip], val: list[LipS
     num_batches = max(1, cfg.data.pairs_per_epoch // per_batch)
 
     def batches(epoch: int, rank: int, world: int) -> list[SyncBatch]:
-        gen = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch * 7919 + 17)
+        gen = torch.Generator().manual_seed(t.init_seed * 1_000_003 + epoch * 7919 + 17)
         out = [sample_pairs(train, per_batch, gen, min_shift=cfg.data.min_shift) for _ in range(num_batches)]
         return out[rank::world]
 

@@ -107,7 +107,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, pr
     accelerator = make_accelerator(cfg)
     rank, world = accelerator.process_index, accelerator.num_processes
     check_process_count(task, world)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.init_seed)
     model = task.model
     optimizer = build_optimizer(model, cfg)
 
@@ -131,7 +131,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, pr
 
     samples, sample_seconds = 0, 0.0
     for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout masks of this epoch
+        torch.manual_seed(cfg.init_seed * 1_000_003 + epoch)  # dropout masks of this epoch
         lr = cfg.lr * lr_factor(epoch, cfg)
         set_lr(optimizer, lr)
         model.train()
