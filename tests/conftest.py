@@ -40,6 +40,17 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_member_run(tmp_path_factory) -> Path:
+    """A second deep-ensemble member of ``tiny_run``'s recipe (train.member=1: the same split, other weights)."""
+    from mumo.tasks.vqa import train_vqa
+
+    out = tmp_path_factory.mktemp("runs") / "tiny-member1"
+    cfg = tiny_config("train.epochs=2", "data.max_train_images=300", "train.member=1")
+    train_vqa(cfg, out, progress=False, evaluate_test=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def shape_png(tmp_path_factory) -> Path:
     """A real easy-VQA test image (a shape on a light background), copied to a temporary file."""
     import shutil

@@ -58,9 +58,10 @@ class Uncertainty:
 
     total: float  # predictive entropy H[p̄]
     aleatoric: float  # expected entropy E_t H[p_t] (includes the learned logit noise, if any)
-    epistemic: float  # mutual information H[p̄] − E_t H[p_t] (0 without MC dropout)
+    epistemic: float  # mutual information H[p̄] − E_t H[p_t] (0 without MC dropout or an ensemble)
     variation_ratio: float  # 1 − (votes for the modal answer) / T
     mc_samples: int  # T; 0 for a deterministic pass
+    ensemble_members: int = 1  # M runs answering together (a deep ensemble: epistemic = their disagreement)
     temperature: float = 1.0  # the answer logits were divided by this (temperature scaling; 1 = none)
     # with a fitted density (`mumo fit-density RUN`): negative log density of the fused feature (nats;
     # high = unlike the training data) and the fraction of validation questions scoring lower

@@ -218,3 +218,51 @@ def test_evaluate_reports_what_abstaining_would_do(tiny_run):
         assert s["accuracy"] <= s["coverage"] and 0 <= s["pavpu"] <= 1
     text = mumo("evaluate", tiny_run, "--split", "val", "--abstain", "0.3").output
     assert "abstain above 0.3 nats: answers" in text and "PAvPU" in text
+
+
+def test_evaluate_a_deep_ensemble(tiny_run, tiny_member_run):
+    result = mumo("evaluate", tiny_run, "--ensemble", tiny_member_run, "--split", "val", "--ood", "noise",
+                  "--density-images", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    assert res["ensemble"] == [str(tiny_run), str(tiny_member_run)] and res["ensemble_members"] == 2
+    # no dropout sampling, yet two members: the epistemic score is their disagreement
+    assert res["mc_samples"] == 0 and res["ood_score"] == "mutual_information"
+    assert res["mean_uncertainty"]["mutual_information"] > 0
+    assert 0 <= res["auroc_ood_by_score"]["image_mutual_information"] <= 1  # the bank asked of both members
+    assert set(res["auroc_misclassification_by_type"]) == {"yes/no", "color", "shape"}
+    assert any("ensemble2_deterministic" in p for p in res["plots"])
+    # the accuracy is the members' mean answer's: the same as the mean prediction's exact-match accuracy here
+    assert res["accuracy"] == pytest.approx(res["accuracy_mean_prediction"], abs=1e-6)
+    text = mumo("evaluate", tiny_run, "--ensemble", tiny_member_run, "--split", "val", "--density-images", "0")
+    assert text.exit_code == 0 and "deep ensemble of 2 runs" in text.output
+
+
+def test_ensemble_members_from_another_split_are_refused(tiny_run, tiny_member_run, tmp_path):
+    reseeded = tmp_path / "reseeded"
+    shutil.copytree(tiny_member_run, reseeded)
+    cfg = (reseeded / "config.yaml").read_text()
+    (reseeded / "config.yaml").write_text(cfg.replace("  seed: 0\n", "  seed: 3\n"))
+    result = mumo("evaluate", tiny_run, "--ensemble", reseeded, "--split", "val")
+    _assert_clean_error(result, "train.member")
+    result = mumo("evaluate", tiny_run, "--ensemble", tmp_path / "missing", "--split", "val")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_predict_with_a_deep_ensemble(tiny_run, tiny_member_run, shape_png):
+    result = mumo("predict", tiny_run, "--ensemble", tiny_member_run, "--image", shape_png, "--question",
+                  "what shape is it?", "--image-uncertainty", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    u = json.loads(result.output)["uncertainty"]
+    assert u["ensemble_members"] == 2 and u["mc_samples"] == 0
+    assert u["total"] == pytest.approx(u["aleatoric"] + u["epistemic"], abs=1e-5) and u["epistemic"] > 0
+    assert u["image_epistemic"] > 0
+    # the Python API: a list of runs, abstaining on the members' disagreement
+    import mumo as mumo_api
+
+    pred = mumo_api.load([tiny_run, tiny_member_run], device="cpu").predict(
+        shape_png, "what shape is it?", mc_samples=2, abstain=0.0, abstain_on="mutual_information"
+    )
+    assert pred.abstained and pred.uncertainty.ensemble_members == 2 and pred.uncertainty.mc_samples == 2
+    text = mumo("predict", tiny_run, "--ensemble", tiny_member_run, "--image", shape_png, "--question", "what shape?")
+    assert "2 ensemble members" in text.output

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mumo.tasks.vqa_uncertainty import ood_auroc_by_type
+from mumo.tasks.vqa_uncertainty import misclassification_auroc_by_type, ood_auroc_by_type
 
 
 def test_ood_auroc_by_type_separates_question_types():
@@ -20,6 +20,17 @@ def test_ood_auroc_by_type_separates_question_types():
     assert set(res) == {"color", "yes/no"}  # "shape" has no OOD questions: left out
     assert res["color"] == pytest.approx(1.0)  # every OOD colour question scores above every clean one
     assert res["yes/no"] == pytest.approx(0.5)  # ties everywhere
+
+
+def test_misclassification_auroc_by_type_ranks_within_each_type():
+    # pooled, every colour question outranks every yes/no one; within each type the wrong answer scores highest
+    split = SimpleNamespace(question_types=["color", "color", "color", "yes/no", "yes/no", "yes/no", "shape"])
+    scores = torch.tensor([1.0, 1.2, 1.5, 0.1, 0.2, 0.6])
+    correct = torch.tensor([True, True, False, True, True, False])
+    scores, correct = torch.cat([scores, torch.tensor([0.3])]), torch.cat([correct, torch.tensor([True])])
+    res = misclassification_auroc_by_type(scores, correct, split)
+    assert res["color"] == pytest.approx(1.0) and res["yes/no"] == pytest.approx(1.0)
+    assert res["shape"] != res["shape"]  # one question, answered right: undefined (NaN)
 
 
 def test_split_features_are_the_fused_vectors_the_classifier_reads(tiny_run):

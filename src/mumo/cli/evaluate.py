@@ -34,8 +34,8 @@ def evaluate_cmd(
     question_bank: Annotated[
         int,
         typer.Option(
-            help="with --mc-samples: ask this many training questions about every image and score the image by "
-            "their mean mutual information (image_mutual_information); 0 = off"
+            help="with --mc-samples or --ensemble: ask this many training questions about every image and score "
+            "the image by their mean mutual information (image_mutual_information); 0 = off"
         ),
     ] = 8,
     temperature: Annotated[
@@ -45,6 +45,13 @@ def evaluate_cmd(
             "none (1), or a number"
         ),
     ] = "auto",
+    ensemble: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="another run of RUN's recipe (trained with train.member=k) answering with RUN as a deep "
+            "ensemble; repeat for each member"
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
@@ -52,13 +59,15 @@ def evaluate_cmd(
         typer.Option(help='vqa-v2 runs: write the official results file [{"question_id", "answer"}] (argmax)'),
     ] = None,
 ) -> None:
-    """Accuracy of a trained run, overall and per question type; with --mc-samples or --ood also
+    """Accuracy of a trained run, overall and per question type; with --mc-samples, --ood or --ensemble also
     calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
+    With --ensemble the members' mean answer is scored and their disagreement is the epistemic uncertainty.
     With --results-json (vqa-v2 runs only) also the official VQA results file of the evaluated split."""
     from mumo.config import config_from_yaml
     from mumo.data.ood import OOD_SETS, ood_split
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import evaluate_split, load_data, load_model
+    from mumo.tasks.vqa_ensemble import evaluate_ensemble_split, load_ensemble
     from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
     from mumo.train.checkpoint import CONFIG_FILE
     from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules
@@ -71,33 +80,47 @@ def evaluate_cmd(
         raise ConfigError(f"--question-bank must be >= 0, not {question_bank}")
     if mc_samples is not None:
         check_num_samples(mc_samples)
-    model = load_model(run, device=device)
+    runs = [run, *(ensemble or [])]
+    models = load_ensemble(runs, device=device) if len(runs) > 1 else [load_model(run, device=device)]
+    model = models if len(models) > 1 else models[0]
     cfg = config_from_yaml(run / CONFIG_FILE)
     t = _temperature(temperature, run)
     if ood is not None and ood not in OOD_SETS:
         raise ConfigError(f"unknown OOD set {ood!r}; choose one of: {', '.join(OOD_SETS)}")
-    if mc_samples is not None and not dropout_modules(model, mc_scope):
+    if mc_samples is not None and not all(dropout_modules(m, mc_scope) for m in models):
         raise ConfigError("this model has no dropout modules: MC dropout has nothing to sample")
     if results_json is not None and cfg.data.name != "vqa-v2":
         raise ConfigError(f"--results-json needs a vqa-v2 run; this run used {cfg.data.name!r}")
     data = load_data(cfg)
     target = getattr(data, split)
-    res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
-    res = {"run": str(run), "split": split, **res}
+    if len(models) > 1:
+        res = evaluate_ensemble_split(models, target, cfg.train.eval_images_per_batch)
+        res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split, **res}
+    else:
+        res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
+        res = {"run": str(run), "split": split, **res}
     if results_json is not None:
+        import torch
+
         from mumo.data.vqa_v2 import results_records, split_question_ids
         from mumo.tasks.vqa import predict_logits
+        from mumo.tasks.vqa_uncertainty import split_probs
         from mumo.train.checkpoint import atomic_write_text
 
-        indices, logits = predict_logits(model, target, cfg.train.eval_images_per_batch)
+        if len(models) > 1:  # the argmax of the members' mean probabilities
+            indices = torch.arange(target.num_questions)
+            logits = split_probs(models, target, mc_samples=None, images_per_batch=cfg.train.eval_images_per_batch)
+            logits = logits.mean(0)  # (N, C)
+        else:
+            indices, logits = predict_logits(model, target, cfg.train.eval_images_per_batch)
         records = results_records(split_question_ids(cfg.data.root, target), indices, logits, data.answers)
         atomic_write_text(results_json, json.dumps(records))
         res["results_json"] = str(results_json)
-    if mc_samples is not None or ood is not None or abstain is not None:
+    if mc_samples is not None or ood is not None or abstain is not None or len(models) > 1:
         ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
         fit = data.train.first_images(density_images) if density_images > 0 else None
         bank = None
-        if question_bank > 0 and mc_samples is not None:
+        if question_bank > 0 and (mc_samples is not None or len(models) > 1):
             from mumo.tasks.vqa_question_bank import question_bank as draw_bank
 
             bank = draw_bank(data.train, question_bank, seed=cfg.train.seed)
@@ -112,7 +135,8 @@ def evaluate_cmd(
     if json_out:
         typer.echo(json.dumps(res))
         return
-    typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions")
+    who = f" (deep ensemble of {len(res['ensemble'])} runs)" if "ensemble" in res else ""
+    typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions{who}")
     for k, v in res["accuracy_by_type"].items():
         typer.echo(f"  {k:8s} {v:.4f}")
     keys = ["ece", "ace", "mce", "nll", "brier", "auroc_misclassification", "aurc", "risk_at_80_coverage",
@@ -175,6 +199,10 @@ def predict_cmd(
             "says whether the model knows the image at all",
         ),
     ] = False,
+    ensemble: Annotated[
+        list[Path] | None,
+        typer.Option(help="another run of RUN's recipe answering with it as a deep ensemble; repeat for each member"),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -188,7 +216,7 @@ def predict_cmd(
     load_image(image)
     if mc_samples is not None:
         check_num_samples(mc_samples)
-    pred = load(run, device=device).predict(
+    pred = load([run, *ensemble] if ensemble else run, device=device).predict(
         image, question, top_k=top_k, mc_samples=mc_samples, mc_scope=mc_scope, abstain=abstain,
         abstain_on=abstain_on, image_uncertainty=image_uncertainty,
     )  # fmt: skip
@@ -203,7 +231,8 @@ def predict_cmd(
     if u is not None:
         typer.echo(
             f"uncertainty (nats): total {u.total:.4f} = aleatoric {u.aleatoric:.4f} + epistemic {u.epistemic:.4f}"
-            f" [{'T=' + str(u.mc_samples) if u.mc_samples else 'deterministic'}]"
+            f" [{'T=' + str(u.mc_samples) if u.mc_samples else 'deterministic'}"
+            f"{f', {u.ensemble_members} ensemble members' if u.ensemble_members > 1 else ''}]"
         )
         if u.feature_density is not None:
             typer.echo(

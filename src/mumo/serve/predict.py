@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from mumo.config import RunConfig, config_from_yaml
 from mumo.data.images import ImageInput, load_image
@@ -17,7 +17,7 @@ from mumo.tasks.vqa import load_artifacts, load_model
 from mumo.tasks.vqa_density import RunDensity, load_run_density
 from mumo.tasks.vqa_question_bank import DEFAULT_BANK_SIZE, QuestionBank, bank_mutual_information, question_bank
 from mumo.tasks.vqa_temperature import load_run_temperature
-from mumo.tasks.vqa_uncertainty import predictive_probs
+from mumo.tasks.vqa_uncertainty import Models, members, predictive_probs
 from mumo.train.checkpoint import CONFIG_FILE
 from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
 from mumo.uncertainty.scores import uncertainty_scores
@@ -28,25 +28,40 @@ class VQAPredictor:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Models,
         cfg: RunConfig,
         vocab: Vocab,
         answers: list[str],
         density: RunDensity | None = None,
         temperature: float = 1.0,
     ) -> None:
-        self.model, self.cfg, self.vocab, self.answers, self.density = model, cfg, vocab, answers, density
+        # ``model``: one model, or the members of a deep ensemble (a list; the density is the first member's)
+        self.models = members(model)
+        self.model = self.models[0]
+        self.cfg, self.vocab, self.answers, self.density = cfg, vocab, answers, density
         self.temperature = temperature  # divides the answer logits (`mumo fit-temperature RUN`; 1 = none)
         self._banks: dict[int, QuestionBank] = {}
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> VQAPredictor:
-        run_dir = Path(run_dir)
-        art = load_artifacts(run_dir)
-        cfg = config_from_yaml(run_dir / CONFIG_FILE)
-        model = load_model(run_dir, which, device)
-        temperature = load_run_temperature(run_dir) or 1.0
-        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], load_run_density(run_dir), temperature)
+    def from_run(
+        cls, run_dir: str | Path | Sequence[str | Path], which: str = "best", device: str = "auto"
+    ) -> VQAPredictor:
+        runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
+        if len(runs) > 1:
+            from mumo.tasks.vqa_ensemble import load_ensemble
+
+            model: Models = load_ensemble(runs, which=which, device=device, same_split=False)
+        else:
+            model = load_model(runs[0], which, device)
+        art = load_artifacts(runs[0])
+        cfg = config_from_yaml(runs[0] / CONFIG_FILE)
+        temperature = load_run_temperature(runs[0]) or 1.0
+        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], load_run_density(runs[0]), temperature)
+
+    @property
+    def _answerer(self) -> Models:
+        """What answers: the one model, or the list of ensemble members."""
+        return self.models if len(self.models) > 1 else self.model
 
     @property
     def device(self) -> torch.device:
@@ -108,15 +123,17 @@ class VQAPredictor:
         if abstain_on == "feature_density" and self.density is None:
             raise MumoError("abstain_on='feature_density' needs a fitted density: run `mumo fit-density RUN` first")
         image_uncertainty = image_uncertainty or abstain_on == "image_mutual_information"
-        if image_uncertainty and mc_samples is None:
-            raise MumoError("image uncertainty is an MC-dropout score: give mc_samples (T passes), e.g. 20")
+        if image_uncertainty and mc_samples is None and len(self.models) < 2:
+            raise MumoError(
+                "image uncertainty is an MC-dropout (or ensemble) score: give mc_samples (T passes), e.g. 20"
+            )
         batch = self.encode(image, question)
         # a deterministic pass also yields the density feature; MC passes need one more, dropout off
         with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
             t = self.temperature if temperature is None else temperature
             probs = predictive_probs(
-                self.model, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
-            )  # (T, 1, C)
+                self._answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
+            )  # (T, 1, C); (M·T, 1, C) for M ensemble members
             if self.density is not None and mc_samples is not None:
                 self.model.eval()
                 self.model(batch)
@@ -127,17 +144,16 @@ class VQAPredictor:
         unc = Uncertainty(
             total=scores["predictive_entropy"], aleatoric=scores["expected_entropy"],
             epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
-            mc_samples=mc_samples or 0, temperature=t,
+            mc_samples=mc_samples or 0, ensemble_members=len(self.models), temperature=t,
         )  # fmt: skip
         if self.density is not None:
             score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass
             scores["feature_density"] = unc.feature_density = float(score[0])
             unc.feature_density_quantile = float(self.density.quantile(score)[0])
         if image_uncertainty:
-            assert mc_samples is not None
             bank = self.question_bank(question_bank_size)
             mi = bank_mutual_information(
-                self.model, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
+                self._answerer, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
             )
             scores["image_mutual_information"] = unc.image_epistemic = float(mi.mean())
             unc.question_bank_size = len(bank)
@@ -155,8 +171,11 @@ ABSTAIN_SCORES = (
 )  # fmt: skip
 
 
-def load(run_dir: str | Path, *, which: str = "best", device: str = "auto") -> VQAPredictor:
+def load(run_dir: str | Path | Sequence[str | Path], *, which: str = "best", device: str = "auto") -> VQAPredictor:
     """Load a trained run: ``mumo.load("runs/vqa-...").predict(image, question, top_k=3)``.
+
+    A list of runs of one recipe (trained with ``train.member=0, 1, ...``) loads a deep ensemble: the members'
+    mean answer, their disagreement as the epistemic uncertainty, the first run's temperature and density.
 
     ``device``: ``auto`` (a GPU if there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     """

@@ -208,6 +208,12 @@ def evaluate_split(
         seen = accelerator.reduce(seen.to(accelerator.device), "sum").cpu()
     if not bool((seen == 1).all()):
         raise RuntimeError("evaluation did not see every question exactly once")
+    return accuracy_report(scores, split)
+
+
+def accuracy_report(scores: torch.Tensor, split: VQASplit) -> dict[str, Any]:
+    """Soft VQA accuracy (N,) of every question of a split, summarised overall, per type and (Sort-of-CLEVR) per
+    relation family."""
     res = {
         "accuracy": float(scores.mean()) if split.num_questions else 0.0,
         "accuracy_by_type": accuracy_by_type(scores, split.question_types),
@@ -253,7 +259,7 @@ def _grid_cells(cfg: RunConfig) -> int:
 def build_task(cfg: RunConfig, data: VQAData) -> Task:
     """Wire model, batches, loss and validation to the training loop."""
     t = cfg.train
-    torch.manual_seed(t.seed)  # initial weights depend only on the seed
+    torch.manual_seed(t.init_seed)  # initial weights depend only on the seed (and the ensemble member)
     model = trainable_model(cfg, data.vocab.tokens, len(data.answers), example=data.train.batch(torch.tensor([0])))
 
     def batches(epoch: int, rank: int, world: int) -> list[VQABatch]:
@@ -261,7 +267,7 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
             data.train.num_images,
             t.images_per_batch,
             shuffle=True,
-            seed=t.seed,
+            seed=t.init_seed,
             epoch=epoch,
             rank=rank,
             world_size=world,

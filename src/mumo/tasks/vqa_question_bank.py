@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from mumo.data.vqa import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
-from mumo.tasks.vqa_uncertainty import predictive_probs
+from mumo.tasks.vqa_uncertainty import Models, members, model_device, predictive_probs
 from mumo.types import VQABatch
 from mumo.uncertainty.mc_dropout import check_num_samples
 from mumo.uncertainty.scores import mutual_information
@@ -65,23 +64,28 @@ def question_bank(split: VQASplit, size: int = DEFAULT_BANK_SIZE, *, seed: int =
 
 @torch.no_grad()
 def bank_mutual_information(
-    model: nn.Module,
+    model: Models,
     images: torch.Tensor,
     bank: QuestionBank,
     *,
-    mc_samples: int,
+    mc_samples: int | None,
     mc_scope: str = "all",
     seed: int = 0,
 ) -> torch.Tensor:
     """Mutual information (I, K) of the answers to every bank question about each of I images.
 
     ``images`` is a float (I, 3, H, W) batch in [0, 1] (or (I, R, D) region features) on the model's
-    device.
+    device. ``model`` may be a deep ensemble (a list of models); then ``mc_samples`` may be None (each member
+    deterministic: the mutual information is the members' disagreement).
 
     Raises:
-        MumoError: T < 1 or too large, the model has no dropout, or NaN / infinite outputs.
+        MumoError: T < 1 or too large, the model has no dropout, or NaN / infinite outputs; one model and no
+            ``mc_samples``.
     """
-    check_num_samples(mc_samples)
+    if mc_samples is not None:
+        check_num_samples(mc_samples)
+    elif len(members(model)) < 2:
+        raise MumoError("the image mutual information needs MC dropout (mc_samples) or an ensemble of models")
     n, k = images.shape[0], len(bank)
     batch = VQABatch(
         images=images,
@@ -93,11 +97,11 @@ def bank_mutual_information(
 
 
 def split_image_mutual_information(
-    model: nn.Module,
+    model: Models,
     split: VQASplit,
     bank: QuestionBank,
     *,
-    mc_samples: int,
+    mc_samples: int | None,
     mc_scope: str = "all",
     images_per_batch: int = 128,
     seed: int = 0,
@@ -106,7 +110,7 @@ def split_image_mutual_information(
     """Mean bank mutual information (I,) of every image of a split, on the CPU (``progress``: a bar on a TTY)."""
     if split.num_images == 0:
         raise MumoError(f"the {split.name!r} split holds no images")
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = torch.empty(split.num_images)
     batches = image_batches(split.num_images, images_per_batch, shuffle=False, pad=False)
     for i, idx in enumerate(progress_bar(batches, f"{split.name}: question bank", progress)):

@@ -1,14 +1,17 @@
 """Uncertainty for VQA models: MC-dropout predictive samples, calibration, misclassification and OOD.
 
 Probabilities are (T, N, C): T MC-dropout passes (T = 1 and dropout off for the deterministic
-model), N questions, C answers. For a model with an aleatoric head each pass's probabilities are
-E_ε softmax(f_t + σ_t ε), so the expected entropy (aleatoric part) includes the learned noise.
+model), N questions, C answers. A deep ensemble (a list of M models, :mod:`mumo.tasks.vqa_ensemble`) stacks
+its members' samples along T, member-major: (M·T, N, C), or (M, N, C) with dropout off. For a model with
+an aleatoric head each pass's probabilities are E_ε softmax(f_t + σ_t ε), so the expected entropy
+(aleatoric part) includes the learned noise.
 Calibration uses exact match against the top-scored answer of each question.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +50,30 @@ if TYPE_CHECKING:
     from mumo.tasks.vqa_question_bank import QuestionBank
 
 
+Models = nn.Module | Sequence[nn.Module]  # one model, or the members of a deep ensemble
+MEMBER_SEED_STRIDE = 1000  # member k samples its dropout masks and logit noise with seed + k * stride
+
+
+def members(model: Models) -> list[nn.Module]:
+    """The models of an ensemble (a list or tuple of models), or ``[model]`` for one model.
+
+    Raises:
+        MumoError: an empty ensemble.
+    """
+    out = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not out:
+        raise MumoError("an ensemble needs at least one model")
+    return out
+
+
+def model_device(model: Models) -> torch.device:
+    """The device of the (first member's) parameters."""
+    return next(members(model)[0].parameters()).device
+
+
 @torch.no_grad()
 def predictive_probs(
-    model: nn.Module,
+    model: Models,
     batch: VQABatch,
     *,
     mc_samples: int | None = None,
@@ -60,14 +84,25 @@ def predictive_probs(
 ) -> torch.Tensor:
     """Answer probabilities (T, N, C) for a batch: T MC-dropout passes, or (1, N, C) deterministic.
 
+    ``model`` may be a list of M models (a deep ensemble): their samples stack member-major,
+    (M·T, N, C) or (M, N, C), member k seeded with ``seed + k * MEMBER_SEED_STRIDE``.
+
     ``mc_scope`` picks which dropout modules sample: ``all`` or, for MCAN, ``head`` (only the answer
     head; the co-attention runs once, so T = 20 costs about 2-3 deterministic passes). ``temperature``
     divides every pass's logits (and a learned logit noise's scale) before the softmax
     (:mod:`mumo.uncertainty.temperature`).
 
     Raises:
-        MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs.
+        MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs; an empty ensemble.
     """
+    if isinstance(model, (list, tuple)):
+        return torch.cat([
+            predictive_probs(
+                m, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + k * MEMBER_SEED_STRIDE,
+                noise_samples=noise_samples, temperature=temperature,
+            )
+            for k, m in enumerate(members(model))
+        ])  # fmt: skip
     gen = torch.Generator(device=batch.tokens.device).manual_seed(seed)
     if mc_samples is None:
         model.eval()
@@ -92,7 +127,7 @@ def predictive_probs(
 
 
 def split_probs(
-    model: nn.Module,
+    model: Models,
     split: VQASplit,
     *,
     mc_samples: int | None,
@@ -108,7 +143,7 @@ def split_probs(
     """
     if split.num_questions == 0:
         raise MumoError(f"the {split.name!r} split holds no questions")
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = None
     batches = progress_bar(image_batches(split.num_images, images_per_batch, shuffle=False), split.name, progress)
     for i, idx in enumerate(batches):
@@ -145,12 +180,22 @@ def ood_auroc_by_type(in_scores: torch.Tensor, split: VQASplit, ood_scores: torc
     return out
 
 
-def _main_score(scores: dict[str, torch.Tensor], mc: bool) -> str:
-    return "mutual_information" if mc else "predictive_entropy"
+def misclassification_auroc_by_type(scores: torch.Tensor, correct: torch.Tensor, split: VQASplit) -> dict:
+    """Misclassification AUROC within each question type (NaN for a type answered all right or all wrong)."""
+    out = {}
+    for t in sorted(set(split.question_types)):
+        m = torch.tensor([q == t for q in split.question_types])
+        out[t] = misclassification_auroc(scores[m], correct[m])
+    return out
+
+
+def _main_score(num_samples: int) -> str:
+    """The OOD score: the mutual information when there are several samples (MC dropout, ensembles)."""
+    return "mutual_information" if num_samples > 1 else "predictive_entropy"
 
 
 def evaluate_uncertainty(
-    model: nn.Module,
+    model: Models,
     split: VQASplit,
     *,
     mc_samples: int | None,
@@ -177,10 +222,14 @@ def evaluate_uncertainty(
     the scores include ``feature_density``: the negative log density of the model's fused features
     under class Gaussians (:mod:`mumo.uncertainty.density`). ``selective`` says what abstaining above
     each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU. With a
-    ``question_bank`` and MC dropout the scores include ``image_mutual_information``: the mean MI of
+    ``question_bank`` and MC dropout (or an ensemble) the scores include ``image_mutual_information``: the mean MI of
     the answers to the bank's questions about each question's image (:mod:`mumo.tasks.vqa_question_bank`).
     ``temperature`` scales the answer logits (temperature scaling) of every figure but the feature density
-    and the image mutual information.
+    and the image mutual information. ``model`` may be a list of models (a deep ensemble): the answer
+    probabilities and the image mutual information pool all members' samples; the feature density is the
+    first member's. ``auroc_misclassification_by_type`` breaks the misclassification AUROC down by question
+    type: a pooled figure also ranks question types against each other (a yes/no answer's entropy is at most
+    ln 2, a colour answer's is not).
     """
     probs = split_probs(
         model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed,
@@ -190,13 +239,14 @@ def evaluate_uncertainty(
     labels = split.targets.argmax(-1)  # (N,)
     correct = mean.argmax(-1) == labels
     scores = uncertainty_scores(probs)
+    first = members(model)[0]
     if density is None and density_fit is not None:
-        density = fit_split_density(model, density_fit, images_per_batch=images_per_batch, progress=progress)
+        density = fit_split_density(first, density_fit, images_per_batch=images_per_batch, progress=progress)
     if density is not None:
-        feats = split_features(model, split, images_per_batch=images_per_batch, progress=progress)
+        feats = split_features(first, split, images_per_batch=images_per_batch, progress=progress)
         scores["feature_density"] = feature_density_score(density, feats)
     bank_mi, image_mi_percentiles = None, None
-    if question_bank is not None and mc_samples is not None:
+    if question_bank is not None and probs.shape[0] > 1:
         from mumo.tasks.vqa_question_bank import split_image_mutual_information  # imports this module
 
         def bank_mi(s: VQASplit, seed: int) -> torch.Tensor:  # (I,) one score per image
@@ -212,6 +262,7 @@ def evaluate_uncertainty(
     res: dict[str, Any] = {
         "mc_samples": mc_samples or 0,
         "mc_scope": mc_scope if mc_samples else None,
+        "ensemble_members": len(members(model)),
         "temperature": temperature,
         "accuracy": float(correct.float().mean()),
         "ece": expected_calibration_error(mean, labels, n_bins=n_bins),
@@ -225,6 +276,9 @@ def evaluate_uncertainty(
         "risk_at_80_coverage": risk_at_coverage(scores["predictive_entropy"], correct, 0.8),
         "coverage_at_5_risk": coverage_at_risk(scores["predictive_entropy"], correct, 0.05),
         "auroc_misclassification_by_score": {k: misclassification_auroc(v, correct) for k, v in scores.items()},
+        "auroc_misclassification_by_type": misclassification_auroc_by_type(
+            scores["predictive_entropy"], correct, split
+        ),
         "selective": [selective_answering(scores["predictive_entropy"], correct, t) for t in sorted(set(abstain))],
         "mean_uncertainty": {k: float(v.mean()) for k, v in scores.items()},
     }
@@ -238,11 +292,11 @@ def evaluate_uncertainty(
         )  # fmt: skip
         ood_scores = uncertainty_scores(ood_probs)
         if density is not None:
-            feats = split_features(model, ood, images_per_batch=images_per_batch, progress=progress)
+            feats = split_features(first, ood, images_per_batch=images_per_batch, progress=progress)
             ood_scores["feature_density"] = feature_density_score(density, feats)
         if bank_mi is not None:  # the same masks as above: OOD == ID gives AUROC 0.5
             ood_scores["image_mutual_information"] = bank_mi(ood, seed + 11)[ood.image_index]
-        key = _main_score(scores, mc_samples is not None)
+        key = _main_score(probs.shape[0])
         res.update(
             ood_set=ood.name,
             ood_score=key,
@@ -259,7 +313,9 @@ def evaluate_uncertainty(
             mean_uncertainty_ood={k: float(v.mean()) for k, v in ood_scores.items()},
         )
     if plots_dir is not None:
-        res["plots"] = _plots(plots_dir, mean, labels, correct, scores, ood_scores, mc_samples, n_bins)
+        tag = f"mc{mc_samples}" if mc_samples else "deterministic"
+        tag = f"ensemble{len(members(model))}_{tag}" if isinstance(model, (list, tuple)) else tag
+        res["plots"] = _plots(plots_dir, mean, labels, correct, scores, ood_scores, tag, probs.shape[0], n_bins)
     return res
 
 
@@ -270,13 +326,13 @@ def _plots(
     correct: torch.Tensor,
     scores: dict[str, torch.Tensor],
     ood_scores: dict[str, torch.Tensor] | None,
-    mc_samples: int | None,
+    tag: str,
+    num_samples: int,
     n_bins: int,
 ) -> list[str]:
     from mumo.metrics.plots import plot_reliability_diagram, plot_risk_coverage, plot_uncertainty_histograms
 
     folder.mkdir(parents=True, exist_ok=True)
-    tag = f"mc{mc_samples}" if mc_samples else "deterministic"
     paths = [
         plot_reliability_diagram(mean, labels, folder / f"reliability_{tag}.png", n_bins=n_bins),
         plot_uncertainty_histograms(
@@ -290,7 +346,7 @@ def _plots(
         ),
     ]
     if ood_scores is not None:
-        key = _main_score(scores, mc_samples is not None)
+        key = _main_score(num_samples)
         paths.append(
             plot_uncertainty_histograms(
                 {"in-distribution": scores[key], "OOD": ood_scores[key]},
