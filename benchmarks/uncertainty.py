@@ -9,7 +9,11 @@ with a Kendall & Gal aleatoric head (`model.aleatoric=kendall-gal`). Methods:
 - aleatoric: the aleatoric model, dropout off, probabilities under its learned logit noise;
 - aleatoric+mc: the aleatoric model with T = 20 passes;
 - temperature: the default model, dropout off, logits divided by one temperature fitted on its validation
-  split (Guo et al. 2017, the post-hoc baseline; `mumo fit-temperature`).
+  split (Guo et al. 2017, the post-hoc baseline; `mumo fit-temperature`);
+- deep-ensemble: the default model and 4 more members of its recipe (`train.member=1..4`: the same data
+  split, other initial weights, batch order and dropout masks; Lakshminarayanan et al. 2017), dropout off:
+  5 samples, the mutual information is the members' disagreement;
+- deep-ensemble+mc: the same 5 members with T = 4 MC-dropout passes each (20 samples, MC dropout's budget).
 
 Conditions, on the first 500 easy-VQA test images (about 4,800 questions):
 clean; near shift by Gaussian pixel noise (std 0.3 and 0.5 on [0, 1] pixels) and by N(0, 1) noise on
@@ -40,12 +44,20 @@ Targets: MC dropout lowers ECE and NLL against the deterministic model under the
 AUROC >= 0.90 with mutual information; misclassification AUROC >= 0.85.
 
     python benchmarks/uncertainty.py           # writes benchmarks/results/uncertainty.{json,md}
+    python benchmarks/uncertainty.py --reuse-sort-of-clevr   # keep that model's rows from the last results
+
+`--reuse-sort-of-clevr` takes the Sort-of-CLEVR model's rows (`soc:*`) from the existing
+`benchmarks/results/uncertainty.json` instead of training that model (about 35 minutes on 2 CPU cores when
+`benchmarks/runs/` is empty); the rows keep the figures and the date of the run that measured them and are
+marked `carried over` in the tables.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import subprocess
 import time
 
 import torch
@@ -54,6 +66,7 @@ from _common import RESULTS, trained_run
 
 T = 20
 N_IMAGES = 500
+MEMBERS = 5  # deep-ensemble members: the default run and train.member=1..4
 DENSITY_IMAGES = 2000  # training images the feature density is fitted on
 BANK = 8  # training questions asked about every image for image_mutual_information
 # the mask-supervised Sort-of-CLEVR model of benchmarks/sort_of_clevr.py (preset mcan-sort-of-clevr)
@@ -63,27 +76,28 @@ SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=
                  "train.attention_weight=1.0"]  # fmt: skip
 
 
-def main() -> None:
+def main(reuse_sort_of_clevr: bool = False) -> None:
     from mumo.config import config_from_yaml
     from mumo.data.ood import gaussian_noise_split, ood_split
+    from mumo.data.vqa import VQASplit
     from mumo.tasks.vqa import load_data, load_model, predict_logits
     from mumo.tasks.vqa_density import fit_split_density
+    from mumo.tasks.vqa_ensemble import load_ensemble
     from mumo.tasks.vqa_question_bank import question_bank
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, members
     from mumo.uncertainty.shift import feature_noise
     from mumo.uncertainty.temperature import fit_temperature
 
     t_start = time.perf_counter()
     default_run = trained_run("easy-vqa-default", [])
     aleatoric_run = trained_run("easy-vqa-kendall-gal", ["model.aleatoric=kendall-gal"])
-    soc_run = trained_run("sort-of-clevr-masks", SORT_OF_CLEVR)
+    member_runs = [default_run] + [trained_run(f"easy-vqa-member{k}", [f"train.member={k}"]) for k in range(1, MEMBERS)]
     data = load_data(config_from_yaml(default_run / "config.yaml"))
     test = data.test.subset_images(torch.arange(N_IMAGES), "test[:500]")
     fit = data.train.first_images(DENSITY_IMAGES)
-    soc = load_data(config_from_yaml(soc_run / "config.yaml"))
-    soc_fit = soc.train.first_images(DENSITY_IMAGES)
-    models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run), "soc": load_model(soc_run)}
-    banks = {"easy-vqa": question_bank(data.train, BANK), "sort-of-clevr": question_bank(soc.train, BANK)}
+    models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run),
+              "ensemble": load_ensemble(member_runs, device="cpu")}  # fmt: skip
+    banks = {"easy-vqa": question_bank(data.train, BANK)}
     ids, val_logits = predict_logits(models["default"], data.val, 128)
     temperatures = {"temperature": fit_temperature(val_logits, data.val.targets[ids].argmax(-1))}
     print(f"temperature fitted on {len(ids)} validation questions: {temperatures['temperature']:.4f}", flush=True)
@@ -94,6 +108,8 @@ def main() -> None:
         "aleatoric": ("kendall-gal", None, "all"),
         "aleatoric+mc": ("kendall-gal", T, "all"),
         "temperature": ("default", None, "all"),
+        "deep-ensemble": ("ensemble", None, "all"),
+        "deep-ensemble+mc": ("ensemble", T // MEMBERS, "all"),
         # the other direction: a Sort-of-CLEVR model shown easy-VQA (and other) images
         "soc:deterministic": ("soc", None, "all"),
         "soc:mc-dropout": ("soc", T, "all"),
@@ -104,37 +120,64 @@ def main() -> None:
         "pixel-noise-0.5": (gaussian_noise_split(test, 0.5, seed=2), None),
         "feature-noise-1.0": (test, 1.0),
     }
-    soc_conditions = {"clean": (soc.test, None)}
     ood_sets = {
         name: ood_split(name, test, seed=3 + i) for i, name in enumerate(("sort-of-clevr", "shapes-ood", "noise"))
     }
-    soc_ood_sets = {
-        name: ood_split(name, soc.test, seed=3 + i) for i, name in enumerate(("easy-vqa", "shapes-ood", "noise"))
-    }
+    soc_conditions: dict = {}
+    soc_ood_sets: dict = {}
+
+    def setup_sort_of_clevr() -> VQASplit:  # trained when first needed, so the easy-VQA rows come out first
+        soc_run = trained_run("sort-of-clevr-masks", SORT_OF_CLEVR)
+        soc = load_data(config_from_yaml(soc_run / "config.yaml"))
+        models["soc"] = load_model(soc_run)
+        banks["sort-of-clevr"] = question_bank(soc.train, BANK)
+        soc_conditions["clean"] = (soc.test, None)
+        soc_ood_sets.update({
+            name: ood_split(name, soc.test, seed=3 + i) for i, name in enumerate(("easy-vqa", "shapes-ood", "noise"))
+        })  # fmt: skip
+        return soc.train.first_images(DENSITY_IMAGES)
 
     table = []
+    soc_fit = None
+    if reuse_sort_of_clevr:
+        old = json.loads((RESULTS / "uncertainty.json").read_text())
+        when = old.get("date") or subprocess.run(  # results written before they carried a date: their commit's
+            ["git", "log", "-1", "--format=%cs", "--", str(RESULTS / "uncertainty.json")],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip() or "an earlier run"  # fmt: skip
+        carried = [r | {"carried_over": r.get("carried_over", when)} for r in old["table"]
+                   if r["method"].startswith("soc:")]  # fmt: skip
+        if not carried:
+            raise SystemExit("--reuse-sort-of-clevr: benchmarks/results/uncertainty.json holds no Sort-of-CLEVR rows")
+        methods = {k: v for k, v in methods.items() if v[0] != "soc"}
+        soc_ood_sets.update({r["condition"][4:]: None for r in carried if r["condition"].startswith("ood:")})
     for method, (model_name, mc, scope) in methods.items():
-        model = models[model_name]
         is_soc = model_name == "soc"
+        if is_soc and soc_fit is None:
+            soc_fit = setup_sort_of_clevr()
+        model = models[model_name]
         temp = temperatures.get(method, 1.0)
-        density = fit_split_density(model, soc_fit if is_soc else fit)  # clean features, outside any noise
+        first = members(model)[0]  # the ensembles' density is their first member's: the default model's
+        density = fit_split_density(first, soc_fit if is_soc else fit)  # clean features, outside any noise
         for cond, (split, feat_std) in (soc_conditions if is_soc else conditions).items():
             t0 = time.perf_counter()
-            ctx = feature_noise(model.image_encoder, feat_std, seed=5) if feat_std else contextlib.nullcontext()
-            with ctx:
+            with contextlib.ExitStack() as stack:
+                for m in members(model) if feat_std else []:  # every member's image features get the noise
+                    stack.enter_context(feature_noise(m.image_encoder, feat_std, seed=5))
                 res = evaluate_uncertainty(
                     model, split, mc_samples=mc, mc_scope=scope, density=density, seed=0, temperature=temp
                 )
             row = {"method": method, "condition": cond, **{k: res[k] for k in (
                 "accuracy", "ece", "nll", "brier", "auroc_misclassification", "aurc")}}  # fmt: skip
             row["auroc_misclassification_by_score"] = res["auroc_misclassification_by_score"]
+            row["auroc_misclassification_by_type"] = res["auroc_misclassification_by_type"]
             row["auroc_misclassification_density"] = res["auroc_misclassification_by_score"]["feature_density"]
             row["seconds"] = round(time.perf_counter() - t0, 1)
             table.append(row)
             print(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}), flush=True)
         for name, ood in (soc_ood_sets if is_soc else ood_sets).items():
             t0 = time.perf_counter()
-            in_split = soc.test if is_soc else test
+            in_split = soc_conditions["clean"][0] if is_soc else test
             bank = banks["sort-of-clevr" if is_soc else "easy-vqa"]
             res = evaluate_uncertainty(
                 model, in_split, mc_samples=mc, mc_scope=scope, ood=ood, density=density, question_bank=bank, seed=0,
@@ -152,6 +195,9 @@ def main() -> None:
             table.append(row)
             print(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}), flush=True)
 
+    if reuse_sort_of_clevr:
+        table += carried
+
     def get(method: str, cond: str, key: str) -> float:
         return next(r[key] for r in table if r["method"] == method and r["condition"] == cond)
 
@@ -164,6 +210,12 @@ def main() -> None:
     checks = {
         "mc_lowers_ece_under_shift": {c: get("mc-dropout", c, "ece") < get("deterministic", c, "ece") for c in shifts},
         "mc_lowers_nll_under_shift": {c: get("mc-dropout", c, "nll") < get("deterministic", c, "nll") for c in shifts},
+        "ensemble_lowers_ece_under_shift": {
+            c: get("deep-ensemble", c, "ece") < get("deterministic", c, "ece") for c in shifts
+        },
+        "ensemble_lowers_nll_under_shift": {
+            c: get("deep-ensemble", c, "nll") < get("deterministic", c, "nll") for c in shifts
+        },
         "far_ood_auroc_mi_ge_0.90": far_ood("mc-dropout", "auroc_ood"),
         "far_ood_auroc_mi_per_image_ge_0.90": far_ood("mc-dropout", "auroc_ood_per_image"),
         "far_ood_auroc_image_mi_question_bank_ge_0.90": far_ood("mc-dropout", "auroc_ood_image_mi"),
@@ -172,8 +224,13 @@ def main() -> None:
             **{f"easy-vqa model, {c}": get("mc-dropout", c, "auroc_misclassification") >= 0.85 for c in shifts},
             "sort-of-clevr model, clean": get("soc:mc-dropout", "clean", "auroc_misclassification") >= 0.85,
         },
+        "misclassification_auroc_ge_0.85_deep_ensemble": {
+            f"easy-vqa model, {c}": get("deep-ensemble", c, "auroc_misclassification") >= 0.85 for c in shifts
+        },
     }
-    result = {"T": T, "test_images": N_IMAGES, "density_fit_images": DENSITY_IMAGES, "question_bank": banks_used,
+    result = {"date": time.strftime("%Y-%m-%d"), "T": T, "ensemble_members": MEMBERS, "test_images": N_IMAGES,
+              "density_fit_images": DENSITY_IMAGES,
+              "question_bank": banks_used,
               "temperature": temperatures["temperature"],
               "seconds": round(time.perf_counter() - t_start, 1), "table": table, "checks": checks}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -187,13 +244,16 @@ def _markdown(table: list[dict], checks: dict) -> str:
              "| image MI (question bank): OOD AUROC | density: misclf AUROC | OOD AUROC | per image |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
+    def name(r: dict) -> str:
+        return r["method"] + (f" (carried over from {r['carried_over']})" if r.get("carried_over") else "")
+
     def f(r: dict, k: str) -> str:
         v = r.get(k)
         return "" if v is None else f"{v:.4f}"
 
     for r in table:
         lines.append(
-            f"| {r['method']} | {r['condition']} | {f(r, 'accuracy')} | {f(r, 'ece')} | {f(r, 'nll')} | "
+            f"| {name(r)} | {r['condition']} | {f(r, 'accuracy')} | {f(r, 'ece')} | {f(r, 'nll')} | "
             f"{f(r, 'brier')} | {f(r, 'auroc_misclassification')} | {f(r, 'aurc')} | {f(r, 'auroc_ood')} | "
             f"{f(r, 'auroc_ood_per_image')} | {f(r, 'fpr95_ood')} | {f(r, 'auroc_ood_image_mi')} | "
             f"{f(r, 'auroc_misclassification_density')} | "
@@ -207,10 +267,23 @@ def _markdown(table: list[dict], checks: dict) -> str:
                   "| method | OOD set | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]  # fmt: skip
         for r in rows:
             cells = " | ".join(f"{r['auroc_ood_by_type'].get(t, float('nan')):.4f}" for t in types)
-            lines.append(f"| {r['method']} | {r['condition'][4:]} | {cells} |")
+            lines.append(f"| {name(r)} | {r['condition'][4:]} | {cells} |")
+    rows = [r for r in table if "auroc_misclassification_by_type" in r and r["condition"].startswith("pixel")]
+    types = sorted({t for r in rows for t in r["auroc_misclassification_by_type"]})
+    lines += ["", "Misclassification AUROC (predictive entropy) within each question type, under pixel noise (a "
+              "pooled AUROC also ranks the types against each other):", "",
+              "| method | condition | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]  # fmt: skip
+    for r in rows:
+        cells = " | ".join(f"{r['auroc_misclassification_by_type'].get(t, float('nan')):.4f}" for t in types)
+        lines.append(f"| {r['method']} | {r['condition']} | {cells} |")
     lines += ["", "Checks:", ""] + [f"- {k}: {v}" for k, v in checks.items()]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--reuse-sort-of-clevr", action="store_true",
+        help="keep the Sort-of-CLEVR model's rows of benchmarks/results/uncertainty.json instead of training it",
+    )  # fmt: skip
+    main(parser.parse_args().reuse_sort_of_clevr)
