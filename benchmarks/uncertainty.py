@@ -35,7 +35,7 @@ sampling): the negative log density of the model's fused features under class-co
 fitted on the first 2,000 training images (DDU; `mumo.uncertainty.density`), as an OOD score and as a
 misclassification score.
 
-MC rows also score `image_mutual_information` against OOD: the mutual information of the answers to a
+MC and ensemble rows also score `image_mutual_information` against OOD: the mutual information of the answers to a
 bank of 8 training questions (drawn once per model, seed 0) about each image, averaged over the bank
 (`mumo.tasks.vqa_question_bank`). It is an image-level MC-dropout score, carried by every question about
 the image.
