@@ -266,3 +266,28 @@ def test_results_json_needs_a_vqa_v2_run(tiny_run, tmp_path):
     result = CliRunner().invoke(build_app(), ["evaluate", str(tiny_run), "--results-json", str(tmp_path / "r.json")])
     assert result.exit_code == 2 and "needs a vqa-v2 run" in result.output, result.output
     assert not (tmp_path / "r.json").exists()
+
+
+def test_results_json_of_a_deep_ensemble_covers_the_same_questions(root, tmp_path):
+    from mumo.tasks.vqa import train_vqa
+
+    single = _train_and_results(root, tmp_path)
+    cfg = tiny_config("data.name=vqa-v2", f"data.root={root}", "train.epochs=1", "data.val_fraction=0.25",
+                      "train.member=1")  # fmt: skip
+    train_vqa(cfg, tmp_path / "member1", progress=False, evaluate_test=False)
+    out = tmp_path / "ensemble.json"
+    result = CliRunner().invoke(
+        build_app(),
+        ["evaluate", str(tmp_path / "run"), "--ensemble", str(tmp_path / "member1"), "--results-json", str(out),
+         "--density-images", "0", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ensemble_members"] == 2
+    records = json.loads(out.read_text())
+    # the member shares the carved split (train.member keeps train.seed): the same test questions
+    assert sorted(r["question_id"] for r in records) == sorted(r["question_id"] for r in single)
+    # every test answer is right here (one answer in the list): the plots must cope with no wrong answers
+    result = CliRunner().invoke(build_app(), ["evaluate", str(tmp_path / "run"), "--mc-samples", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.stdout)
+    assert res["accuracy_mean_prediction"] == 1.0 and res["auroc_misclassification"] != res["auroc_misclassification"]

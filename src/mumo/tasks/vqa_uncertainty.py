@@ -333,10 +333,11 @@ def _plots(
     from mumo.metrics.plots import plot_reliability_diagram, plot_risk_coverage, plot_uncertainty_histograms
 
     folder.mkdir(parents=True, exist_ok=True)
+    groups = {"correct": scores["predictive_entropy"][correct], "wrong": scores["predictive_entropy"][~correct]}
     paths = [
         plot_reliability_diagram(mean, labels, folder / f"reliability_{tag}.png", n_bins=n_bins),
         plot_uncertainty_histograms(
-            {"correct": scores["predictive_entropy"][correct], "wrong": scores["predictive_entropy"][~correct]},
+            {k: v for k, v in groups.items() if v.numel()},  # a split answered all right has one group only
             folder / f"uncertainty_correct_wrong_{tag}.png",
             xlabel="predictive entropy (nats)",
         ),
