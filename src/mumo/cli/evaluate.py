@@ -67,7 +67,7 @@ def evaluate_cmd(
     from mumo.data.ood import OOD_SETS, ood_split
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import evaluate_split, load_data, load_model
-    from mumo.tasks.vqa_ensemble import evaluate_ensemble_split, load_ensemble
+    from mumo.tasks.vqa_ensemble import ensemble_accuracy, ensemble_mean_probs, load_ensemble
     from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
     from mumo.train.checkpoint import CONFIG_FILE
     from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules
@@ -94,8 +94,8 @@ def evaluate_cmd(
     data = load_data(cfg)
     target = getattr(data, split)
     if len(models) > 1:
-        res = evaluate_ensemble_split(models, target, cfg.train.eval_images_per_batch)
-        res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split, **res}
+        mean = ensemble_mean_probs(models, target, cfg.train.eval_images_per_batch)  # (N, C)
+        res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split, **ensemble_accuracy(mean, target)}
     else:
         res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
         res = {"run": str(run), "split": split, **res}
@@ -104,13 +104,10 @@ def evaluate_cmd(
 
         from mumo.data.vqa_v2 import results_records, split_question_ids
         from mumo.tasks.vqa import predict_logits
-        from mumo.tasks.vqa_uncertainty import split_probs
         from mumo.train.checkpoint import atomic_write_text
 
-        if len(models) > 1:  # the argmax of the members' mean probabilities
-            indices = torch.arange(target.num_questions)
-            logits = split_probs(models, target, mc_samples=None, images_per_batch=cfg.train.eval_images_per_batch)
-            logits = logits.mean(0)  # (N, C)
+        if len(models) > 1:  # the argmax of the members' mean probabilities, computed above
+            indices, logits = torch.arange(target.num_questions), mean
         else:
             indices, logits = predict_logits(model, target, cfg.train.eval_images_per_batch)
         records = results_records(split_question_ids(cfg.data.root, target), indices, logits, data.answers)

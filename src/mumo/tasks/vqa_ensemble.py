@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from mumo.config import RunConfig, config_from_yaml
@@ -74,9 +75,11 @@ def load_ensemble(
     return [load_model(Path(r), which, device) for r in runs]
 
 
-def evaluate_ensemble_split(
-    models: Sequence[nn.Module], split: VQASplit, images_per_batch: int = 128
-) -> dict[str, Any]:
-    """Accuracy of the members' mean answer probabilities (dropout off), overall and per question type."""
-    mean = split_probs(list(models), split, mc_samples=None, images_per_batch=images_per_batch).mean(0)  # (N, C)
-    return accuracy_report(soft_accuracy(mean, split.targets), split)  # the argmax of the mean probabilities
+def ensemble_mean_probs(models: Sequence[nn.Module], split: VQASplit, images_per_batch: int = 128) -> torch.Tensor:
+    """The members' mean answer probabilities (N, C) for every question of a split, dropout off."""
+    return split_probs(list(models), split, mc_samples=None, images_per_batch=images_per_batch).mean(0)
+
+
+def ensemble_accuracy(mean: torch.Tensor, split: VQASplit) -> dict[str, Any]:
+    """Accuracy of the argmax of the mean probabilities (N, C), overall and per question type."""
+    return accuracy_report(soft_accuracy(mean, split.targets), split)
