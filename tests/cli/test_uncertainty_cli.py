@@ -266,3 +266,31 @@ def test_predict_with_a_deep_ensemble(tiny_run, tiny_member_run, shape_png):
     assert pred.abstained and pred.uncertainty.ensemble_members == 2 and pred.uncertainty.mc_samples == 2
     text = mumo("predict", tiny_run, "--ensemble", tiny_member_run, "--image", shape_png, "--question", "what shape?")
     assert "2 ensemble members" in text.output
+
+
+def test_evaluate_under_pixel_and_feature_noise(tiny_run):
+    clean = json.loads(mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "2", "--density-images", "50",
+                            "--question-bank", "0", "--json").output)  # fmt: skip
+    assert "shift" not in clean
+    clean_plot = tiny_run / "plots" / "reliability_mc2.png"
+    before = clean_plot.read_bytes()
+    for flag, std, subdir in (("--pixel-noise", "0.5", "pixel-noise-0.5"), ("--feature-noise", "3", "feature-noise-3")):
+        result = mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "2", "--density-images", "50",
+                      "--question-bank", "0", flag, std, "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        res = json.loads(result.output)
+        assert res["shift"] == {flag[2:].replace("-", "_"): float(std)}
+        assert res["num_questions"] == clean["num_questions"]
+        # the shift reaches the model: the answers' probabilities change
+        assert res["nll"] != pytest.approx(clean["nll"], rel=1e-3), flag
+        # its plots go into their own folder; the clean ones stay as they were
+        assert {p.split("/")[-2] for p in res["plots"]} == {subdir}
+        assert clean_plot.read_bytes() == before
+    text = mumo("evaluate", tiny_run, "--split", "val", "--pixel-noise", "0.3")
+    assert text.exit_code == 0 and "under pixel noise std 0.3" in text.output
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "nan", "inf"])
+def test_bad_noise_levels(tiny_run, value):
+    for flag in ("--pixel-noise", "--feature-noise"):
+        _assert_clean_error(mumo("evaluate", tiny_run, "--split", "val", flag, value), flag)

@@ -260,6 +260,13 @@ def test_train_on_features_and_write_results_for_val2014(tmp_path):
     root = make_vqa_v2(tmp_path / "vqa", with_val=True)
     records = _train_and_results(root, tmp_path, "model.image_encoder=regions", f"model.region_dim={DIM}")
     assert sorted(r["question_id"] for r in records) == [5000, 5001, 5002, 5003]  # exactly the annotation set
+    # a shift on region features: feature noise works, pixel noise says why not
+    app, run = build_app(), str(tmp_path / "run")
+    result = CliRunner().invoke(app, ["evaluate", run, "--feature-noise", "1", "--mc-samples", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["shift"] == {"feature_noise": 1.0}
+    result = CliRunner().invoke(app, ["evaluate", run, "--pixel-noise", "0.3"])
+    assert result.exit_code == 2 and "region features" in result.output and "Traceback" not in result.output
 
 
 def test_results_json_needs_a_vqa_v2_run(tiny_run, tmp_path):

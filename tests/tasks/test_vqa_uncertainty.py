@@ -80,3 +80,23 @@ def test_run_density_quantile_is_the_fraction_of_validation_scores_below():
     density = RunDensity(gaussians=None, reference=torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert density.quantile(torch.tensor([0.5, 2.5, 9.0])).tolist() == [0.0, 0.5, 1.0]
     assert [density.percentile(q) for q in (0, 50, 99, 100)] == [1.0, 3.0, 4.0, 4.0]
+
+
+def test_image_feature_noise_reaches_every_member_and_is_released(tiny_run, tiny_member_run):
+    from mumo.config import config_from_yaml
+    from mumo.tasks.vqa import load_data, load_model
+    from mumo.tasks.vqa_uncertainty import image_feature_noise, predictive_probs
+
+    models = [load_model(tiny_run), load_model(tiny_member_run)]
+    batch = load_data(config_from_yaml(tiny_run / "config.yaml")).val.batch(torch.arange(4))
+    clean = predictive_probs(models, batch)  # (2, N, C)
+    assert not clean.requires_grad  # evaluation builds no graph
+    with image_feature_noise(models, 5.0, seed=1):
+        noisy = predictive_probs(models, batch)
+    with image_feature_noise(models, 5.0, seed=1):
+        again = predictive_probs(models, batch)
+    assert torch.equal(noisy, again)  # seeded
+    for k in range(2):  # each member's answers moved
+        assert not torch.allclose(noisy[k], clean[k], atol=1e-4), k
+    assert torch.equal(predictive_probs(models, batch), clean)  # hooks gone
+    assert all(not m.image_encoder._forward_hooks for m in models)

@@ -20,6 +20,14 @@ def evaluate_cmd(
     ] = None,
     mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
     ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
+    pixel_noise: Annotated[
+        float | None,
+        typer.Option(help="evaluate under a near shift: N(0, STD²) noise on the [0, 1] pixels of every image"),
+    ] = None,
+    feature_noise: Annotated[
+        float | None,
+        typer.Option(help="evaluate under a near shift: N(0, STD²) noise on the image features (MCAN study protocol)"),
+    ] = None,
     abstain: Annotated[
         float | None,
         typer.Option(help="also report coverage, risk and PAvPU when abstaining above this predictive entropy"),
@@ -62,13 +70,18 @@ def evaluate_cmd(
     """Accuracy of a trained run, overall and per question type; with --mc-samples, --ood or --ensemble also
     calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
     With --ensemble the members' mean answer is scored and their disagreement is the epistemic uncertainty.
-    With --results-json (vqa-v2 runs only) also the official VQA results file of the evaluated split."""
+    With --pixel-noise or --feature-noise every figure is measured under that shift (plots in
+    RUN/plots/<shift>/). With --results-json (vqa-v2 runs only) also the official VQA results file of the
+    evaluated split."""
+    import contextlib
+    import math
+
     from mumo.config import config_from_yaml
-    from mumo.data.ood import OOD_SETS, ood_split
+    from mumo.data.ood import OOD_SETS, gaussian_noise_split, ood_split
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import evaluate_split, load_data, load_model
     from mumo.tasks.vqa_ensemble import ensemble_accuracy, ensemble_mean_probs, load_ensemble
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, image_feature_noise
     from mumo.train.checkpoint import CONFIG_FILE
     from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules
 
@@ -78,6 +91,9 @@ def evaluate_cmd(
         raise ConfigError(f"--density-images must be >= 0, not {density_images}")
     if question_bank < 0:
         raise ConfigError(f"--question-bank must be >= 0, not {question_bank}")
+    for flag, std in (("--pixel-noise", pixel_noise), ("--feature-noise", feature_noise)):
+        if std is not None and not (math.isfinite(std) and std > 0):
+            raise ConfigError(f"{flag} must be a standard deviation > 0, not {std}")
     if mc_samples is not None:
         check_num_samples(mc_samples)
     runs = [run, *(ensemble or [])]
@@ -93,47 +109,72 @@ def evaluate_cmd(
         raise ConfigError(f"--results-json needs a vqa-v2 run; this run used {cfg.data.name!r}")
     data = load_data(cfg)
     target = getattr(data, split)
-    if len(models) > 1:
-        mean = ensemble_mean_probs(models, target, cfg.train.eval_images_per_batch)  # (N, C)
-        res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split, **ensemble_accuracy(mean, target)}
-    else:
-        res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
-        res = {"run": str(run), "split": split, **res}
-    if results_json is not None:
-        import torch
+    shift = {k: v for k, v in (("pixel_noise", pixel_noise), ("feature_noise", feature_noise)) if v is not None}
+    plots = run / "plots"
+    if shift:  # the shifted figures' plots go beside, not over, the clean ones
+        plots = plots / "-".join(f"{k.replace('_', '-')}-{v:g}" for k, v in shift.items())
+    if pixel_noise is not None:
+        target = gaussian_noise_split(target, pixel_noise, seed=cfg.train.seed)
+    uncertainty = mc_samples is not None or ood is not None or abstain is not None or len(models) > 1
+    density = None
+    if uncertainty and density_images > 0:  # fitted on clean training features, outside any feature noise
+        from mumo.tasks.vqa_density import fit_split_density
 
-        from mumo.data.vqa_v2 import results_records, split_question_ids
-        from mumo.tasks.vqa import predict_logits
-        from mumo.train.checkpoint import atomic_write_text
-
-        if len(models) > 1:  # the argmax of the members' mean probabilities, computed above
-            indices, logits = torch.arange(target.num_questions), mean
-        else:
-            indices, logits = predict_logits(model, target, cfg.train.eval_images_per_batch)
-        records = results_records(split_question_ids(cfg.data.root, target), indices, logits, data.answers)
-        atomic_write_text(results_json, json.dumps(records))
-        res["results_json"] = str(results_json)
-    if mc_samples is not None or ood is not None or abstain is not None or len(models) > 1:
-        ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
-        fit = data.train.first_images(density_images) if density_images > 0 else None
-        bank = None
-        if question_bank > 0 and (mc_samples is not None or len(models) > 1):
-            from mumo.tasks.vqa_question_bank import question_bank as draw_bank
-
-            bank = draw_bank(data.train, question_bank, seed=cfg.train.seed)
-        unc = evaluate_uncertainty(
-            model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density_fit=fit, question_bank=bank,
-            plots_dir=run / "plots", images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
-            abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()), progress=True,
-            temperature=t,
+        density = fit_split_density(
+            models[0], data.train.first_images(density_images), images_per_batch=cfg.train.eval_images_per_batch,
+            progress=True,
         )  # fmt: skip
-        res.update({k: v for k, v in unc.items() if k != "accuracy"})
-        res["accuracy_mean_prediction"] = unc["accuracy"]
+    with contextlib.ExitStack() as stack:
+        if feature_noise is not None:
+            stack.enter_context(image_feature_noise(model, feature_noise, seed=cfg.train.seed))
+        if len(models) > 1:
+            mean = ensemble_mean_probs(models, target, cfg.train.eval_images_per_batch)  # (N, C)
+            res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split}
+            res.update(ensemble_accuracy(mean, target))
+        else:
+            res = evaluate_split(model, target, cfg.train.eval_images_per_batch)
+            res = {"run": str(run), "split": split, **res}
+        if results_json is not None:
+            import torch
+
+            from mumo.data.vqa_v2 import results_records, split_question_ids
+            from mumo.tasks.vqa import predict_logits
+            from mumo.train.checkpoint import atomic_write_text
+
+            if len(models) > 1:  # the argmax of the members' mean probabilities, computed above
+                indices, logits = torch.arange(target.num_questions), mean
+            else:
+                indices, logits = predict_logits(model, target, cfg.train.eval_images_per_batch)
+            records = results_records(split_question_ids(cfg.data.root, target), indices, logits, data.answers)
+            atomic_write_text(results_json, json.dumps(records))
+            res["results_json"] = str(results_json)
+        if shift:
+            res["shift"] = shift
+        if uncertainty:
+            ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
+            bank = None
+            if question_bank > 0 and (mc_samples is not None or len(models) > 1):
+                from mumo.tasks.vqa_question_bank import question_bank as draw_bank
+
+                bank = draw_bank(data.train, question_bank, seed=cfg.train.seed)
+            unc = evaluate_uncertainty(
+                model, target, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood_data, density=density,
+                question_bank=bank, plots_dir=plots, images_per_batch=cfg.train.eval_images_per_batch,
+                seed=cfg.train.seed, abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()),
+                progress=True, temperature=t,
+            )  # fmt: skip
+            res.update({k: v for k, v in unc.items() if k != "accuracy"})
+            res["accuracy_mean_prediction"] = unc["accuracy"]
+    _print_evaluation(res, split, json_out=json_out, results_json=results_json)
+
+
+def _print_evaluation(res: dict, split: str, *, json_out: bool, results_json: Path | None) -> None:
     if json_out:
         typer.echo(json.dumps(res))
         return
     who = f" (deep ensemble of {len(res['ensemble'])} runs)" if "ensemble" in res else ""
-    typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions{who}")
+    under = "".join(f", under {k.replace('_', ' ')} std {v:g}" for k, v in res.get("shift", {}).items())
+    typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions{who}{under}")
     for k, v in res["accuracy_by_type"].items():
         typer.echo(f"  {k:8s} {v:.4f}")
     keys = ["ece", "ace", "mce", "nll", "brier", "auroc_misclassification", "aurc", "risk_at_80_coverage",

@@ -32,7 +32,10 @@ _OOD_COLORS = [(160, 32, 240), (255, 105, 180), (255, 140, 0), (250, 250, 250), 
 def gaussian_noise_split(split: VQASplit, std: float, *, seed: int = 0) -> VQASplit:
     """A copy of ``split`` with N(0, std²) noise added to its [0, 1] pixels (clipped, re-quantised)."""
     if split.images.dtype != torch.uint8:
-        raise ConfigError("pixel noise needs image pixels; use feature noise for region features")
+        raise ConfigError(
+            "pixel noise needs image pixels; this split holds region features: use feature noise "
+            "(mumo evaluate --feature-noise, mumo.uncertainty.shift.feature_noise)"
+        )
     gen = torch.Generator().manual_seed(seed)
     pixels = split.images.float() / 255.0
     noisy = (pixels + std * torch.randn(pixels.shape, generator=gen)).clamp(0, 1)

@@ -10,8 +10,9 @@ Calibration uses exact match against the top-scored answer of each question.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ from mumo.uncertainty.density import ClassGaussians, feature_density_score
 from mumo.uncertainty.losses import noisy_logit_probs
 from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
 from mumo.uncertainty.scores import check_probs, uncertainty_scores
+from mumo.uncertainty.shift import feature_noise
 
 if TYPE_CHECKING:
     from mumo.tasks.vqa_question_bank import QuestionBank
@@ -69,6 +71,19 @@ def members(model: Models) -> list[nn.Module]:
 def model_device(model: Models) -> torch.device:
     """The device of the (first member's) parameters."""
     return next(members(model)[0].parameters()).device
+
+
+@contextlib.contextmanager
+def image_feature_noise(model: Models, std: float, *, seed: int = 0) -> Iterator[None]:
+    """Within the block every member's image features get N(0, std²) noise (the 2021 MCAN study's shift).
+
+    The noise goes on the image encoder's output: the grid CNN's regions, or the precomputed region
+    features, before the per-question projection. Hooks are removed on exit.
+    """
+    with contextlib.ExitStack() as stack:
+        for m in members(model):
+            stack.enter_context(feature_noise(m.image_encoder, std, seed=seed))
+        yield
 
 
 @torch.no_grad()
