@@ -40,6 +40,12 @@ bank of 8 training questions (drawn once per model, seed 0) about each image, av
 (`mumo.tasks.vqa_question_bank`). It is an image-level MC-dropout score, carried by every question about
 the image.
 
+Severity sweep: the deterministic model, MC dropout and the deep ensemble under pixel noise at
+ImageNet-C's five Gaussian-noise severities (std 0.08, 0.12, 0.18, 0.26, 0.38; Hendrycks & Dietterich
+2019): accuracy, ECE, NLL and misclassification AUROC per severity, plotted in
+`benchmarks/results/uncertainty_severity.png`. It shows how far the misclassification target holds as the
+shift grows.
+
 Targets: MC dropout lowers ECE and NLL against the deterministic model under the noise shift; far-OOD
 AUROC >= 0.90 with mutual information; misclassification AUROC >= 0.85.
 
@@ -69,6 +75,9 @@ N_IMAGES = 500
 MEMBERS = 5  # deep-ensemble members: the default run and train.member=1..4
 DENSITY_IMAGES = 2000  # training images the feature density is fitted on
 BANK = 8  # training questions asked about every image for image_mutual_information
+# ImageNet-C's Gaussian-noise std for severities 1-5 (Hendrycks & Dietterich 2019, on [0, 1] pixels)
+SEVERITIES = (0.08, 0.12, 0.18, 0.26, 0.38)
+SWEEP_METHODS = ("deterministic", "mc-dropout", "deep-ensemble")
 # the mask-supervised Sort-of-CLEVR model of benchmarks/sort_of_clevr.py (preset mcan-sort-of-clevr)
 SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=16", "train.warmup_epochs=1",
                  "train.decay_epochs=[14,16]", "model.cnn_skip=true", "model.grid_position=true", "model.layers=2",
@@ -84,8 +93,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
     from mumo.tasks.vqa_density import fit_split_density
     from mumo.tasks.vqa_ensemble import load_ensemble
     from mumo.tasks.vqa_question_bank import question_bank
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, members
-    from mumo.uncertainty.shift import feature_noise
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, image_feature_noise, members
     from mumo.uncertainty.temperature import fit_temperature
 
     t_start = time.perf_counter()
@@ -161,9 +169,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
         density = fit_split_density(first, soc_fit if is_soc else fit)  # clean features, outside any noise
         for cond, (split, feat_std) in (soc_conditions if is_soc else conditions).items():
             t0 = time.perf_counter()
-            with contextlib.ExitStack() as stack:
-                for m in members(model) if feat_std else []:  # every member's image features get the noise
-                    stack.enter_context(feature_noise(m.image_encoder, feat_std, seed=5))
+            with image_feature_noise(model, feat_std, seed=5) if feat_std else contextlib.nullcontext():
                 res = evaluate_uncertainty(
                     model, split, mc_samples=mc, mc_scope=scope, density=density, seed=0, temperature=temp
                 )
@@ -193,6 +199,20 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
                    "auroc_ood_image_mi": res["auroc_ood_by_score"].get("image_mutual_information"),
                    "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
             table.append(row)
+            print(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}), flush=True)
+
+    sweep = []
+    for method in SWEEP_METHODS:
+        model_name, mc, scope = methods[method]
+        for level, std in enumerate(SEVERITIES, 1):
+            t0 = time.perf_counter()
+            split = gaussian_noise_split(test, std, seed=10 + level)
+            res = evaluate_uncertainty(models[model_name], split, mc_samples=mc, mc_scope=scope, seed=0)
+            row = {"method": method, "severity": level, "std": std, **{k: res[k] for k in (
+                "accuracy", "ece", "nll", "auroc_misclassification")},
+                "auroc_misclassification_by_type": res["auroc_misclassification_by_type"],
+                "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            sweep.append(row)
             print(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}), flush=True)
 
     if reuse_sort_of_clevr:
@@ -227,19 +247,48 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
         "misclassification_auroc_ge_0.85_deep_ensemble": {
             f"easy-vqa model, {c}": get("deep-ensemble", c, "auroc_misclassification") >= 0.85 for c in shifts
         },
+        "misclassification_auroc_ge_0.85_by_pixel_noise_severity": {
+            f"{r['method']}, severity {r['severity']} (std {r['std']})": r["auroc_misclassification"] >= 0.85
+            for r in sweep
+        },
     }
     result = {"date": time.strftime("%Y-%m-%d"), "T": T, "ensemble_members": MEMBERS, "test_images": N_IMAGES,
               "density_fit_images": DENSITY_IMAGES,
               "question_bank": banks_used,
               "temperature": temperatures["temperature"],
-              "seconds": round(time.perf_counter() - t_start, 1), "table": table, "checks": checks}  # fmt: skip
+              "seconds": round(time.perf_counter() - t_start, 1), "table": table, "severity_sweep": sweep,
+              "checks": checks}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "uncertainty.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "uncertainty.md").write_text(_markdown(table, checks))
-    print(_markdown(table, checks))
+    (RESULTS / "uncertainty.md").write_text(_markdown(table, sweep, checks))
+    _plot_sweep(sweep, RESULTS / "uncertainty_severity.png")
+    print(_markdown(table, sweep, checks))
 
 
-def _markdown(table: list[dict], checks: dict) -> str:
+def _plot_sweep(sweep: list[dict], path) -> None:
+    """Accuracy, ECE and misclassification AUROC against the pixel-noise severity, one line per method."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 3.6))
+    FigureCanvasAgg(fig)
+    panels = {"accuracy": "accuracy", "ece": "ECE (15 bins)", "auroc_misclassification": "misclassification AUROC"}
+    for ax, (key, title) in zip(fig.subplots(1, 3), panels.items(), strict=True):
+        for method in dict.fromkeys(r["method"] for r in sweep):
+            rows = [r for r in sweep if r["method"] == method]
+            ax.plot([r["std"] for r in rows], [r[key] for r in rows], marker="o", label=method)
+        if key == "auroc_misclassification":
+            ax.axhline(0.85, color="grey", linestyle="--", linewidth=1, label="target 0.85")
+        ax.set_xlabel("pixel-noise std (ImageNet-C severities 1-5)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle("easy-VQA default model under Gaussian pixel noise (500 test images)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _markdown(table: list[dict], sweep: list[dict], checks: dict) -> str:
     lines = ["| method | condition | acc | ECE | NLL | Brier | misclf AUROC | AURC | OOD AUROC | per image | FPR95 "
              "| image MI (question bank): OOD AUROC | density: misclf AUROC | OOD AUROC | per image |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -276,6 +325,15 @@ def _markdown(table: list[dict], checks: dict) -> str:
     for r in rows:
         cells = " | ".join(f"{r['auroc_misclassification_by_type'].get(t, float('nan')):.4f}" for t in types)
         lines.append(f"| {r['method']} | {r['condition']} | {cells} |")
+    lines += ["", "Pixel-noise severity sweep (ImageNet-C Gaussian-noise std per severity; misclassification AUROC "
+              "with the predictive entropy):", "",
+              "| method | severity | std | acc | ECE | NLL | misclf AUROC |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in sweep:
+        lines.append(
+            f"| {r['method']} | {r['severity']} | {r['std']} | {r['accuracy']:.4f} | {r['ece']:.4f} | {r['nll']:.4f} | "
+            f"{r['auroc_misclassification']:.4f} |"
+        )
     lines += ["", "Checks:", ""] + [f"- {k}: {v}" for k, v in checks.items()]
     return "\n".join(lines) + "\n"
 
