@@ -286,8 +286,9 @@ def test_evaluate_under_pixel_and_feature_noise(tiny_run):
         # its plots go into their own folder; the clean ones stay as they were
         assert {p.split("/")[-2] for p in res["plots"]} == {subdir}
         assert clean_plot.read_bytes() == before
-    text = mumo("evaluate", tiny_run, "--split", "val", "--pixel-noise", "0.3")
-    assert text.exit_code == 0 and "under pixel noise std 0.3" in text.output
+    text = mumo("evaluate", tiny_run, "--split", "val", "--pixel-noise", "0.3", "--ood", "noise", "--density-images",
+                "0")  # fmt: skip
+    assert text.exit_code == 0 and "under pixel noise std 0.3" in text.output and "auroc_ood" in text.output
 
 
 @pytest.mark.parametrize("value", ["0", "-0.1", "nan", "inf"])

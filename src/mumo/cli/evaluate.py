@@ -152,6 +152,8 @@ def evaluate_cmd(
             res["shift"] = shift
         if uncertainty:
             ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
+            if ood_data is not None and pixel_noise is not None:  # the OOD images get the same shift
+                ood_data = gaussian_noise_split(ood_data, pixel_noise, seed=cfg.train.seed + 1)
             bank = None
             if question_bank > 0 and (mc_samples is not None or len(models) > 1):
                 from mumo.tasks.vqa_question_bank import question_bank as draw_bank
