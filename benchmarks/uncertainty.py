@@ -30,6 +30,9 @@ The other direction (the issue's "and vice versa"): the mask-supervised Sort-of-
 test scenes (4,000 questions) and the same questions about easy-VQA test images, shapes-ood and
 noise images (resized to 75 px).
 
+Misclassification AUROCs come with a 95 % percentile-bootstrap interval (1,000 resamples of the test
+images, each image's questions resampled together).
+
 Every row also scores `feature_density` (the same in the deterministic and the MC rows: it needs no
 sampling): the negative log density of the model's fused features under class-conditional Gaussians
 fitted on the first 2,000 training images (DDU; `mumo.uncertainty.density`), as an OOD score and as a
@@ -175,6 +178,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
                 )
             row = {"method": method, "condition": cond, **{k: res[k] for k in (
                 "accuracy", "ece", "nll", "brier", "auroc_misclassification", "aurc")}}  # fmt: skip
+            row["auroc_misclassification_ci95"] = res["auroc_misclassification_ci95"]
             row["auroc_misclassification_by_score"] = res["auroc_misclassification_by_score"]
             row["auroc_misclassification_by_type"] = res["auroc_misclassification_by_type"]
             row["auroc_misclassification_density"] = res["auroc_misclassification_by_score"]["feature_density"]
@@ -210,6 +214,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
             res = evaluate_uncertainty(models[model_name], split, mc_samples=mc, mc_scope=scope, seed=0)
             row = {"method": method, "severity": level, "std": std, **{k: res[k] for k in (
                 "accuracy", "ece", "nll", "auroc_misclassification")},
+                "auroc_misclassification_ci95": res["auroc_misclassification_ci95"],
                 "auroc_misclassification_by_type": res["auroc_misclassification_by_type"],
                 "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
             sweep.append(row)
@@ -289,8 +294,8 @@ def _plot_sweep(sweep: list[dict], path) -> None:
 
 
 def _markdown(table: list[dict], sweep: list[dict], checks: dict) -> str:
-    lines = ["| method | condition | acc | ECE | NLL | Brier | misclf AUROC | AURC | OOD AUROC | per image | FPR95 "
-             "| image MI (question bank): OOD AUROC | density: misclf AUROC | OOD AUROC | per image |",
+    lines = ["| method | condition | acc | ECE | NLL | Brier | misclf AUROC [95 % CI] | AURC | OOD AUROC | per image "
+             "| FPR95 | image MI (question bank): OOD AUROC | density: misclf AUROC | OOD AUROC | per image |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def name(r: dict) -> str:
@@ -300,10 +305,14 @@ def _markdown(table: list[dict], sweep: list[dict], checks: dict) -> str:
         v = r.get(k)
         return "" if v is None else f"{v:.4f}"
 
+    def auroc(r: dict) -> str:  # the misclassification AUROC and its 95 % bootstrap interval over images
+        ci = r.get("auroc_misclassification_ci95")
+        return f(r, "auroc_misclassification") + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] == ci[0] else "")
+
     for r in table:
         lines.append(
             f"| {name(r)} | {r['condition']} | {f(r, 'accuracy')} | {f(r, 'ece')} | {f(r, 'nll')} | "
-            f"{f(r, 'brier')} | {f(r, 'auroc_misclassification')} | {f(r, 'aurc')} | {f(r, 'auroc_ood')} | "
+            f"{f(r, 'brier')} | {auroc(r)} | {f(r, 'aurc')} | {f(r, 'auroc_ood')} | "
             f"{f(r, 'auroc_ood_per_image')} | {f(r, 'fpr95_ood')} | {f(r, 'auroc_ood_image_mi')} | "
             f"{f(r, 'auroc_misclassification_density')} | "
             f"{f(r, 'auroc_ood_density')} | "
@@ -327,12 +336,12 @@ def _markdown(table: list[dict], sweep: list[dict], checks: dict) -> str:
         lines.append(f"| {r['method']} | {r['condition']} | {cells} |")
     lines += ["", "Pixel-noise severity sweep (ImageNet-C Gaussian-noise std per severity; misclassification AUROC "
               "with the predictive entropy):", "",
-              "| method | severity | std | acc | ECE | NLL | misclf AUROC |",
+              "| method | severity | std | acc | ECE | NLL | misclf AUROC [95 % CI] |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in sweep:
         lines.append(
             f"| {r['method']} | {r['severity']} | {r['std']} | {r['accuracy']:.4f} | {r['ece']:.4f} | {r['nll']:.4f} | "
-            f"{r['auroc_misclassification']:.4f} |"
+            f"{auroc(r)} |"
         )
     lines += ["", "Checks:", ""] + [f"- {k}: {v}" for k, v in checks.items()]
     return "\n".join(lines) + "\n"

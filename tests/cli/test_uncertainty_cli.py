@@ -19,6 +19,8 @@ def test_evaluate_with_mc_samples_and_ood(tiny_run):
     for key in ("ece", "nll", "brier", "auroc_misclassification", "aurc", "auroc_ood", "fpr95_ood"):
         assert isinstance(res[key], float), key
     assert 0 <= res["ece"] <= 1 and res["nll"] > 0 and 0 <= res["auroc_ood"] <= 1
+    low, high = res["auroc_misclassification_ci95"]  # bootstrap over images
+    assert low <= res["auroc_misclassification"] <= high and high - low > 0
     assert res["ood_score"] == "mutual_information"
     names = {p.split("/")[-1] for p in res["plots"]}
     assert names == {"reliability_mc3.png", "uncertainty_correct_wrong_mc3.png", "risk_coverage_mc3.png",

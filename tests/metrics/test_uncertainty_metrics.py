@@ -14,6 +14,7 @@ from mumo.metrics.uncertainty import (
     fpr_at_95_tpr,
     misclassification_aupr,
     misclassification_auroc,
+    misclassification_auroc_interval,
     ood_aupr,
     ood_auroc,
     pavpu,
@@ -191,3 +192,55 @@ def test_risk_at_coverage_and_coverage_at_risk_by_hand():
         risk_at_coverage(scores, correct, 0.0)
     with pytest.raises(MumoError, match="risk"):
         coverage_at_risk(scores, correct, 1.5)
+
+
+# --- bootstrap interval of the misclassification AUROC ----------------------------------------------------------
+
+
+def test_interval_of_a_perfect_ranking_is_a_point():
+    scores = torch.tensor([0.1, 0.2, 0.3, 0.8, 0.9])
+    correct = torch.tensor([T, T, T, F, F])
+    assert misclassification_auroc_interval(scores, correct, resamples=200) == (1.0, 1.0)
+
+
+def test_interval_holds_the_estimate_covers_the_truth_and_narrows_with_data():
+    # right answers' scores ~ N(0, 1), wrong ones' ~ N(1, 1): AUROC = Phi(1 / sqrt 2) = 0.7602
+    truth = 0.5 * (1 + math.erf(0.5))
+    gen = torch.Generator().manual_seed(0)
+    covered, widths = 0, []
+    for trial in range(20):
+        correct = torch.rand(400, generator=gen) < 0.7
+        scores = torch.randn(400, generator=gen) + (~correct).float()
+        low, high = misclassification_auroc_interval(scores, correct, level=0.9, resamples=200, seed=trial)
+        assert low <= misclassification_auroc(scores, correct) <= high
+        covered += low <= truth <= high
+        widths.append(high - low)
+    assert 15 <= covered <= 20  # a 90 % interval: about 18 of 20
+    correct = torch.rand(4000, generator=gen) < 0.7
+    scores = torch.randn(4000, generator=gen) + (~correct).float()
+    low, high = misclassification_auroc_interval(scores, correct, level=0.9, resamples=200)
+    assert high - low < 0.5 * sum(widths) / len(widths)  # 10x the data: about sqrt(10) narrower
+
+
+def test_groups_resample_together_and_widen_the_interval_when_they_repeat_outcomes():
+    # 60 images, 10 questions each sharing their image's score and outcome: only 60 independent draws
+    gen = torch.Generator().manual_seed(1)
+    correct = (torch.rand(60, generator=gen) < 0.6).repeat_interleave(10)
+    scores = (torch.randn(60, generator=gen)).repeat_interleave(10) + (~correct).float()
+    groups = torch.arange(60).repeat_interleave(10)
+    iid = misclassification_auroc_interval(scores, correct, resamples=200)
+    clustered = misclassification_auroc_interval(scores, correct, groups=groups, resamples=200)
+    assert clustered[1] - clustered[0] > 2 * (iid[1] - iid[0])  # about sqrt(10) wider
+
+
+def test_interval_undefined_and_bad_input():
+    ones = torch.ones(4, dtype=torch.bool)
+    low, high = misclassification_auroc_interval(torch.rand(4), ones)  # nothing wrong: no AUROC
+    assert math.isnan(low) and math.isnan(high)
+    scores, correct = torch.rand(4), torch.tensor([T, F, T, F])
+    for kwargs, fragment in (({"level": 1.0}, "level"), ({"level": 0.0}, "level"), ({"resamples": 0}, "resamples"),
+                             ({"groups": torch.zeros(3, dtype=torch.long)}, "groups")):  # fmt: skip
+        with pytest.raises(MumoError, match=fragment):
+            misclassification_auroc_interval(scores, correct, **kwargs)
+    with pytest.raises(MumoError, match="NaN"):
+        misclassification_auroc_interval(torch.tensor([0.1, float("nan"), 0.2, 0.3]), correct)

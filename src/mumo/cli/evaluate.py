@@ -183,7 +183,9 @@ def _print_evaluation(res: dict, split: str, *, json_out: bool, results_json: Pa
             "coverage_at_5_risk"]  # fmt: skip
     for key in [*keys, "auroc_ood", "auroc_ood_per_image", "fpr95_ood"]:
         if key in res:
-            typer.echo(f"{key:24s} {res[key]:.4f}")
+            ci = res.get(f"{key}_ci95")
+            interval = f"  (95 % CI {ci[0]:.4f}-{ci[1]:.4f})" if ci and ci[0] == ci[0] else ""  # nan: undefined
+            typer.echo(f"{key:24s} {res[key]:.4f}{interval}")
     for sel in res.get("selective", []):
         typer.echo(
             f"abstain above {sel['threshold']:g} nats: answers {sel['coverage']:.1%}, error rate among them "

@@ -73,6 +73,63 @@ def misclassification_auroc(scores: torch.Tensor, correct: torch.Tensor) -> floa
     return float(roc_auc_score(~c, s))
 
 
+def misclassification_auroc_interval(
+    scores: torch.Tensor,
+    correct: torch.Tensor,
+    *,
+    groups: torch.Tensor | None = None,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of :func:`misclassification_auroc`.
+
+    Args:
+        scores: Uncertainty per sample, (N,); higher means more likely wrong.
+        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+        groups: (N,) integer group of each sample, resampled together (a cluster bootstrap: the questions
+            about one image are not independent draws). Default: every sample is its own group.
+        level: Coverage of the interval, in (0, 1).
+        resamples: Bootstrap resamples (each draws as many groups as there are, with replacement).
+        seed: Seeds the resampling.
+
+    Returns:
+        (low, high). Resamples holding only right or only wrong answers define no AUROC and are left out;
+        ``(nan, nan)`` when the data hold a single class or fewer than half the resamples define an AUROC
+        (too few errors to say).
+
+    Raises:
+        MumoError: Bad ``scores``/``correct`` (as :func:`misclassification_auroc`), ``groups`` of another
+            shape, ``level`` outside (0, 1) or ``resamples`` < 1.
+    """
+    s, c = _check_correct(scores, correct)
+    if not 0 < level < 1:
+        raise MumoError(f"level must be in (0, 1), got {level}")
+    if resamples < 1:
+        raise MumoError(f"resamples must be >= 1, got {resamples}")
+    if groups is not None and tuple(groups.shape) != s.shape:
+        raise MumoError(f"groups must have shape {s.shape}, got {tuple(groups.shape)}")
+    wrong = ~c
+    if wrong.all() or not wrong.any():
+        return float("nan"), float("nan")
+    if groups is None:
+        g = np.arange(len(s))
+    else:
+        g = np.unique(groups.detach().cpu().numpy(), return_inverse=True)[1].reshape(-1)  # (N,) in [0, G)
+    n_groups = int(g.max()) + 1
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples)  # (B, G)
+    values = []
+    for row in counts:  # a resample weights every sample by how often its group was drawn
+        w = row[g]  # (N,)
+        if w[wrong].any() and w[~wrong].any():
+            values.append(roc_auc_score(wrong, s, sample_weight=w))
+    if len(values) < resamples / 2:
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def misclassification_aupr(scores: torch.Tensor, correct: torch.Tensor) -> float:
     """Area under the precision–recall curve (average precision) for detecting wrong predictions (positives = wrong).
 

@@ -34,6 +34,7 @@ from mumo.metrics.uncertainty import (
     fpr_at_95_tpr,
     misclassification_aupr,
     misclassification_auroc,
+    misclassification_auroc_interval,
     ood_aupr,
     ood_auroc,
     risk_at_coverage,
@@ -286,6 +287,10 @@ def evaluate_uncertainty(
         "nll": negative_log_likelihood(mean, labels),
         "brier": brier_score(mean, labels),
         "auroc_misclassification": misclassification_auroc(scores["predictive_entropy"], correct),
+        # 95 % percentile bootstrap over images (an image's questions are resampled together)
+        "auroc_misclassification_ci95": misclassification_auroc_interval(
+            scores["predictive_entropy"], correct, groups=split.image_index, seed=seed
+        ),
         "aupr_misclassification": misclassification_aupr(scores["predictive_entropy"], correct),
         "aurc": aurc(scores["predictive_entropy"], correct),
         "risk_at_80_coverage": risk_at_coverage(scores["predictive_entropy"], correct, 0.8),
