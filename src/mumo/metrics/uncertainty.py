@@ -119,15 +119,39 @@ def misclassification_auroc_interval(
     n_groups = int(g.max()) + 1
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples)  # (B, G)
-    values = []
-    for row in counts:  # a resample weights every sample by how often its group was drawn
-        w = row[g]  # (N,)
-        if w[wrong].any() and w[~wrong].any():
-            values.append(roc_auc_score(wrong, s, sample_weight=w))
+    values = _weighted_aurocs(s, wrong, g, counts)  # (B,), nan where a resample lacks a class
+    values = values[~np.isnan(values)]
     if len(values) < resamples / 2:
         return float("nan"), float("nan")
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+def _weighted_aurocs(scores: np.ndarray, positive: np.ndarray, group: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """AUROC of every bootstrap resample at once: sample i weighs ``counts[b, group[i]]`` in resample b.
+
+    (N,) scores, (N,) bool positives, (N,) group in [0, G), (B, G) counts -> (B,) AUROCs, equal to sklearn's
+    ``roc_auc_score(positive, scores, sample_weight=counts[b, group])`` (ties count one half), nan where a
+    resample holds no positive or no negative weight. Weighted Mann-Whitney over the distinct score values.
+    """
+    from scipy.sparse import csr_matrix
+
+    value = np.unique(scores, return_inverse=True)[1].reshape(-1)  # (N,) rank among the U distinct scores
+    shape = (counts.shape[1], int(value.max()) + 1)  # (G, U)
+    # how many negatives / positives of each group have each score value, (G, U) sparse
+    neg = csr_matrix((np.ones((~positive).sum()), (group[~positive], value[~positive])), shape=shape)
+    pos = csr_matrix((np.ones(positive.sum()), (group[positive], value[positive])), shape=shape)
+    out = np.empty(len(counts))
+    chunk = max(1, 4_000_000 // shape[1])  # bounds the (b, U) intermediates
+    for start in range(0, len(counts), chunk):
+        c = counts[start : start + chunk].T.astype(np.float64)  # (G, b)
+        n_w = np.asarray(neg.T @ c).T  # (b, U) negative weight at each score value
+        p_w = np.asarray(pos.T @ c).T  # (b, U)
+        below = np.cumsum(n_w, axis=1) - n_w  # negative weight strictly below each value
+        total = n_w.sum(1) * p_w.sum(1)  # (b,)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + chunk] = np.where(total > 0, (p_w * (below + 0.5 * n_w)).sum(1) / total, np.nan)
+    return out
 
 
 def misclassification_aupr(scores: torch.Tensor, correct: torch.Tensor) -> float:
