@@ -197,9 +197,13 @@ def test_risk_at_coverage_and_coverage_at_risk_by_hand():
 # --- bootstrap interval of the misclassification AUROC ----------------------------------------------------------
 
 
-def test_interval_of_a_perfect_ranking_is_a_point():
+def test_interval_of_a_perfect_ranking_is_a_point_and_too_few_errors_give_none():
     scores = torch.tensor([0.1, 0.2, 0.3, 0.8, 0.9])
     correct = torch.tensor([T, T, T, F, F])
+    assert misclassification_auroc_interval(scores, correct, resamples=200, min_count=1) == (1.0, 1.0)
+    low, high = misclassification_auroc_interval(scores, correct)  # 2 errors < min_count = 10
+    assert math.isnan(low) and math.isnan(high)
+    scores, correct = torch.linspace(0, 1, 40), torch.arange(40) < 30  # the top 10 are wrong: 10 is enough
     assert misclassification_auroc_interval(scores, correct, resamples=200) == (1.0, 1.0)
 
 

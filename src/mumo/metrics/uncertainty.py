@@ -81,6 +81,7 @@ def misclassification_auroc_interval(
     level: float = 0.95,
     resamples: int = 1000,
     seed: int = 0,
+    min_count: int = 10,
 ) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval of :func:`misclassification_auroc`.
 
@@ -92,11 +93,13 @@ def misclassification_auroc_interval(
         level: Coverage of the interval, in (0, 1).
         resamples: Bootstrap resamples (each draws as many groups as there are, with replacement).
         seed: Seeds the resampling.
+        min_count: Fewest wrong (and right) answers to bootstrap: resampling a handful of errors only
+            reshuffles them and understates the spread (4 errors can give an interval 0.01 wide).
 
     Returns:
         (low, high). Resamples holding only right or only wrong answers define no AUROC and are left out;
-        ``(nan, nan)`` when the data hold a single class or fewer than half the resamples define an AUROC
-        (too few errors to say).
+        ``(nan, nan)`` when there are fewer than ``min_count`` wrong or right answers, or fewer than half
+        the resamples define an AUROC (too few errors to say).
 
     Raises:
         MumoError: Bad ``scores``/``correct`` (as :func:`misclassification_auroc`), ``groups`` of another
@@ -110,7 +113,7 @@ def misclassification_auroc_interval(
     if groups is not None and tuple(groups.shape) != s.shape:
         raise MumoError(f"groups must have shape {s.shape}, got {tuple(groups.shape)}")
     wrong = ~c
-    if wrong.all() or not wrong.any():
+    if min(wrong.sum(), (~wrong).sum()) < max(min_count, 1):  # at least one of each, always
         return float("nan"), float("nan")
     if groups is None:
         g = np.arange(len(s))
