@@ -231,7 +231,8 @@ def evaluate_uncertainty(
     """Accuracy, calibration, misclassification detection, selective prediction and (with ``ood``)
     OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
 
-    Misclassification scores use the predictive entropy (total uncertainty); OOD scores use the
+    Misclassification scores use the predictive entropy (total uncertainty), with a 95 % bootstrap interval
+    over images for its AUROC (``auroc_misclassification_ci95``); OOD scores use the
     mutual information (epistemic) with MC dropout and the predictive entropy without it, per
     question and (``auroc_ood_per_image``) averaged over each image's questions. Every score is also
     reported under ``*_by_score``. With ``density_fit`` (training questions) or a fitted ``density``
