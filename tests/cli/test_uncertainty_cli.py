@@ -21,6 +21,8 @@ def test_evaluate_with_mc_samples_and_ood(tiny_run):
     assert 0 <= res["ece"] <= 1 and res["nll"] > 0 and 0 <= res["auroc_ood"] <= 1
     low, high = res["auroc_misclassification_ci95"]  # bootstrap over images
     assert low <= res["auroc_misclassification"] <= high and high - low > 0
+    low, high = res["auroc_ood_ci95"]
+    assert low <= res["auroc_ood"] <= high
     assert res["ood_score"] == "mutual_information"
     names = {p.split("/")[-1] for p in res["plots"]}
     assert names == {"reliability_mc3.png", "uncertainty_correct_wrong_mc3.png", "risk_coverage_mc3.png",

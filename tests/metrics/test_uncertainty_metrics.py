@@ -17,6 +17,7 @@ from mumo.metrics.uncertainty import (
     misclassification_auroc_interval,
     ood_aupr,
     ood_auroc,
+    ood_auroc_interval,
     pavpu,
     risk_at_coverage,
     risk_coverage_curve,
@@ -267,3 +268,19 @@ def test_batched_weighted_auroc_equals_sklearns():
     assert np.isnan(got[0]) and np.isnan(got[1])
     for b in range(2, 25):
         assert got[b] == pytest.approx(roc_auc_score(positive, scores, sample_weight=counts[b, group]), abs=1e-12)
+
+
+def test_ood_interval_is_the_misclassification_interval_with_ood_as_wrong():
+    gen = torch.Generator().manual_seed(2)
+    id_scores, ood_scores = torch.randn(120, generator=gen), torch.randn(80, generator=gen) + 1.0
+    id_groups, ood_groups = torch.arange(120) // 3, torch.arange(80) // 4  # questions per image
+    got = ood_auroc_interval(id_scores, ood_scores, id_groups=id_groups, ood_groups=ood_groups, resamples=300)
+    groups = torch.cat([id_groups, ood_groups + 1000])  # the two sides' images stay apart
+    is_id = torch.arange(200) < 120
+    assert got == misclassification_auroc_interval(torch.cat([id_scores, ood_scores]), is_id, groups=groups,
+                                                   resamples=300)  # fmt: skip
+    assert got[0] <= ood_auroc(id_scores, ood_scores) <= got[1]
+    same = ood_auroc_interval(id_scores, id_scores.clone(), resamples=300)  # OOD = ID: about one half
+    assert same[0] < 0.5 < same[1]
+    with pytest.raises(MumoError, match="ood_groups"):
+        ood_auroc_interval(id_scores, ood_scores, ood_groups=torch.zeros(3, dtype=torch.long))

@@ -106,23 +106,60 @@ def misclassification_auroc_interval(
             shape, ``level`` outside (0, 1) or ``resamples`` < 1.
     """
     s, c = _check_correct(scores, correct)
+    if groups is not None and tuple(groups.shape) != s.shape:
+        raise MumoError(f"groups must have shape {s.shape}, got {tuple(groups.shape)}")
+    g = None if groups is None else groups.detach().cpu().numpy()
+    return _auroc_interval(s, ~c, g, level=level, resamples=resamples, seed=seed, min_count=min_count)
+
+
+def ood_auroc_interval(
+    id_scores: torch.Tensor,
+    ood_scores: torch.Tensor,
+    *,
+    id_groups: torch.Tensor | None = None,
+    ood_groups: torch.Tensor | None = None,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+    min_count: int = 10,
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of :func:`ood_auroc` (OOD = positive).
+
+    ``id_groups`` (N,) and ``ood_groups`` (M,) put samples that are resampled together (the questions
+    about one image) in one group; the two sides' groups are kept apart. Other arguments and the result
+    as in :func:`misclassification_auroc_interval`, with ``min_count`` applying to each side.
+    """
+    y, s = _ood_labels_and_scores(id_scores, ood_scores)
+    n_id = len(y) - int(y.sum())
+    for name, groups, n in (("id_groups", id_groups, n_id), ("ood_groups", ood_groups, len(y) - n_id)):
+        if groups is not None and tuple(groups.shape) != (n,):
+            raise MumoError(f"{name} must have shape ({n},), got {tuple(groups.shape)}")
+    g = None
+    if id_groups is not None or ood_groups is not None:
+        g_id = np.arange(n_id) if id_groups is None else np.unique(id_groups.cpu().numpy(), return_inverse=True)[1]
+        g_ood = np.arange(len(y) - n_id) if ood_groups is None else np.unique(
+            ood_groups.cpu().numpy(), return_inverse=True
+        )[1]  # fmt: skip
+        g = np.concatenate([g_id.reshape(-1), g_ood.reshape(-1) + int(g_id.max()) + 1])
+    return _auroc_interval(s, y.astype(bool), g, level=level, resamples=resamples, seed=seed, min_count=min_count)
+
+
+def _auroc_interval(
+    s: np.ndarray, positive: np.ndarray, groups: np.ndarray | None, *, level: float, resamples: int, seed: int,
+    min_count: int,
+) -> tuple[float, float]:  # fmt: skip
+    """The percentile bootstrap behind the ``*_auroc_interval`` functions, on validated (N,) arrays."""
     if not 0 < level < 1:
         raise MumoError(f"level must be in (0, 1), got {level}")
     if resamples < 1:
         raise MumoError(f"resamples must be >= 1, got {resamples}")
-    if groups is not None and tuple(groups.shape) != s.shape:
-        raise MumoError(f"groups must have shape {s.shape}, got {tuple(groups.shape)}")
-    wrong = ~c
-    if min(wrong.sum(), (~wrong).sum()) < max(min_count, 1):  # at least one of each, always
+    if min(positive.sum(), (~positive).sum()) < max(min_count, 1):  # at least one of each, always
         return float("nan"), float("nan")
-    if groups is None:
-        g = np.arange(len(s))
-    else:
-        g = np.unique(groups.detach().cpu().numpy(), return_inverse=True)[1].reshape(-1)  # (N,) in [0, G)
+    g = np.arange(len(s)) if groups is None else np.unique(groups, return_inverse=True)[1].reshape(-1)  # in [0, G)
     n_groups = int(g.max()) + 1
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples)  # (B, G)
-    values = _weighted_aurocs(s, wrong, g, counts)  # (B,), nan where a resample lacks a class
+    values = _weighted_aurocs(s, positive, g, counts)  # (B,), nan where a resample lacks a class
     values = values[~np.isnan(values)]
     if len(values) < resamples / 2:
         return float("nan"), float("nan")

@@ -37,6 +37,7 @@ from mumo.metrics.uncertainty import (
     misclassification_auroc_interval,
     ood_aupr,
     ood_auroc,
+    ood_auroc_interval,
     risk_at_coverage,
     risk_coverage_curve,
     selective_answering,
@@ -232,7 +233,7 @@ def evaluate_uncertainty(
     OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
 
     Misclassification scores use the predictive entropy (total uncertainty), with a 95 % bootstrap interval
-    over images for its AUROC (``auroc_misclassification_ci95``); OOD scores use the
+    over images for its AUROC (``auroc_misclassification_ci95``, and ``auroc_ood_ci95``); OOD scores use the
     mutual information (epistemic) with MC dropout and the predictive entropy without it, per
     question and (``auroc_ood_per_image``) averaged over each image's questions. Every score is also
     reported under ``*_by_score``. With ``density_fit`` (training questions) or a fitted ``density``
@@ -322,6 +323,9 @@ def evaluate_uncertainty(
             ood_set=ood.name,
             ood_score=key,
             auroc_ood=ood_auroc(scores[key], ood_scores[key]),
+            auroc_ood_ci95=ood_auroc_interval(  # 95 % bootstrap over the ID and OOD images
+                scores[key], ood_scores[key], id_groups=split.image_index, ood_groups=ood.image_index, seed=seed
+            ),
             aupr_ood=ood_aupr(scores[key], ood_scores[key]),
             fpr95_ood=fpr_at_95_tpr(scores[key], ood_scores[key]),
             auroc_ood_by_score={k: ood_auroc(scores[k], ood_scores[k]) for k in scores},
