@@ -108,8 +108,9 @@ def misclassification_auroc_interval(
     s, c = _check_correct(scores, correct)
     if groups is not None and tuple(groups.shape) != s.shape:
         raise MumoError(f"groups must have shape {s.shape}, got {tuple(groups.shape)}")
-    g = None if groups is None else groups.detach().cpu().numpy()
-    return _auroc_interval(s, ~c, g, level=level, resamples=resamples, seed=seed, min_count=min_count)
+    return _auroc_interval(
+        s, ~c, _dense_groups(groups, len(s)), level=level, resamples=resamples, seed=seed, min_count=min_count
+    )
 
 
 def ood_auroc_interval(
@@ -134,28 +135,30 @@ def ood_auroc_interval(
     for name, groups, n in (("id_groups", id_groups, n_id), ("ood_groups", ood_groups, len(y) - n_id)):
         if groups is not None and tuple(groups.shape) != (n,):
             raise MumoError(f"{name} must have shape ({n},), got {tuple(groups.shape)}")
-    g = None
-    if id_groups is not None or ood_groups is not None:
-        g_id = np.arange(n_id) if id_groups is None else np.unique(id_groups.cpu().numpy(), return_inverse=True)[1]
-        g_ood = np.arange(len(y) - n_id) if ood_groups is None else np.unique(
-            ood_groups.cpu().numpy(), return_inverse=True
-        )[1]  # fmt: skip
-        g = np.concatenate([g_id.reshape(-1), g_ood.reshape(-1) + int(g_id.max()) + 1])
+    g_id, g_ood = _dense_groups(id_groups, n_id), _dense_groups(ood_groups, len(y) - n_id)
+    g = np.concatenate([g_id, g_ood + int(g_id.max()) + 1])  # (N + M,): no group spans both sides
     return _auroc_interval(s, y.astype(bool), g, level=level, resamples=resamples, seed=seed, min_count=min_count)
 
 
+def _dense_groups(groups: torch.Tensor | np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) group ids renumbered 0..G-1; every sample its own group when ``groups`` is None."""
+    if groups is None:
+        return np.arange(n)
+    groups = groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor) else groups
+    return np.unique(groups, return_inverse=True)[1].reshape(-1)
+
+
 def _auroc_interval(
-    s: np.ndarray, positive: np.ndarray, groups: np.ndarray | None, *, level: float, resamples: int, seed: int,
-    min_count: int,
-) -> tuple[float, float]:  # fmt: skip
-    """The percentile bootstrap behind the ``*_auroc_interval`` functions, on validated (N,) arrays."""
+    s: np.ndarray, positive: np.ndarray, g: np.ndarray, *, level: float, resamples: int, seed: int, min_count: int
+) -> tuple[float, float]:
+    """The percentile bootstrap behind the ``*_auroc_interval`` functions, on validated (N,) arrays; ``g`` holds
+    group ids 0..G-1 (:func:`_dense_groups`)."""
     if not 0 < level < 1:
         raise MumoError(f"level must be in (0, 1), got {level}")
     if resamples < 1:
         raise MumoError(f"resamples must be >= 1, got {resamples}")
     if min(positive.sum(), (~positive).sum()) < max(min_count, 1):  # at least one of each, always
         return float("nan"), float("nan")
-    g = np.arange(len(s)) if groups is None else np.unique(groups, return_inverse=True)[1].reshape(-1)  # in [0, G)
     n_groups = int(g.max()) + 1
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples)  # (B, G)
