@@ -265,9 +265,10 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
               "checks": checks}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "uncertainty.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "uncertainty.md").write_text(_markdown(table, sweep, checks))
+    markdown = _markdown(table, sweep, checks)
+    (RESULTS / "uncertainty.md").write_text(markdown)
     _plot_sweep(sweep, RESULTS / "uncertainty_severity.png")
-    print(_markdown(table, sweep, checks))
+    print(markdown)
 
 
 def _plot_sweep(sweep: list[dict], path) -> None:
