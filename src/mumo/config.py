@@ -7,6 +7,7 @@ Unknown keys are errors that name the key; values are type-checked by OmegaConf.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -114,6 +115,9 @@ class TrainConfig:
     # their initial weights, batch order and dropout masks from init_seed; member 0 is the plain run
     member: int = 0
     cpu: bool = False  # force the CPU even when a GPU is present
+    # Gaussian pixel-noise augmentation (VQA pixel models; mumo.data.augment): every training image gets
+    # N(0, s²) noise on its [0, 1] pixels, s ~ U[0, augment_pixel_noise] per image and epoch; 0 = none
+    augment_pixel_noise: float = 0.0
     # Attention trained with explanations (reference §4.3; docs/explanations.md): "none", "mse" (regress
     # attention onto Grad-CAM of the true answer), "aan" / "paan" (map-level / per-cell discriminator game),
     # "gca" (gradient-certainty attention: towards the cells that lower the uncertainty loss), "masks" (towards the
@@ -141,6 +145,10 @@ class TrainConfig:
             raise ConfigError("train.attention_weight and train.uncertainty_weight must be >= 0")
         if self.member < 0:
             raise ConfigError(f"train.member must be >= 0, not {self.member}")
+        if not (math.isfinite(self.augment_pixel_noise) and self.augment_pixel_noise >= 0):
+            raise ConfigError(
+                f"train.augment_pixel_noise must be a standard deviation >= 0, not {self.augment_pixel_noise}"
+            )
 
     @property
     def init_seed(self) -> int:

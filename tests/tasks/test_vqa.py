@@ -168,3 +168,41 @@ def test_more_processes_than_batches_is_a_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "2 processes but only 1 training batches" in proc.stderr
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_pixel_noise_augmentation_gives_fresh_reproducible_noise_each_epoch(easy_vqa_data):
+    from dataclasses import replace
+
+    from mumo.tasks.vqa import build_task
+
+    data = replace(easy_vqa_data, train=easy_vqa_data.train.first_images(40))
+    clean = build_task(tiny_config("train.images_per_batch=40"), data).batches(0, 0, 1)[0]
+    noisy = build_task(tiny_config("train.images_per_batch=40", "train.augment_pixel_noise=0.3"), data).batches
+    first = noisy(0, 0, 1)[0]
+    assert torch.equal(first.tokens, clean.tokens) and torch.equal(first.targets, clean.targets)
+    residual = (first.images - clean.images).flatten(1).std(1)  # (40,) each image's own noise level
+    assert 0.05 < float(residual.mean()) < 0.2 and float(residual.max()) < 0.3
+    assert torch.equal(first.images, noisy(0, 0, 1)[0].images)  # the same on a resume
+    assert not torch.equal(first.images, noisy(1, 0, 1)[0].images)  # fresh every epoch
+    # validation stays clean: the augmentation only touches the training batches
+    assert torch.equal(data.val.images, easy_vqa_data.val.images)
+
+
+def test_pixel_noise_augmentation_trains_and_refuses_what_it_cannot_do(tmp_path, easy_vqa_data):
+    from dataclasses import replace
+
+    from mumo.config import load_config
+    from mumo.tasks.lipsync import load_sync_config
+    from mumo.tasks.vqa import build_task
+
+    cfg = tiny_config("train.epochs=1", "data.max_train_images=64", "train.augment_pixel_noise=0.2")
+    summary = train_vqa(cfg, tmp_path / "run", progress=False, evaluate_test=False)
+    assert summary["best_val_accuracy"] > 0
+    for bad in ("-0.1", "nan", "inf"):
+        with pytest.raises(ConfigError, match="augment_pixel_noise"):
+            load_config("mcan-cpu", [f"train.augment_pixel_noise={bad}"])
+    regions = replace(easy_vqa_data.train.first_images(4), images=torch.zeros(4, 6, 8))  # (I, R, D) features
+    with pytest.raises(ConfigError, match="region features"):
+        build_task(tiny_config("train.augment_pixel_noise=0.2"), replace(easy_vqa_data, train=regions))
+    with pytest.raises(ConfigError, match="VQA option"):
+        load_sync_config("syncnet-cpu", ["train.augment_pixel_noise=0.2"])

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from mumo.data.augment import add_pixel_noise
 from mumo.data.easy_vqa import test_images
 from mumo.data.sort_of_clevr import render_scene
 from mumo.data.vqa import VQASplit
@@ -36,9 +37,7 @@ def gaussian_noise_split(split: VQASplit, std: float, *, seed: int = 0) -> VQASp
             "pixel noise needs image pixels; this split holds region features: use feature noise "
             "(mumo evaluate --feature-noise, mumo.uncertainty.shift.feature_noise)"
         )
-    gen = torch.Generator().manual_seed(seed)
-    pixels = split.images.float() / 255.0
-    noisy = (pixels + std * torch.randn(pixels.shape, generator=gen)).clamp(0, 1)
+    noisy = add_pixel_noise(split.images.float() / 255.0, std, torch.Generator().manual_seed(seed))
     return replace(split, name=f"{split.name}+noise{std:g}", images=(noisy * 255).round().to(torch.uint8))
 
 

@@ -71,6 +71,10 @@ class SyncRunConfig:
     data: SyncDataConfig = field(default_factory=SyncDataConfig)
     train: TrainConfig = field(default_factory=_sync_train_defaults)
 
+    def __post_init__(self) -> None:
+        if self.train.augment_pixel_noise:
+            raise ConfigError("train.augment_pixel_noise is a VQA option; the lip-sync expert does not take it")
+
 
 def load_sync_config(preset: str | None = "syncnet-cpu", overrides: list[str] | None = None) -> SyncRunConfig:
     """A :class:`SyncRunConfig` from a preset (``syncnet-cpu``, ``syncnet-wav2lip``) and dotted overrides."""

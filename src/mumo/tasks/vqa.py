@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from mumo.config import ConfigError, RunConfig, config_from_yaml, config_to_dict, config_to_yaml
+from mumo.data.augment import random_pixel_noise
 from mumo.data.sort_of_clevr import FAMILIES, is_relational
 from mumo.data.text import Vocab
 from mumo.data.vqa import VQASplit, image_batches
@@ -259,6 +260,11 @@ def _grid_cells(cfg: RunConfig) -> int:
 def build_task(cfg: RunConfig, data: VQAData) -> Task:
     """Wire model, batches, loss and validation to the training loop."""
     t = cfg.train
+    if t.augment_pixel_noise > 0 and data.train.images.dtype != torch.uint8:
+        raise ConfigError(
+            "train.augment_pixel_noise adds noise to image pixels; this model reads precomputed region features "
+            "(model.image_encoder=regions)"
+        )
     torch.manual_seed(t.init_seed)  # initial weights depend only on the seed (and the ensemble member)
     model = trainable_model(cfg, data.vocab.tokens, len(data.answers), example=data.train.batch(torch.tensor([0])))
 
@@ -272,7 +278,11 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
             rank=rank,
             world_size=world,
         )
-        return [data.train.batch(i) for i in idx]
+        out = [data.train.batch(i) for i in idx]
+        if t.augment_pixel_noise > 0:  # fresh noise every epoch, the same on a resume
+            gen = torch.Generator().manual_seed(t.init_seed * 1_000_003 + epoch * 1_009 + rank)
+            out = [replace(b, images=random_pixel_noise(b.images, t.augment_pixel_noise, gen)) for b in out]
+        return out
 
     def evaluate(m: nn.Module, acc: Accelerator) -> dict[str, float]:
         res = evaluate_split(m, data.val, t.eval_images_per_batch, acc)
