@@ -242,6 +242,28 @@ def test_evaluate_a_deep_ensemble(tiny_run, tiny_member_run):
     assert text.exit_code == 0 and "deep ensemble of 2 runs" in text.output
 
 
+def test_evaluate_runs_an_ensembles_members_once_over_the_split(tiny_run, tiny_member_run, monkeypatch):
+    import mumo.tasks.vqa_uncertainty as vu
+
+    calls, real = [], vu.predictive_probs  # one call per batch of images, for all members
+
+    def counting(model, batch, **kw):
+        calls.append(kw.get("mc_samples"))
+        return real(model, batch, **kw)
+
+    monkeypatch.setattr(vu, "predictive_probs", counting)
+    args = ["--split", "val", "--density-images", "0", "--question-bank", "0", "--temperature", "none", "--json"]
+    assert mumo("evaluate", tiny_run, "--ensemble", tiny_member_run, "--mc-samples", "2", *args).exit_code == 0
+    batches = calls.count(2)  # MC dropout needs its own passes, after the accuracy's
+    assert batches > 0 and calls == [None] * batches + [2] * batches
+    calls.clear()
+    result = mumo("evaluate", tiny_run, "--ensemble", tiny_member_run, "--feature-noise", "2", *args)
+    assert result.exit_code == 0, result.output
+    assert calls == [None] * batches  # accuracy and uncertainty figures share one pass of each member...
+    res = json.loads(result.output)  # ... so under feature noise they are measured on the same noise draw
+    assert res["accuracy"] == pytest.approx(res["accuracy_mean_prediction"], abs=1e-6)
+
+
 def test_ensemble_members_from_another_split_are_refused(tiny_run, tiny_member_run, tmp_path):
     reseeded = tmp_path / "reseeded"
     shutil.copytree(tiny_member_run, reseeded)

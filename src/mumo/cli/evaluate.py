@@ -80,8 +80,8 @@ def evaluate_cmd(
     from mumo.data.ood import OOD_SETS, gaussian_noise_split, ood_split
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import evaluate_split, load_data, load_model
-    from mumo.tasks.vqa_ensemble import ensemble_accuracy, ensemble_mean_probs, load_ensemble
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, image_feature_noise
+    from mumo.tasks.vqa_ensemble import ensemble_accuracy, load_ensemble
+    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, image_feature_noise, split_probs
     from mumo.train.checkpoint import CONFIG_FILE
     from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules
 
@@ -127,8 +127,12 @@ def evaluate_cmd(
     with contextlib.ExitStack() as stack:
         if feature_noise is not None:
             stack.enter_context(image_feature_noise(model, feature_noise, seed=cfg.train.seed))
-        if len(models) > 1:
-            mean = ensemble_mean_probs(models, target, cfg.train.eval_images_per_batch)  # (N, C)
+        member_probs = None
+        if len(models) > 1:  # the members' answers, dropout off: (M, N, C)
+            member_probs = split_probs(
+                model, target, mc_samples=None, images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed
+            )
+            mean = member_probs.mean(0)  # (N, C)
             res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split}
             res.update(ensemble_accuracy(mean, target))
         else:
@@ -164,6 +168,8 @@ def evaluate_cmd(
                 question_bank=bank, plots_dir=plots, images_per_batch=cfg.train.eval_images_per_batch,
                 seed=cfg.train.seed, abstain=(0.01, 0.1, 0.5) + ((abstain,) if abstain is not None else ()),
                 progress=True, temperature=t,
+                # the same passes as the ensemble's accuracy above: reused, not run twice (nor under other noise draws)
+                probs=member_probs if mc_samples is None and t == 1.0 else None,
             )  # fmt: skip
             res.update({k: v for k, v in unc.items() if k != "accuracy"})
             res["accuracy_mean_prediction"] = unc["accuracy"]

@@ -22,7 +22,6 @@ from mumo.data.vqa import VQASplit
 from mumo.errors import ConfigError
 from mumo.metrics.vqa import soft_accuracy
 from mumo.tasks.vqa import accuracy_report, load_artifacts, load_model
-from mumo.tasks.vqa_uncertainty import split_probs
 from mumo.train.checkpoint import CONFIG_FILE
 
 
@@ -73,11 +72,6 @@ def load_ensemble(
     """The members' models, checked by :func:`check_members`, each in eval mode on ``device``."""
     check_members(runs, same_split=same_split)
     return [load_model(Path(r), which, device) for r in runs]
-
-
-def ensemble_mean_probs(models: Sequence[nn.Module], split: VQASplit, images_per_batch: int = 128) -> torch.Tensor:
-    """The members' mean answer probabilities (N, C) for every question of a split, dropout off."""
-    return split_probs(list(models), split, mc_samples=None, images_per_batch=images_per_batch).mean(0)
 
 
 def ensemble_accuracy(mean: torch.Tensor, split: VQASplit) -> dict[str, Any]:

@@ -228,6 +228,7 @@ def evaluate_uncertainty(
     seed: int = 0,
     progress: bool = False,
     temperature: float = 1.0,
+    probs: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Accuracy, calibration, misclassification detection, selective prediction and (with ``ood``)
     OOD detection, optionally writing the plots as PNGs into ``plots_dir``.
@@ -248,11 +249,19 @@ def evaluate_uncertainty(
     first member's. ``auroc_misclassification_by_type`` breaks the misclassification AUROC down by question
     type: a pooled figure also ranks question types against each other (a yes/no answer's entropy is at most
     ln 2, a colour answer's is not).
+
+    ``probs``: the split's probabilities (T, N, C) when the caller already has them from :func:`split_probs` with
+    these settings (an ensemble's accuracy needs the same passes); the forward passes are then skipped.
     """
-    probs = split_probs(
-        model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed,
-        progress=progress, temperature=temperature,
-    )  # fmt: skip
+    if probs is None:
+        probs = split_probs(
+            model, split, mc_samples=mc_samples, mc_scope=mc_scope, images_per_batch=images_per_batch, seed=seed,
+            progress=progress, temperature=temperature,
+        )  # fmt: skip
+    elif probs.dim() != 3 or probs.shape[1] != split.num_questions:
+        raise MumoError(
+            f"probs must be (T, {split.num_questions}, C) for the {split.name!r} split, not {tuple(probs.shape)}"
+        )
     mean = probs.mean(0)  # (N, C)
     labels = split.targets.argmax(-1)  # (N,)
     correct = mean.argmax(-1) == labels
