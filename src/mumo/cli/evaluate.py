@@ -130,8 +130,9 @@ def evaluate_cmd(
         member_probs = None
         if len(models) > 1:  # the members' answers, dropout off: (M, N, C)
             member_probs = split_probs(
-                model, target, mc_samples=None, images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed
-            )
+                model, target, mc_samples=None, images_per_batch=cfg.train.eval_images_per_batch, seed=cfg.train.seed,
+                progress=True,
+            )  # fmt: skip
             mean = member_probs.mean(0)  # (N, C)
             res = {"run": str(run), "ensemble": [str(r) for r in runs], "split": split}
             res.update(ensemble_accuracy(mean, target))
