@@ -38,3 +38,15 @@ def trained_run(name: str, overrides: list[str]) -> Path:
     key_file.write_text(json.dumps(key) + "\n")
     train_vqa(load_config("mcan-cpu", overrides), out, progress=False, evaluate_test=False)
     return out
+
+
+def noise_augmented_run(level: float, member: int = 0) -> Path:
+    """The default recipe trained with ``train.augment_pixel_noise=level`` (0: none) as deep-ensemble member
+    ``member``, cached under one name for every benchmark that uses it."""
+    overrides = [f"train.augment_pixel_noise={level}"] if level else []
+    overrides += [f"train.member={member}"] if member else []
+    if not level:
+        name = f"easy-vqa-member{member}" if member else "easy-vqa-default"
+    else:
+        name = "easy-vqa-noise-aug" + ("" if level == 0.2 else f"{level}") + (f"-member{member}" if member else "")
+    return trained_run(name, overrides)

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from _common import RESULTS, trained_run
+from _common import RESULTS, noise_augmented_run
 
 T = 20
 N_IMAGES = 500
@@ -34,17 +34,6 @@ MEMBERS = (0, 1)
 CONDITIONS = {"pixel-noise-0.3": (0.3, 1), "pixel-noise-0.5": (0.5, 2), "severity-5": (0.38, 15)}
 
 
-def _run(level: float, member: int):
-    """The cached run of one level and member; names and overrides match benchmarks/uncertainty.py's."""
-    overrides = [f"train.augment_pixel_noise={level}"] if level else []
-    overrides += [f"train.member={member}"] if member else []
-    if not level:
-        name = f"easy-vqa-member{member}" if member else "easy-vqa-default"
-    else:
-        name = "easy-vqa-noise-aug" + ("" if level == 0.2 else f"{level}") + (f"-member{member}" if member else "")
-    return trained_run(name, overrides)
-
-
 def main() -> None:
     from mumo.config import config_from_yaml
     from mumo.data.ood import gaussian_noise_split
@@ -52,7 +41,7 @@ def main() -> None:
     from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
 
     t_start = time.perf_counter()
-    runs = {(level, member): _run(level, member) for level in LEVELS for member in MEMBERS}
+    runs = {(level, member): noise_augmented_run(level, member) for level in LEVELS for member in MEMBERS}
     data = load_data(config_from_yaml(runs[(0.0, 0)] / "config.yaml"))
     test = data.test.subset_images(torch.arange(N_IMAGES), f"test[:{N_IMAGES}]")
     shifted = {c: gaussian_noise_split(test, std, seed=seed) for c, (std, seed) in CONDITIONS.items()}

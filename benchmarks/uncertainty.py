@@ -78,7 +78,7 @@ import time
 
 import torch
 
-from _common import RESULTS, trained_run
+from _common import RESULTS, noise_augmented_run, trained_run
 
 T = 20
 N_IMAGES = 500
@@ -110,7 +110,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
     t_start = time.perf_counter()
     default_run = trained_run("easy-vqa-default", [])
     aleatoric_run = trained_run("easy-vqa-kendall-gal", ["model.aleatoric=kendall-gal"])
-    noise_aug_run = trained_run("easy-vqa-noise-aug", [f"train.augment_pixel_noise={NOISE_AUG}"])
+    noise_aug_run = noise_augmented_run(NOISE_AUG)
     noise_aug_aleatoric_run = trained_run(
         "easy-vqa-noise-aug-kendall-gal", [f"train.augment_pixel_noise={NOISE_AUG}", "model.aleatoric=kendall-gal"]
     )
