@@ -317,6 +317,38 @@ def test_evaluate_under_pixel_and_feature_noise(tiny_run):
     assert text.exit_code == 0 and "under pixel noise std 0.3" in text.output and "auroc_ood" in text.output
 
 
+def test_evaluate_under_an_imagenet_c_corruption(tiny_run):
+    clean = json.loads(mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "2", "--density-images", "0",
+                            "--question-bank", "0", "--json").output)  # fmt: skip
+    runs = {}
+    for severity in ("1", "5"):
+        result = mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "2", "--density-images", "0",
+                      "--question-bank", "0", "--corruption", "impulse_noise", "--severity", severity,
+                      "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[severity] = res = json.loads(result.output)
+        assert res["shift"] == {"corruption": {"name": "impulse_noise", "severity": int(severity)}}
+        assert {p.split("/")[-2] for p in res["plots"]} == {f"corruption-impulse_noise-{severity}"}
+    # the corruption reaches the model, and the severity is passed on
+    assert runs["5"]["nll"] != pytest.approx(clean["nll"], rel=1e-3)
+    assert runs["5"]["nll"] != pytest.approx(runs["1"]["nll"], rel=1e-3)
+    text = mumo("evaluate", tiny_run, "--split", "val", "--corruption", "gaussian_blur", "--ood", "noise",
+                "--density-images", "0")  # fmt: skip
+    assert text.exit_code == 0, text.output
+    assert "under gaussian blur severity 3" in text.output and "auroc_ood" in text.output  # severity 3 by default
+
+
+def test_bad_corruptions(tiny_run):
+    def evaluate(*args):
+        return mumo("evaluate", tiny_run, "--split", "val", "--density-images", "0", *args)
+
+    _assert_clean_error(evaluate("--corruption", "fog"), "unknown corruption 'fog'; choose one of: gaussian_noise")
+    for severity in ("0", "6"):
+        _assert_clean_error(evaluate("--corruption", "contrast", "--severity", severity), "severity must be one of 1-5")
+    _assert_clean_error(evaluate("--severity", "2"), "--severity needs --corruption")
+    _assert_clean_error(evaluate("--corruption", "contrast", "--pixel-noise", "0.1"), "choose one")
+
+
 @pytest.mark.parametrize("value", ["0", "-0.1", "nan", "inf"])
 def test_bad_noise_levels(tiny_run, value):
     for flag in ("--pixel-noise", "--feature-noise"):

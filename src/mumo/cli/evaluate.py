@@ -28,6 +28,14 @@ def evaluate_cmd(
         float | None,
         typer.Option(help="evaluate under a near shift: N(0, STD²) noise on the image features (MCAN study protocol)"),
     ] = None,
+    corruption: Annotated[
+        str | None,
+        typer.Option(
+            help="evaluate under an ImageNet-C corruption of every image: gaussian_noise, shot_noise, impulse_noise, "
+            "gaussian_blur, brightness, contrast, jpeg_compression, pixelate"
+        ),
+    ] = None,
+    severity: Annotated[int | None, typer.Option(help="the --corruption's severity, 1-5 (default 3)")] = None,
     abstain: Annotated[
         float | None,
         typer.Option(help="also report coverage, risk and PAvPU when abstaining above this predictive entropy"),
@@ -70,14 +78,15 @@ def evaluate_cmd(
     """Accuracy of a trained run, overall and per question type; with --mc-samples, --ood or --ensemble also
     calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
     With --ensemble the members' mean answer is scored and their disagreement is the epistemic uncertainty.
-    With --pixel-noise or --feature-noise every figure is measured under that shift (plots in
+    With --pixel-noise, --feature-noise or --corruption every figure is measured under that shift (plots in
     RUN/plots/<shift>/). With --results-json (vqa-v2 runs only) also the official VQA results file of the
     evaluated split."""
     import contextlib
     import math
 
     from mumo.config import config_from_yaml
-    from mumo.data.ood import OOD_SETS, gaussian_noise_split, ood_split
+    from mumo.data.corruptions import check_corruption
+    from mumo.data.ood import OOD_SETS, corrupted_split, gaussian_noise_split, ood_split
     from mumo.errors import ConfigError
     from mumo.tasks.vqa import evaluate_split, load_data, load_model
     from mumo.tasks.vqa_ensemble import ensemble_accuracy, load_ensemble
@@ -94,6 +103,13 @@ def evaluate_cmd(
     for flag, std in (("--pixel-noise", pixel_noise), ("--feature-noise", feature_noise)):
         if std is not None and not (math.isfinite(std) and std > 0):
             raise ConfigError(f"{flag} must be a standard deviation > 0, not {std}")
+    if severity is not None and corruption is None:
+        raise ConfigError("--severity needs --corruption")
+    if corruption is not None:
+        severity = 3 if severity is None else severity
+        check_corruption(corruption, severity)
+        if pixel_noise is not None:
+            raise ConfigError("--pixel-noise and --corruption both change the pixels: choose one")
     if mc_samples is not None:
         check_num_samples(mc_samples)
     runs = [run, *(ensemble or [])]
@@ -110,11 +126,20 @@ def evaluate_cmd(
     data = load_data(cfg)
     target = getattr(data, split)
     shift = {k: v for k, v in (("pixel_noise", pixel_noise), ("feature_noise", feature_noise)) if v is not None}
+    if corruption is not None:
+        shift["corruption"] = {"name": corruption, "severity": severity}
     plots = run / "plots"
     if shift:  # the shifted figures' plots go beside, not over, the clean ones
-        plots = plots / "-".join(f"{k.replace('_', '-')}-{v:g}" for k, v in shift.items())
-    if pixel_noise is not None:
-        target = gaussian_noise_split(target, pixel_noise, seed=cfg.train.seed)
+        plots = plots / "-".join(_shift_name(k, v) for k, v in shift.items())
+
+    def shift_pixels(split, seed):  # the pixel shift asked for, if any
+        if pixel_noise is not None:
+            return gaussian_noise_split(split, pixel_noise, seed=seed)
+        if corruption is not None:
+            return corrupted_split(split, corruption, severity, seed=seed)
+        return split
+
+    target = shift_pixels(target, cfg.train.seed)
     uncertainty = mc_samples is not None or ood is not None or abstain is not None or len(models) > 1
     density = None
     if uncertainty and density_images > 0:  # fitted on clean training features, outside any feature noise
@@ -157,8 +182,8 @@ def evaluate_cmd(
             res["shift"] = shift
         if uncertainty:
             ood_data = ood_split(ood, target, seed=cfg.train.seed) if ood else None
-            if ood_data is not None and pixel_noise is not None:  # the OOD images get the same shift
-                ood_data = gaussian_noise_split(ood_data, pixel_noise, seed=cfg.train.seed + 1)
+            if ood_data is not None:  # the OOD images get the same pixel shift
+                ood_data = shift_pixels(ood_data, cfg.train.seed + 1)
             bank = None
             if question_bank > 0 and (mc_samples is not None or len(models) > 1):
                 from mumo.tasks.vqa_question_bank import question_bank as draw_bank
@@ -182,7 +207,7 @@ def _print_evaluation(res: dict, split: str, *, json_out: bool, results_json: Pa
         typer.echo(json.dumps(res))
         return
     who = f" (deep ensemble of {len(res['ensemble'])} runs)" if "ensemble" in res else ""
-    under = "".join(f", under {k.replace('_', ' ')} std {v:g}" for k, v in res.get("shift", {}).items())
+    under = "".join(f", under {_shift_name(k, v, human=True)}" for k, v in res.get("shift", {}).items())
     typer.echo(f"{split} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions{who}{under}")
     for k, v in res["accuracy_by_type"].items():
         typer.echo(f"  {k:8s} {v:.4f}")
@@ -210,6 +235,14 @@ def _print_evaluation(res: dict, split: str, *, json_out: bool, results_json: Pa
         typer.echo(f"wrote {path}")
     if results_json is not None:
         typer.echo(f"wrote {results_json}")
+
+
+def _shift_name(key: str, value: float | dict, human: bool = False) -> str:
+    """A shift as a folder name (``pixel-noise-0.5``, ``corruption-contrast-3``) or in words."""
+    if key == "corruption":
+        name = f"{value['name'].replace('_', ' ')} severity {value['severity']}"
+        return name if human else f"corruption-{value['name']}-{value['severity']}"
+    return f"{key.replace('_', ' ')} std {value:g}" if human else f"{key.replace('_', '-')}-{value:g}"
 
 
 def _temperature(option: str, run: Path) -> float:

@@ -1,6 +1,8 @@
 """Distribution shift and out-of-distribution images for a VQA split, generated (nothing downloaded).
 
 - :func:`gaussian_noise_split` — near shift: N(0, std²) pixel noise on every image (pixels in [0, 1]).
+- :func:`corrupted_split` — near shift: an ImageNet-C corruption (noise, blur, brightness, contrast, JPEG,
+  pixelation) at severity 1-5 on every image.
 - :func:`ood_split` — far OOD: the same questions asked about images unlike anything in easy-VQA:
   ``sort-of-clevr`` (scenes of another data set: six small squares and circles of six colours),
   ``shapes-ood`` (stars, crosses, rings, pentagons in unseen colours on dark or striped backgrounds),
@@ -21,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mumo.data.augment import add_pixel_noise
+from mumo.data.corruptions import check_corruption, corrupt
 from mumo.data.easy_vqa import test_images
 from mumo.data.sort_of_clevr import render_scene
 from mumo.data.vqa import VQASplit
@@ -30,15 +33,34 @@ OOD_SETS = ("sort-of-clevr", "shapes-ood", "noise", "easy-vqa")
 _OOD_COLORS = [(160, 32, 240), (255, 105, 180), (255, 140, 0), (250, 250, 250), (0, 255, 127), (139, 69, 19)]
 
 
-def gaussian_noise_split(split: VQASplit, std: float, *, seed: int = 0) -> VQASplit:
-    """A copy of ``split`` with N(0, std²) noise added to its [0, 1] pixels (clipped, re-quantised)."""
+def _check_pixels(split: VQASplit, shift: str) -> None:
     if split.images.dtype != torch.uint8:
         raise ConfigError(
-            "pixel noise needs image pixels; this split holds region features: use feature noise "
+            f"{shift} needs image pixels; this split holds region features: use feature noise "
             "(mumo evaluate --feature-noise, mumo.uncertainty.shift.feature_noise)"
         )
+
+
+def gaussian_noise_split(split: VQASplit, std: float, *, seed: int = 0) -> VQASplit:
+    """A copy of ``split`` with N(0, std²) noise added to its [0, 1] pixels (clipped, re-quantised)."""
+    _check_pixels(split, "pixel noise")
     noisy = add_pixel_noise(split.images.float() / 255.0, std, torch.Generator().manual_seed(seed))
     return replace(split, name=f"{split.name}+noise{std:g}", images=(noisy * 255).round().to(torch.uint8))
+
+
+def corrupted_split(split: VQASplit, corruption: str, severity: int, *, seed: int = 0) -> VQASplit:
+    """A copy of ``split`` with every image under an ImageNet-C ``corruption`` at ``severity`` (1-5;
+    :mod:`mumo.data.corruptions`), 256 images at a time (bounded memory); seeded.
+
+    Raises:
+        ConfigError: unknown corruption or severity, or a split of region features.
+    """
+    check_corruption(corruption, severity)
+    _check_pixels(split, "an image corruption")
+    g = torch.Generator().manual_seed(seed)
+    chunks = [corrupt(chunk.float() / 255.0, corruption, severity, g) for chunk in split.images.split(256)]
+    images = (torch.cat(chunks) * 255).round().to(torch.uint8)  # (N, 3, H, W)
+    return replace(split, name=f"{split.name}+{corruption}{severity}", images=images)
 
 
 def _polygon(cx: float, cy: float, r: float, n: int, star: bool, rot: float) -> list[tuple[float, float]]:
