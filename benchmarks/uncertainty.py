@@ -18,7 +18,10 @@ from [0, 0.2], milder than every shifted condition but ImageNet-C severities 1-3
 - deep-ensemble+mc: the same 5 members with T = 4 MC-dropout passes each (20 samples, MC dropout's budget);
 - noise-aug, noise-aug+mc: the noise-augmented model, dropout off and with T = 20 passes;
 - noise-aug-aleatoric, noise-aug-aleatoric+mc: the noise-augmented aleatoric model, the same two ways: the
-  aleatoric head can only learn input noise from training images that have some.
+  aleatoric head can only learn input noise from training images that have some;
+- noise-aug0.3+mc, noise-aug0.3-ensemble: the recipe trained with stronger noise (`train.augment_pixel_noise=0.3`,
+  the level `benchmarks/noise_augmentation.py` found σ 0.5 needs) with T = 20 passes, and two such runs
+  (`train.member=0, 1`) as a deep ensemble, dropout off.
 
 Conditions, on the first 500 easy-VQA test images (about 4,800 questions):
 clean; near shift by Gaussian pixel noise (std 0.3 and 0.5 on [0, 1] pixels) and by N(0, 1) noise on
@@ -48,9 +51,8 @@ bank of 8 training questions (drawn once per model, seed 0) about each image, av
 (`mumo.tasks.vqa_question_bank`). It is an image-level MC-dropout score, carried by every question about
 the image.
 
-Severity sweep: the deterministic model, MC dropout, the deep ensemble and the noise-augmented model under
-pixel noise at
-ImageNet-C's five Gaussian-noise severities (std 0.08, 0.12, 0.18, 0.26, 0.38; Hendrycks & Dietterich
+Severity sweep: the deterministic model, MC dropout, the deep ensemble and the noise-augmented models under
+pixel noise at ImageNet-C's five Gaussian-noise severities (std 0.08, 0.12, 0.18, 0.26, 0.38; Hendrycks & Dietterich
 2019): accuracy, ECE, NLL and misclassification AUROC per severity, plotted in
 `benchmarks/results/uncertainty_severity.png`. It shows how far the misclassification target holds as the
 shift grows.
@@ -87,8 +89,10 @@ DENSITY_IMAGES = 2000  # training images the feature density is fitted on
 BANK = 8  # training questions asked about every image for image_mutual_information
 # ImageNet-C's Gaussian-noise std for severities 1-5 (Hendrycks & Dietterich 2019, on [0, 1] pixels)
 SEVERITIES = (0.08, 0.12, 0.18, 0.26, 0.38)
-SWEEP_METHODS = ("deterministic", "mc-dropout", "deep-ensemble", "noise-aug+mc", "noise-aug-aleatoric+mc")
+SWEEP_METHODS = ("deterministic", "mc-dropout", "deep-ensemble", "noise-aug+mc", "noise-aug-aleatoric+mc",
+                 "noise-aug0.3+mc", "noise-aug0.3-ensemble")  # fmt: skip
 NOISE_AUG = 0.2  # train.augment_pixel_noise of the noise-augmented model: at most ImageNet-C severity 3's std
+NOISE_AUG_STRONG = 0.3  # and of the stronger noise-augmented runs
 # the mask-supervised Sort-of-CLEVR model of benchmarks/sort_of_clevr.py (preset mcan-sort-of-clevr)
 SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=16", "train.warmup_epochs=1",
                  "train.decay_epochs=[14,16]", "model.cnn_skip=true", "model.grid_position=true", "model.layers=2",
@@ -120,7 +124,10 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
     fit = data.train.first_images(DENSITY_IMAGES)
     models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run),
               "ensemble": load_ensemble(member_runs, device="cpu"), "noise-aug": load_model(noise_aug_run),
-              "noise-aug-aleatoric": load_model(noise_aug_aleatoric_run)}  # fmt: skip
+              "noise-aug-aleatoric": load_model(noise_aug_aleatoric_run),
+              "noise-aug0.3": load_model(noise_augmented_run(NOISE_AUG_STRONG)),
+              "noise-aug0.3-ensemble": load_ensemble([noise_augmented_run(NOISE_AUG_STRONG, m) for m in (0, 1)],
+                                                     device="cpu")}  # fmt: skip
     banks = {"easy-vqa": question_bank(data.train, BANK)}
     ids, val_logits = predict_logits(models["default"], data.val, 128)
     temperatures = {"temperature": fit_temperature(val_logits, data.val.targets[ids].argmax(-1))}
@@ -138,6 +145,8 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
         "noise-aug+mc": ("noise-aug", T, "all"),
         "noise-aug-aleatoric": ("noise-aug-aleatoric", None, "all"),
         "noise-aug-aleatoric+mc": ("noise-aug-aleatoric", T, "all"),
+        "noise-aug0.3+mc": ("noise-aug0.3", T, "all"),
+        "noise-aug0.3-ensemble": ("noise-aug0.3-ensemble", None, "all"),
         # the other direction: a Sort-of-CLEVR model shown easy-VQA (and other) images
         "soc:deterministic": ("soc", None, "all"),
         "soc:mc-dropout": ("soc", T, "all"),
@@ -272,7 +281,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
         # not on the clean images, where these models may make no error to detect (the AUROC is then undefined)
         "misclassification_auroc_ge_0.85_noise_aug": {
             f"{m}, {c}": get(m, c, "auroc_misclassification") >= 0.85
-            for m in ("noise-aug+mc", "noise-aug-aleatoric+mc")
+            for m in ("noise-aug+mc", "noise-aug-aleatoric+mc", "noise-aug0.3+mc", "noise-aug0.3-ensemble")
             for c in shifts
         },
         "noise_aug_mc_lowers_ece_nll_under_shift": {
@@ -322,7 +331,10 @@ def _plot_sweep(sweep: list[dict], path) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle("easy-VQA models under Gaussian pixel noise (500 test images; noise-aug: trained with std <= 0.2)")
+    fig.suptitle(
+        "easy-VQA models under Gaussian pixel noise (500 test images; noise-aug trained with std <= 0.2, "
+        "noise-aug0.3 with std <= 0.3)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
