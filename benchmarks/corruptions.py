@@ -13,7 +13,7 @@ images (about 4,800 questions; corruption seed 0). Reported: accuracy, ECE, NLL 
 AUROC of the predictive entropy with its 95 % bootstrap interval over images (target >= 0.85; undefined where
 a model makes no error).
 
-    python benchmarks/corruptions.py    # writes benchmarks/results/corruptions.{json,md,png}, ~20 min on 2 cores
+    python benchmarks/corruptions.py    # writes benchmarks/results/corruptions.{json,md,png}, ~22 min on 2 cores
 """
 
 from __future__ import annotations

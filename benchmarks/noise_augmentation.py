@@ -11,8 +11,8 @@ runs of each level are also measured as a deep ensemble (dropout off: their disa
 part).
 
 S = 0 is the default model; S = 0.2 stays below every shift measured here. Runs are cached in
-benchmarks/runs/ (shared with benchmarks/uncertainty.py: the S = 0 runs and the S = 0.2 member 0);
-each new one takes about 6 minutes on 2 CPU cores.
+benchmarks/runs/ (benchmarks/corruptions.py uses the same six, benchmarks/uncertainty.py all but the S = 0.2
+member 1); each new one takes about 6 minutes on 2 CPU cores.
 
     python benchmarks/noise_augmentation.py    # writes benchmarks/results/noise_augmentation.{json,md}
 """
