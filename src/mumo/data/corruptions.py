@@ -26,18 +26,6 @@ from scipy.ndimage import gaussian_filter
 from mumo.data.augment import add_pixel_noise
 from mumo.errors import ConfigError
 
-# the ImageNet-C parameter of each corruption at severities 1-5
-_PARAMS = {
-    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),  # std
-    "shot_noise": (60, 25, 12, 5, 3),  # photons per unit intensity
-    "impulse_noise": (0.03, 0.06, 0.09, 0.17, 0.27),  # fraction of salt-and-pepper values
-    "gaussian_blur": (1, 2, 3, 4, 6),  # sigma in pixels of a 224-px image
-    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # added to the HSV value
-    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),  # factor on the deviation from the channel mean
-    "jpeg_compression": (25, 18, 15, 10, 7),  # JPEG quality
-    "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),  # downscaling factor
-}
-CORRUPTIONS = tuple(_PARAMS)
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
@@ -89,21 +77,23 @@ def _pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     return _per_image(x, lambda img: img.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.NEAREST))
 
 
-_APPLY = {
-    "gaussian_noise": lambda x, c, g: add_pixel_noise(x, c, g),
-    "shot_noise": _shot_noise,
-    "impulse_noise": _impulse_noise,
-    "gaussian_blur": _gaussian_blur,
-    "brightness": _brightness,
-    "contrast": _contrast,
-    "jpeg_compression": _jpeg_compression,
-    "pixelate": _pixelate,
+# name -> (ImageNet-C's parameter at severities 1-5, the corruption)
+_CORRUPTIONS: dict[str, tuple[tuple[float, ...], Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]]] = {
+    "gaussian_noise": ((0.08, 0.12, 0.18, 0.26, 0.38), add_pixel_noise),  # std
+    "shot_noise": ((60, 25, 12, 5, 3), _shot_noise),  # photons per unit intensity
+    "impulse_noise": ((0.03, 0.06, 0.09, 0.17, 0.27), _impulse_noise),  # fraction of salt-and-pepper values
+    "gaussian_blur": ((1, 2, 3, 4, 6), _gaussian_blur),  # sigma in pixels of a 224-px image
+    "brightness": ((0.1, 0.2, 0.3, 0.4, 0.5), _brightness),  # added to the HSV value
+    "contrast": ((0.4, 0.3, 0.2, 0.1, 0.05), _contrast),  # factor on the deviation from the channel mean
+    "jpeg_compression": ((25, 18, 15, 10, 7), _jpeg_compression),  # JPEG quality
+    "pixelate": ((0.6, 0.5, 0.4, 0.3, 0.25), _pixelate),  # downscaling factor
 }
+CORRUPTIONS = tuple(_CORRUPTIONS)
 
 
 def check_corruption(name: str, severity: int) -> None:
     """Raises ConfigError for an unknown corruption or a severity outside 1-5."""
-    if name not in _PARAMS:
+    if name not in _CORRUPTIONS:
         raise ConfigError(f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
         raise ConfigError(f"corruption severity must be one of 1-5, not {severity!r}")
@@ -115,5 +105,6 @@ def corrupt(pixels: torch.Tensor, name: str, severity: int, generator: torch.Gen
     Never in place; seeded through ``generator`` (the noises draw from it, the others are deterministic).
     """
     check_corruption(name, severity)
-    out = _APPLY[name](pixels.float(), _PARAMS[name][severity - 1], generator)  # (B, 3, H, W)
+    params, apply = _CORRUPTIONS[name]
+    out = apply(pixels.float(), params[severity - 1], generator)  # (B, 3, H, W)
     return out.clamp(0, 1).mul(255).round().div(255).to(pixels.dtype)
