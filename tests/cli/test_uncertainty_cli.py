@@ -353,3 +353,21 @@ def test_bad_corruptions(tiny_run):
 def test_bad_noise_levels(tiny_run, value):
     for flag in ("--pixel-noise", "--feature-noise"):
         _assert_clean_error(mumo("evaluate", tiny_run, "--split", "val", flag, value), flag)
+
+
+def test_evaluate_json_writes_undefined_figures_as_null(tiny_run, monkeypatch):
+    # an interval from too few wrong answers is undefined (NaN in Python); --json must stay strict JSON
+    import functools
+
+    import mumo.tasks.vqa_uncertainty as vu
+
+    monkeypatch.setattr(
+        vu, "misclassification_auroc_interval", functools.partial(vu.misclassification_auroc_interval, min_count=10**9)
+    )
+    result = mumo("evaluate", tiny_run, "--split", "val", "--mc-samples", "2", "--density-images", "0",
+                  "--question-bank", "0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.output and "Infinity" not in result.output
+    res = json.loads(result.output)
+    assert res["auroc_misclassification_ci95"] == [None, None]
+    assert isinstance(res["auroc_misclassification"], float)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mumo.cli._errors import friendly_errors
+from mumo.cli._json import strict_json
 
 
 @friendly_errors
@@ -204,7 +205,7 @@ def evaluate_cmd(
 
 def _print_evaluation(res: dict, split: str, *, json_out: bool, results_json: Path | None) -> None:
     if json_out:
-        typer.echo(json.dumps(res))
+        typer.echo(strict_json(res))
         return
     who = f" (deep ensemble of {len(res['ensemble'])} runs)" if "ensemble" in res else ""
     under = "".join(f", under {_shift_name(k, v, human=True)}" for k, v in res.get("shift", {}).items())
@@ -303,7 +304,7 @@ def predict_cmd(
         abstain_on=abstain_on, image_uncertainty=image_uncertainty,
     )  # fmt: skip
     if json_out:
-        typer.echo(json.dumps(pred.to_dict()))
+        typer.echo(strict_json(pred.to_dict()))
         return
     if pred.abstained:
         typer.echo(f"don't know ({pred.abstain_reason}); best guess: {pred.best_guess}")
@@ -349,7 +350,7 @@ def fit_density_cmd(
            "classes": int(density.gaussians.classes.numel()), "jitter": density.gaussians.jitter,
            "validation_quantiles": quantiles}  # fmt: skip
     if json_out:
-        typer.echo(json.dumps(res))
+        typer.echo(strict_json(res))
         return
     typer.echo(
         f"fitted on {res['fit_questions']} questions of {res['fit_images']} training images "
@@ -372,7 +373,7 @@ def fit_temperature_cmd(
 
     res = {"path": str(run / TEMPERATURE_FILE), **fit_run_temperature(run, device=device)}
     if json_out:
-        typer.echo(json.dumps(res))
+        typer.echo(strict_json(res))
         return
     typer.echo(
         f"temperature {res['temperature']:.4f} fitted on {res['fit_questions']} validation questions: "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mumo.cli._errors import friendly_errors
+from mumo.cli._json import strict_json
 
 
 @friendly_errors
@@ -46,13 +46,13 @@ def explain_cmd(
         if image is not None or question is not None or out is not None:
             raise ConfigError("--evaluate scores a whole split: drop --image, --question and --out")
         res = explain_run(run, split=split, opts=opts, max_images=images, device=device)
-        typer.echo(json.dumps(res) if json_out else format_scores(res))
+        typer.echo(strict_json(res) if json_out else format_scores(res))
         return
     if image is None or question is None:
         raise ConfigError("give --image and --question to explain one answer, or --evaluate to score a split")
     res = explain_example(run, image, question, method, opts=opts, out=out, device=device)
     if json_out:
-        typer.echo(json.dumps(res))
+        typer.echo(strict_json(res))
         return
     unc = res.get("uncertainty") or {}
     lines = [

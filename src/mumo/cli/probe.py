@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mumo.cli._errors import friendly_errors
+from mumo.cli._json import strict_json
 
 _ROWS = (
     ("real image", "accuracy_real"),
@@ -33,7 +33,7 @@ def probe_cmd(
     from mumo.tasks.vqa_probe import probe_run
 
     res = probe_run(run, split, max_images=images, seed=seed, device=device)
-    typer.echo(json.dumps(res) if json_out else format_probe(res))
+    typer.echo(strict_json(res) if json_out else format_probe(res))
 
 
 def format_probe(res: dict[str, Any]) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mumo.cli._errors import friendly_errors
+from mumo.cli._json import strict_json
 
 
 @friendly_errors
@@ -29,7 +29,7 @@ def sync_cmd(
     check_num_samples(mc_samples)
     res = sync_video(run, video, audio, mc_samples=mc_samples, seed=seed, device=device)
     if json_out:
-        typer.echo(json.dumps(res))
+        typer.echo(strict_json(res))
         return
     lines = [
         f"{video}: offset {res['offset_frames']:+d} frames ({res['offset_frames'] * 40:+d} ms; positive = audio lags)",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mumo.cli._errors import friendly_errors
+from mumo.cli._json import strict_json
 
 app = typer.Typer(help="Train a model.", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -45,7 +45,7 @@ def train_vqa_cmd(
     if not is_main_process():  # under torchrun / accelerate launch only rank 0 reports
         return
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(strict_json(summary, indent=2))
         return
     typer.echo(f"best val accuracy {summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']})")
     typer.echo(f"training: {summary['train_seconds']:.0f}s, {summary['train_samples_per_second']:.0f} questions/s")
@@ -87,7 +87,7 @@ def train_syncnet_cmd(
     if not is_main_process():
         return
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(strict_json(summary, indent=2))
         return
     typer.echo(
         f"best val: BCE {summary['best_val_eval_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f} "

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from mumo.cli._errors import friendly_errors
+from mumo.cli._json import strict_json
 from mumo.errors import MumoError
 
 
@@ -48,7 +49,7 @@ def vqa_eval_cmd(
     r = _read_json(results, "results")
     res = evaluate_results(q, a, r, version=metric_version)
     if json_out:
-        typer.echo(json.dumps(res))
+        typer.echo(strict_json(res))
         return
     typer.echo(
         f"VQA accuracy (official vqaEval, {metric_version} version) {100 * res['accuracy']:.2f} "
