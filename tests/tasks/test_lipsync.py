@@ -119,7 +119,10 @@ def test_training_learns_sync_and_scores_offsets(layout, tmp_path):
     assert 0.0 <= synced["sync_probability"] <= 1.0 and synced["sync_probability_std"] > 0
     shifted = score_clip(model, shift_clip(clip, 3), max_offset=6)
     assert shifted["offset_frames"] in (2, 3, 4)
-    assert shifted["lse_d"] >= synced["lse_d"] - 1e-6
+    # compared as given (offset 0), the shifted clip's lips and audio are further apart than the synced clip's.
+    # (Its LSE-D, the distance at its own best offset, need not be: the offset search realigns it.)
+    zero = 6  # column of offset 0 in mean_distance_per_offset, offsets -6..6
+    assert shifted["mean_distance_per_offset"][zero] > synced["mean_distance_per_offset"][zero]
 
 
 def test_shift_clip_moves_the_mel():
