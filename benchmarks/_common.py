@@ -17,8 +17,8 @@ CACHE_VERSION = 2
 def trained_run(name: str, overrides: list[str]) -> Path:
     """Train ``mcan-cpu`` with ``overrides`` into benchmarks/runs/NAME once; later calls reuse it."""
     from mumo.config import load_config
-    from mumo.tasks.vqa import train_vqa
-    from mumo.train.checkpoint import read_state
+    from mumo.runs import Run
+    from mumo.tasks.vqa.train import train_vqa
 
     out = RUNS / name
     key = {"cache_version": CACHE_VERSION, "overrides": overrides}
@@ -28,7 +28,7 @@ def trained_run(name: str, overrides: list[str]) -> Path:
         shutil.rmtree(out)
     if (out / "state.json").exists():
         cfg = load_config("mcan-cpu", overrides)
-        if len(read_state(out)["history"]) == cfg.train.epochs:
+        if Run(out).finished_epochs == cfg.train.epochs:
             return out
         print(f"resuming unfinished benchmark run {out}", file=sys.stderr)
         train_vqa(None, out, resume=True, progress=False, evaluate_test=False)

@@ -3,7 +3,7 @@
 `benchmarks/noise_augmentation.py` found that training with Gaussian pixel noise (`train.augment_pixel_noise=S`)
 lets MC dropout and small ensembles find their errors under strong Gaussian pixel noise. That is the noise the
 models trained with, so here the same runs meet the other ImageNet-C corruptions (Hendrycks & Dietterich 2019;
-`mumo.data.corruptions`): shot and impulse noise, Gaussian blur, brightness, contrast, JPEG compression and
+`mumo.data.shift.corruptions`): shot and impulse noise, Gaussian blur, brightness, contrast, JPEG compression and
 pixelation, at severities 3 and 5, with Gaussian noise itself as the seen reference.
 
 Models (cached in benchmarks/runs/, shared with the other benchmarks): the default easy-VQA recipe (`mcan-cpu`)
@@ -35,15 +35,17 @@ SEEN = "gaussian_noise"  # the corruption noise-augmented training draws from
 
 
 def main() -> None:
-    from mumo.config import config_from_yaml
-    from mumo.data.corruptions import CORRUPTIONS
-    from mumo.data.ood import corrupted_split
-    from mumo.tasks.vqa import load_data, load_model
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+    from mumo.config import RunConfig
+    from mumo.data.shift.corruptions import CORRUPTIONS
+    from mumo.data.shift.ood import corrupted_split
+    from mumo.runs import Run
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
+    from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
     t_start = time.perf_counter()
     runs = {(level, member): noise_augmented_run(level, member) for level in LEVELS for member in MEMBERS}
-    data = load_data(config_from_yaml(runs[(0.0, 0)] / "config.yaml"))
+    data = load_data(Run(runs[(0.0, 0)]).config(RunConfig))
     test = data.test.subset_images(torch.arange(N_IMAGES), f"test[:{N_IMAGES}]")
     models = {key: load_model(run) for key, run in runs.items()}
     evaluated = []  # (level, method, model(s), MC samples)

@@ -47,10 +47,11 @@ ACCURACY_TOLERANCE = 0.005
 
 
 def _split(run: Path):
-    from mumo.config import config_from_yaml
-    from mumo.tasks.vqa import load_data
+    from mumo.config import RunConfig
+    from mumo.runs import Run
+    from mumo.tasks.vqa.data import load_data
 
-    cfg = config_from_yaml(run / "config.yaml")
+    cfg = Run(run).config(RunConfig)
     test = load_data(cfg).test
     n = min(N_IMAGES, test.num_images)
     return cfg, test, n
@@ -58,8 +59,8 @@ def _split(run: Path):
 
 def map_methods(run: Path) -> dict:
     """Every method's scores on the plain model (U-CAM in both signs)."""
-    from mumo.tasks.vqa import load_model
-    from mumo.tasks.vqa_explain import ExplainOptions, evaluate_explanations
+    from mumo.tasks.vqa.explain import ExplainOptions, evaluate_explanations
+    from mumo.tasks.vqa.model import load_model
 
     cfg, test, n = _split(run)
     model = load_model(run)
@@ -75,8 +76,9 @@ def map_methods(run: Path) -> dict:
 
 def attention_of(run: Path) -> dict:
     """Test accuracy (all test images) and attention scores (the benchmark's images) of one run."""
-    from mumo.tasks.vqa import evaluate_split, load_model
-    from mumo.tasks.vqa_explain import evaluate_explanations
+    from mumo.tasks.vqa.accuracy import evaluate_split
+    from mumo.tasks.vqa.explain import evaluate_explanations
+    from mumo.tasks.vqa.model import load_model
 
     cfg, test, n = _split(run)
     model = load_model(run)
@@ -100,7 +102,7 @@ def captum_parity(run: Path, repeats: int = 15) -> dict:
 
     from mumo.explain.gradcam import grad_cam
     from mumo.explain.targets import AnswerLogit
-    from mumo.tasks.vqa import load_model
+    from mumo.tasks.vqa.model import load_model
     from mumo.types import VQABatch
 
     _, test, _ = _split(run)
@@ -139,7 +141,7 @@ def captum_parity(run: Path, repeats: int = 15) -> dict:
 
 
 def probe(runs: dict[str, Path]) -> dict:
-    from mumo.tasks.vqa_probe import probe_run
+    from mumo.tasks.vqa.probe import probe_run
 
     out = {}
     for name, run in runs.items():

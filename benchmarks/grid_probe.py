@@ -25,12 +25,13 @@ def probe(run: Path) -> dict:
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from mumo.config import config_from_yaml
-    from mumo.data.sort_of_clevr import COLORS, IMAGE_SIZE, load_sort_of_clevr, read_records
-    from mumo.tasks.vqa import load_model, sort_of_clevr_root
-    from mumo.train.checkpoint import read_state
+    from mumo.config import RunConfig
+    from mumo.data.vqa.sort_of_clevr import COLORS, IMAGE_SIZE, load_sort_of_clevr, read_records
+    from mumo.runs import Run
+    from mumo.tasks.vqa.data import sort_of_clevr_root
+    from mumo.tasks.vqa.model import load_model
 
-    cfg = config_from_yaml(run / "config.yaml")
+    cfg = Run(run).config(RunConfig)
     if cfg.data.name != "sort-of-clevr":
         raise SystemExit(f"{run} is not a Sort-of-CLEVR run")
     root = sort_of_clevr_root(cfg)
@@ -51,7 +52,7 @@ def probe(run: Path) -> dict:
     fit = len(x) * 2 // 3
     result = {"run": str(run), "model": asdict(cfg.model),
               "max_train_images": cfg.data.max_train_images, "lr": cfg.train.lr,
-              "images_per_batch": cfg.train.images_per_batch, "epochs": len(read_state(run)["history"]),
+              "images_per_batch": cfg.train.images_per_batch, "epochs": Run(run).finished_epochs,
               "grid": [rows, cols], "objects": len(x)}  # fmt: skip
     for name, y in (("colour", np.array(colour)), ("shape", np.array(shape))):
         clf = LogisticRegression(max_iter=2000).fit(x[:fit], y[:fit])

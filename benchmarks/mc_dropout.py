@@ -41,8 +41,10 @@ def _time(fn, repeats: int, device: torch.device) -> float:
 
 
 def main() -> None:
-    from mumo.config import config_from_yaml
-    from mumo.tasks.vqa import load_data, load_model
+    from mumo.config import RunConfig
+    from mumo.runs import Run
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
     from mumo.uncertainty.mc_dropout import mc_forward, mc_forward_naive
 
     parser = argparse.ArgumentParser()
@@ -52,7 +54,7 @@ def main() -> None:
     run = args.run or trained_run("easy-vqa-default", [])
     model = load_model(run, device=args.device)
     device = next(model.parameters()).device
-    data = load_data(config_from_yaml(run / "config.yaml"))
+    data = load_data(Run(run).config(RunConfig))
     rows = []
     with torch.no_grad():
         for n_images, repeats in ((1, 30), (8, 15), (32, 7), (128, 3)):

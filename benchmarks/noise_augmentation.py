@@ -35,14 +35,16 @@ CONDITIONS = {"pixel-noise-0.3": (0.3, 1), "pixel-noise-0.5": (0.5, 2), "severit
 
 
 def main() -> None:
-    from mumo.config import config_from_yaml
-    from mumo.data.ood import gaussian_noise_split
-    from mumo.tasks.vqa import load_data, load_model
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+    from mumo.config import RunConfig
+    from mumo.data.shift.ood import gaussian_noise_split
+    from mumo.runs import Run
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
+    from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
     t_start = time.perf_counter()
     runs = {(level, member): noise_augmented_run(level, member) for level in LEVELS for member in MEMBERS}
-    data = load_data(config_from_yaml(runs[(0.0, 0)] / "config.yaml"))
+    data = load_data(Run(runs[(0.0, 0)]).config(RunConfig))
     test = data.test.subset_images(torch.arange(N_IMAGES), f"test[:{N_IMAGES}]")
     shifted = {c: gaussian_noise_split(test, std, seed=seed) for c, (std, seed) in CONDITIONS.items()}
     rows = []

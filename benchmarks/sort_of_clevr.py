@@ -30,8 +30,8 @@ from _common import RESULTS
 
 def main() -> None:
     from mumo.config import load_config
-    from mumo.data.sort_of_clevr import FAMILIES
-    from mumo.tasks.vqa import train_vqa
+    from mumo.data.vqa.sort_of_clevr import FAMILIES
+    from mumo.tasks.vqa.train import train_vqa
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=12)
@@ -57,10 +57,13 @@ def main() -> None:
     summary = train_vqa(load_config("mcan-cpu", overrides), run, progress=False)
     wall = time.perf_counter() - t0
     history = json.loads((run / "state.json").read_text())["history"]
-    from mumo.config import config_from_yaml
-    from mumo.tasks.vqa import evaluate_split, load_data, load_model
+    from mumo.config import RunConfig
+    from mumo.runs import Run
+    from mumo.tasks.vqa.accuracy import evaluate_split
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
 
-    cfg = config_from_yaml(run / "config.yaml")
+    cfg = Run(run).config(RunConfig)
     test = evaluate_split(load_model(run), load_data(cfg).test)
     result = {
         "overrides": overrides,

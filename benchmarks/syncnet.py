@@ -28,7 +28,7 @@ from _common import RESULTS, RUNS
 
 
 def talking_faces(clips: int, seed: int = 0) -> Path:
-    from mumo.data.talking_faces import generate_talking_faces
+    from mumo.data.av.talking_faces import generate_talking_faces
 
     root = RUNS / f"talking-faces-{clips}-seed{seed}"
     if not (root / "meta.json").exists():
@@ -44,12 +44,12 @@ def talking_faces(clips: int, seed: int = 0) -> Path:
 
 def trained(root: Path, epochs: int, overrides: list[str]) -> Path:
     """The syncnet-cpu expert trained on ``root`` (cached; an interrupted run resumes)."""
-    from mumo.tasks.lipsync import load_sync_config, train_syncnet
-    from mumo.train.checkpoint import read_state
+    from mumo.runs import Run
+    from mumo.tasks.sync.task import load_sync_config, train_syncnet
 
     out = RUNS / f"syncnet-cpu-{root.name}-{epochs}ep"
     done = (out / "state.json").exists()
-    if done and len(read_state(out)["history"]) == epochs:
+    if done and Run(out).finished_epochs == epochs:
         return out
     cfg = load_sync_config("syncnet-cpu", [f"data.root={root}", f"train.epochs={epochs}", *overrides])
     train_syncnet(cfg, out, resume=done, progress=False)
@@ -81,10 +81,10 @@ def realtime(run: Path, root: Path, seconds: float = 10.0) -> dict:
     """
     from skimage import data as skdata
 
-    from mumo.data.audio import load_audio
-    from mumo.data.lipsync import read_filelist
-    from mumo.data.video import write_video
-    from mumo.tasks.lipsync import sync_video
+    from mumo.data.av.audio import load_audio
+    from mumo.data.av.clips import read_filelist
+    from mumo.data.av.video import write_video
+    from mumo.tasks.sync.task import sync_video
 
     n = int(seconds * 25)
     audio = np.concatenate([load_audio(root / e / "audio.wav").numpy() for e in read_filelist(root, "test")])
@@ -105,8 +105,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    from mumo.data.lipsync import load_clips, sample_pairs
-    from mumo.tasks.lipsync import _eval_metrics, load_syncnet, score_clip, shift_clip
+    from mumo.data.av.clips import load_clips, sample_pairs
+    from mumo.tasks.sync.task import _eval_metrics, load_syncnet, score_clip, shift_clip
 
     t_start = time.perf_counter()
     root = talking_faces(args.clips)

@@ -48,7 +48,7 @@ misclassification score.
 
 MC and ensemble rows also score `image_mutual_information` against OOD: the mutual information of the answers to a
 bank of 8 training questions (drawn once per model, seed 0) about each image, averaged over the bank
-(`mumo.tasks.vqa_question_bank`). It is an image-level MC-dropout score, carried by every question about
+(`mumo.tasks.vqa.question_bank`). It is an image-level MC-dropout score, carried by every question about
 the image.
 
 Severity sweep: the deterministic model, MC dropout, the deep ensemble and the noise-augmented models under
@@ -101,14 +101,18 @@ SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=
 
 
 def main(reuse_sort_of_clevr: bool = False) -> None:
-    from mumo.config import config_from_yaml
-    from mumo.data.ood import gaussian_noise_split, ood_split
-    from mumo.data.vqa import VQASplit
-    from mumo.tasks.vqa import load_data, load_model, predict_logits
-    from mumo.tasks.vqa_density import fit_split_density
-    from mumo.tasks.vqa_ensemble import load_ensemble
-    from mumo.tasks.vqa_question_bank import question_bank
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty, image_feature_noise, members
+    from mumo.config import RunConfig
+    from mumo.data.shift.ood import gaussian_noise_split, ood_split
+    from mumo.data.vqa.split import VQASplit
+    from mumo.runs import Run
+    from mumo.tasks.vqa.accuracy import predict_logits
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.density import fit_split_density
+    from mumo.tasks.vqa.ensemble import load_ensemble
+    from mumo.tasks.vqa.model import load_model
+    from mumo.tasks.vqa.predictive import image_feature_noise, members
+    from mumo.tasks.vqa.question_bank import question_bank
+    from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
     from mumo.uncertainty.temperature import fit_temperature
 
     t_start = time.perf_counter()
@@ -119,7 +123,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
         "easy-vqa-noise-aug-kendall-gal", [f"train.augment_pixel_noise={NOISE_AUG}", "model.aleatoric=kendall-gal"]
     )
     member_runs = [default_run] + [trained_run(f"easy-vqa-member{k}", [f"train.member={k}"]) for k in range(1, MEMBERS)]
-    data = load_data(config_from_yaml(default_run / "config.yaml"))
+    data = load_data(Run(default_run).config(RunConfig))
     test = data.test.subset_images(torch.arange(N_IMAGES), "test[:500]")
     fit = data.train.first_images(DENSITY_IMAGES)
     models = {"default": load_model(default_run), "kendall-gal": load_model(aleatoric_run),
@@ -165,7 +169,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
 
     def setup_sort_of_clevr() -> VQASplit:  # trained when first needed, so the easy-VQA rows come out first
         soc_run = trained_run("sort-of-clevr-masks", SORT_OF_CLEVR)
-        soc = load_data(config_from_yaml(soc_run / "config.yaml"))
+        soc = load_data(Run(soc_run).config(RunConfig))
         models["soc"] = load_model(soc_run)
         banks["sort-of-clevr"] = question_bank(soc.train, BANK)
         soc_conditions["clean"] = (soc.test, None)

@@ -23,7 +23,7 @@ def tiny_config(*extra: str):
 @pytest.fixture(scope="session")
 def easy_vqa_data():
     from mumo.config import load_config
-    from mumo.tasks.vqa import load_data
+    from mumo.tasks.vqa.data import load_data
 
     return load_data(load_config("mcan-cpu"))
 
@@ -31,7 +31,7 @@ def easy_vqa_data():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A tiny model trained for 2 epochs on 300 easy-VQA images."""
-    from mumo.tasks.vqa import train_vqa
+    from mumo.tasks.vqa.train import train_vqa
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     cfg = tiny_config("train.epochs=2", "data.max_train_images=300")
@@ -42,7 +42,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_member_run(tmp_path_factory) -> Path:
     """A second deep-ensemble member of ``tiny_run``'s recipe (train.member=1: the same split, other weights)."""
-    from mumo.tasks.vqa import train_vqa
+    from mumo.tasks.vqa.train import train_vqa
 
     out = tmp_path_factory.mktemp("runs") / "tiny-member1"
     cfg = tiny_config("train.epochs=2", "data.max_train_images=300", "train.member=1")

@@ -7,7 +7,7 @@ from mumo.errors import ConfigError
 @pytest.mark.parametrize("name", list_presets())
 def test_every_preset_loads_and_round_trips(name, tmp_path):
     from mumo.config import preset_section
-    from mumo.tasks.lipsync import SyncRunConfig
+    from mumo.tasks.sync.task import SyncRunConfig
 
     schema = {"vqa": RunConfig, "syncnet": SyncRunConfig}[preset_section(name, "task")]
     cfg = load_config(name, schema=schema)

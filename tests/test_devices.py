@@ -46,7 +46,8 @@ def test_cli_reports_a_bad_device_without_a_traceback(tiny_run, shape_png, comma
 @cuda
 def test_mc_dropout_fast_path_equals_the_naive_loop_on_the_gpu(tiny_run):
     from mumo.config import config_from_yaml
-    from mumo.tasks.vqa import load_data, load_model
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
     from mumo.uncertainty.mc_dropout import mc_forward, mc_forward_naive
 
     model = load_model(tiny_run, device="cuda")
@@ -77,9 +78,10 @@ def test_predict_on_the_gpu_matches_the_cpu(tiny_run, shape_png):
 @cuda
 def test_uncertainty_evaluation_and_density_on_the_gpu_match_the_cpu(tiny_run):
     from mumo.config import config_from_yaml
-    from mumo.data.ood import ood_split
-    from mumo.tasks.vqa import load_data, load_model
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+    from mumo.data.shift.ood import ood_split
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
+    from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
     data = load_data(config_from_yaml(tiny_run / "config.yaml"))
     val = data.val.subset_images(torch.arange(40), "v")
@@ -93,7 +95,7 @@ def test_uncertainty_evaluation_and_density_on_the_gpu_match_the_cpu(tiny_run):
         assert res["cuda"][key] == pytest.approx(res["cpu"][key], abs=1e-3), key
     dens = "feature_density"
     assert res["cuda"]["auroc_ood_by_score"][dens] == pytest.approx(res["cpu"]["auroc_ood_by_score"][dens], abs=1e-3)
-    from mumo.tasks.vqa_question_bank import question_bank
+    from mumo.tasks.vqa.question_bank import question_bank
 
     bank = question_bank(data.train, 4)
     mc = evaluate_uncertainty(load_model(tiny_run, device="cuda"), val, mc_samples=5, ood=ood, question_bank=bank)
@@ -104,7 +106,8 @@ def test_uncertainty_evaluation_and_density_on_the_gpu_match_the_cpu(tiny_run):
 @cuda
 @pytest.mark.parametrize("precision", ["no", "bf16"])
 def test_training_runs_on_the_gpu(tmp_path, precision):
-    from mumo.tasks.vqa import load_model, train_vqa
+    from mumo.tasks.vqa.model import load_model
+    from mumo.tasks.vqa.train import train_vqa
     from mumo.train.checkpoint import read_state
 
     cfg = tiny_config("train.epochs=1", "data.max_train_images=64", f"train.mixed_precision={precision}")
@@ -116,7 +119,7 @@ def test_training_runs_on_the_gpu(tmp_path, precision):
 
 @cuda
 def test_explanations_are_scored_on_the_gpu(tiny_run):
-    from mumo.tasks.vqa_explain import explain_run
+    from mumo.tasks.vqa.explain import explain_run
 
     res = explain_run(tiny_run, max_images=8, progress=False, device="cuda")
     assert res["num_images"] == 8

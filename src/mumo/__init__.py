@@ -10,27 +10,44 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
-    "MumoError", "create_model", "fit_density", "list_models", "list_presets", "load", "load_config", "train_vqa",
+    "MumoError", "Run", "create_model", "fit_density", "get_task", "list_models", "list_presets", "list_tasks", "load",
+    "load_config", "task_of_run", "train_vqa",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # pragma: no cover
     from mumo.config import list_presets, load_config
     from mumo.errors import MumoError
     from mumo.models import create_model, list_models
+    from mumo.runs import Run
     from mumo.serve.predict import load
-    from mumo.tasks.vqa import train_vqa
-    from mumo.tasks.vqa_density import fit_density
+    from mumo.tasks import get_task, list_tasks, task_of_run
 
 _EXPORTS = {
     "MumoError": "mumo.errors",
     "create_model": "mumo.models",
-    "fit_density": "mumo.tasks.vqa_density",
+    "Run": "mumo.runs",
+    "get_task": "mumo.tasks",
+    "list_tasks": "mumo.tasks",
+    "task_of_run": "mumo.tasks",
     "list_models": "mumo.models",
     "list_presets": "mumo.config",
     "load": "mumo.serve.predict",
     "load_config": "mumo.config",
-    "train_vqa": "mumo.tasks.vqa",
 }
+
+
+def train_vqa(cfg: Any, out: Any, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train a VQA run (``cfg``: :func:`load_config`) into ``out``; the same as ``mumo train vqa``."""
+    from mumo.tasks import get_task
+
+    return get_task("vqa").train(cfg, out, resume=resume, progress=progress)
+
+
+def fit_density(run: Any, *, images: int = 2000, device: str = "auto") -> dict[str, Any]:
+    """Fit and save a VQA run's feature density; the same as ``mumo fit-density RUN``."""
+    from mumo.tasks import FitsDensity, require
+
+    return require(run, FitsDensity, "mumo.fit_density", "a VQA model").fit_density(run, images=images, device=device)
 
 
 def __getattr__(name: str) -> Any:

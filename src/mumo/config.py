@@ -115,7 +115,7 @@ class TrainConfig:
     # their initial weights, batch order and dropout masks from init_seed; member 0 is the plain run
     member: int = 0
     cpu: bool = False  # force the CPU even when a GPU is present
-    # Gaussian pixel-noise augmentation (VQA pixel models; mumo.data.augment): every training image gets
+    # Gaussian pixel-noise augmentation (VQA pixel models; mumo.data.shift.augment): every training image gets
     # N(0, s²) noise on its [0, 1] pixels, s ~ U[0, augment_pixel_noise] per image and epoch; 0 = none
     augment_pixel_noise: float = 0.0
     # Attention trained with explanations (reference §4.3; docs/explanations.md): "none", "mse" (regress

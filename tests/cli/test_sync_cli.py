@@ -12,8 +12,8 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from mumo.cli.__main__ import build_app
-from mumo.data.video import write_video
-from tests.tasks.test_lipsync import SR, _speech_like, make_layout
+from mumo.data.av.video import write_video
+from tests.tasks.sync.test_sync import SR, _speech_like, make_layout
 
 runner = CliRunner()
 TINY = ["model.face_channels=[8,8,16,16,32,32]", "model.audio_channels=[8,16,16,32]", "model.embedding=32",

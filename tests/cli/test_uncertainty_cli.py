@@ -115,8 +115,8 @@ def test_nan_logits_are_reported(tiny_run, tmp_path, shape_png):
 
 def test_empty_split_is_an_error(tiny_run, easy_vqa_data):
     from mumo.errors import MumoError
-    from mumo.tasks.vqa import load_model
-    from mumo.tasks.vqa_uncertainty import evaluate_uncertainty
+    from mumo.tasks.vqa.model import load_model
+    from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
     empty = easy_vqa_data.val.subset_images(torch.zeros(0, dtype=torch.long), "empty")
     with pytest.raises(MumoError, match="no questions"):
@@ -243,7 +243,7 @@ def test_evaluate_a_deep_ensemble(tiny_run, tiny_member_run):
 
 
 def test_evaluate_runs_an_ensembles_members_once_over_the_split(tiny_run, tiny_member_run, monkeypatch):
-    import mumo.tasks.vqa_uncertainty as vu
+    import mumo.tasks.vqa.predictive as vu
 
     calls, real = [], vu.predictive_probs  # one call per batch of images, for all members
 
@@ -359,7 +359,7 @@ def test_evaluate_json_writes_undefined_figures_as_null(tiny_run, monkeypatch):
     # an interval from too few wrong answers is undefined (NaN in Python); --json must stay strict JSON
     import functools
 
-    import mumo.tasks.vqa_uncertainty as vu
+    import mumo.tasks.vqa.uncertainty as vu
 
     monkeypatch.setattr(
         vu, "misclassification_auroc_interval", functools.partial(vu.misclassification_auroc_interval, min_count=10**9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mumo.cli import data, evaluate, explain, probe, sync, train, vqa_eval
+from mumo.cli import data, evaluate, explain, fit, predict, probe, sync, train, vqa_eval
 
 
 def build_app() -> typer.Typer:
@@ -12,11 +12,11 @@ def build_app() -> typer.Typer:
         help="mumo: multimodal models that know what they don't know.",
         no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
     )  # fmt: skip
-    app.add_typer(train.app, name="train")
+    app.add_typer(train.build_app(), name="train")
     app.command("evaluate")(evaluate.evaluate_cmd)
-    app.command("predict")(evaluate.predict_cmd)
-    app.command("fit-density")(evaluate.fit_density_cmd)
-    app.command("fit-temperature")(evaluate.fit_temperature_cmd)
+    app.command("predict")(predict.predict_cmd)
+    app.command("fit-density")(fit.fit_density_cmd)
+    app.command("fit-temperature")(fit.fit_temperature_cmd)
     app.add_typer(data.app, name="data")
     app.command("vqa-eval")(vqa_eval.vqa_eval_cmd)
     app.command("explain")(explain.explain_cmd)

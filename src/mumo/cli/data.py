@@ -24,7 +24,7 @@ def sort_of_clevr_cmd(
     object masks, and the paper's 9,800 / 200 split by default."""
     from tqdm import tqdm
 
-    from mumo.data.sort_of_clevr import META_FILE, SPLITS, check_output_dir, generate
+    from mumo.data.vqa.sort_of_clevr import META_FILE, SPLITS, check_output_dir, generate
 
     check_output_dir(out, n_train=train, n_test=test)
     with tqdm(total=train + test, desc="sort-of-clevr", unit="img") as bar:
@@ -47,7 +47,7 @@ def preprocess_cmd(
 ) -> None:
     """Turn raw talking-face videos into mumo's lip-sync layout: 25-fps 96x96 face crops (OpenCV Haar
     detection, boxes smoothed over 5 frames) and 16 kHz audio.wav per clip, filelists split by speaker."""
-    from mumo.data.lipsync import preprocess_videos
+    from mumo.data.av.clips import preprocess_videos
 
     res = preprocess_videos(videos, out, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     typer.echo(
@@ -68,7 +68,7 @@ def talking_faces_cmd(
     """Synthetic talking faces, offline: espeak-ng speech with phoneme timings, visemes rendered on
     procedurally varied faces at 25 fps, 16 kHz audio; LRS2-style layout with train/val/test filelists
     whose speakers are disjoint."""
-    from mumo.data.talking_faces import generate_talking_faces
+    from mumo.data.av.talking_faces import generate_talking_faces
 
     meta = generate_talking_faces(out, clips=clips, speakers=speakers, seed=seed)
     counts = meta.get("counts", {})

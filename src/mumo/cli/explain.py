@@ -33,24 +33,23 @@ def explain_cmd(
     """Explain one answer (--image, --question; --out for a PNG) or, with --evaluate, score the maps of
     attention, Grad-CAM and U-CAM against ground-truth masks (Spearman, pointing game, energy in mask)."""
     from mumo.errors import ConfigError
-    from mumo.tasks.vqa_explain import EXPLAIN_METHODS, ExplainOptions, explain_example, explain_run
+    from mumo.tasks import Explains, require
     from mumo.uncertainty.mc_dropout import check_num_samples
 
     if samples < 1:
         raise ConfigError(f"--samples must be at least 1, not {samples}")
     check_num_samples(samples)
-    opts = ExplainOptions(ucam_variant=ucam_variant, samples=samples, negate=negate, seed=seed)
-    if method not in EXPLAIN_METHODS:
-        raise ConfigError(f"unknown explanation method {method!r}; choose one of: {', '.join(EXPLAIN_METHODS)}")
+    task = require(run, Explains, "mumo explain", "a VQA model")
+    opts = task.explanation_options(method, ucam_variant=ucam_variant, samples=samples, negate=negate, seed=seed)
     if evaluate:
         if image is not None or question is not None or out is not None:
             raise ConfigError("--evaluate scores a whole split: drop --image, --question and --out")
-        res = explain_run(run, split=split, opts=opts, max_images=images, device=device)
+        res = task.explain_run(run, split=split, opts=opts, max_images=images, device=device)
         typer.echo(strict_json(res) if json_out else format_scores(res))
         return
     if image is None or question is None:
         raise ConfigError("give --image and --question to explain one answer, or --evaluate to score a split")
-    res = explain_example(run, image, question, method, opts=opts, out=out, device=device)
+    res = task.explain_example(run, image, question, method, opts=opts, out=out, device=device)
     if json_out:
         typer.echo(strict_json(res))
         return
@@ -73,7 +72,7 @@ def _grid_text(values: list[float], grid: list[int] | None) -> list[str]:
 
 
 def format_scores(res: dict[str, Any]) -> str:
-    """A plain-text table of :func:`mumo.tasks.vqa_explain.explain_run` scores."""
+    """A plain-text table of :func:`mumo.tasks.vqa.explain.explain_run` scores."""
     lines = [
         f"{res['split']}: {res['num_questions']} questions about {res['num_images']} images, "
         f"{res['grid'][0]}x{res['grid'][1]} grid, accuracy {res['accuracy']:.4f}",

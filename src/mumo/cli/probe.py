@@ -30,14 +30,16 @@ def probe_cmd(
 ) -> None:
     """Does the model look at the image? Accuracy with the real, blanked and shuffled image and with the
     question blanked, overall and per question type, and how many answers change with another image."""
-    from mumo.tasks.vqa_probe import probe_run
+    from mumo.tasks import Probes, require
 
-    res = probe_run(run, split, max_images=images, seed=seed, device=device)
+    res = require(run, Probes, "mumo probe", "a VQA model").probe_run(
+        run, split=split, max_images=images, seed=seed, device=device
+    )
     typer.echo(strict_json(res) if json_out else format_probe(res))
 
 
 def format_probe(res: dict[str, Any]) -> str:
-    """A plain-text table of a :func:`mumo.tasks.vqa_probe.probe_run` result: conditions x (overall, types)."""
+    """A plain-text table of a :func:`mumo.tasks.vqa.probe.probe_run` result: conditions x (overall, types)."""
     cols = {"overall": res, **res["by_type"]}
     width = max(8, *(len(c) for c in cols))
     lines = [

@@ -13,7 +13,7 @@ from mumo.cli._json import strict_json
 
 @friendly_errors
 def sync_cmd(
-    run: Annotated[Path, typer.Argument(help="lip-sync expert run directory (mumo train syncnet)")],
+    run: Annotated[Path, typer.Argument(help="lip-sync expert run directory (mumo train sync)")],
     video: Annotated[Path, typer.Option(help="video file (faces are detected; resampled to 25 fps)")],
     audio: Annotated[Path | None, typer.Option(help="audio file to use instead of the video's own track")] = None,
     mc_samples: Annotated[int, typer.Option(help="MC-dropout passes for the sync probability's spread")] = 20,
@@ -23,11 +23,12 @@ def sync_cmd(
 ) -> None:
     """Audio-video offset (frames; positive = audio lags), LSE-D, LSE-C and the sync probability with its
     MC-dropout uncertainty."""
-    from mumo.tasks.lipsync import sync_video
+    from mumo.tasks import ScoresSync, require
     from mumo.uncertainty.mc_dropout import check_num_samples
 
     check_num_samples(mc_samples)
-    res = sync_video(run, video, audio, mc_samples=mc_samples, seed=seed, device=device)
+    task = require(run, ScoresSync, "mumo sync", "a lip-sync expert")
+    res = task.sync_video(run, video, audio, mc_samples=mc_samples, seed=seed, device=device)
     if json_out:
         typer.echo(strict_json(res))
         return

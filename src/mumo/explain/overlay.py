@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mumo.errors import MumoError
-from mumo.metrics.plots import _new_figure, _save
+from mumo.metrics.figures import new_figure, save_figure
 
 HEAT_ALPHA = 0.5  # opacity of the heatmap over the image
 HEAT_CMAP = "jet"  # high = red, low = dark blue
@@ -162,7 +162,7 @@ def save_overlay(
     img_w, img_h = w * scale, h * scale
     top, bottom = MARGIN + LINE_INCHES * len(title), MARGIN + LINE_INCHES * len(caption)
     fig_w, fig_h = IMAGE_INCHES + 2 * MARGIN, top + img_h + bottom
-    fig = _new_figure((fig_w, fig_h))
+    fig = new_figure((fig_w, fig_h))
     ax = fig.add_axes(((fig_w - img_w) / 2 / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
     ax.imshow(img, interpolation="nearest", aspect="auto")
     ax.imshow(heat, cmap=HEAT_CMAP, vmin=0.0, vmax=1.0, alpha=HEAT_ALPHA, interpolation="nearest", aspect="auto")
@@ -170,6 +170,6 @@ def save_overlay(
     fig.text(0.5, 1 - MARGIN / 2 / fig_h, "\n".join(title), ha="center", va="top", fontsize=FONT_SIZE)
     fig.text(0.5, MARGIN / 2 / fig_h, "\n".join(caption), ha="center", va="bottom", fontsize=FONT_SIZE)
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     except OSError as exc:
         raise MumoError(f"cannot write {path}: {exc}") from None

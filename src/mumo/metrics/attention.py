@@ -2,7 +2,7 @@
 
 Every function takes maps and ground truth on the model's image-feature grid: ``maps`` (N, R) and ``truth`` (N, R),
 one row per question, R = rows * cols cells in row-major order. ``truth`` holds non-negative weights, e.g. the
-fraction of each cell covered by the objects the question refers to (`mumo.data.masks.pool_to_grid`); a cell is
+fraction of each cell covered by the objects the question refers to (`mumo.data.vqa.masks.pool_to_grid`); a cell is
 *in the mask* when its weight is > 0. Outputs are per-question tensors; `summarize_map_scores` averages them.
 
 Degenerate rows, by rule:

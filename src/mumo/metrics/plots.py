@@ -14,25 +14,7 @@ import torch
 
 from mumo.errors import MumoError
 from mumo.metrics.calibration import expected_calibration_error, reliability_bins
-
-DPI = 120
-
-
-def _new_figure(figsize: tuple[float, float]):
-    """A Figure attached to an Agg canvas, created here so importing this module touches no matplotlib state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+from mumo.metrics.figures import new_figure, save_figure
 
 
 def _finish(fig, ax, path: str | os.PathLike, title: str | None) -> Path:
@@ -41,7 +23,7 @@ def _finish(fig, ax, path: str | os.PathLike, title: str | None) -> Path:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _as_values(values: torch.Tensor, name: str) -> np.ndarray:
@@ -86,7 +68,7 @@ def plot_reliability_diagram(
     acc = np.asarray(bins["accuracy"])[nonempty]
     conf = np.asarray(bins["confidence"])[nonempty]
 
-    fig = _new_figure((5.0, 6.0))
+    fig = new_figure((5.0, 6.0))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     w = width[nonempty]
     top.bar(left[nonempty], acc, width=w, align="edge", color="tab:blue", edgecolor="black", label="accuracy")
@@ -113,7 +95,7 @@ def plot_reliability_diagram(
     bottom.set_xlabel("confidence (max probability)")
     bottom.set_ylabel("fraction")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_uncertainty_histograms(
@@ -151,7 +133,7 @@ def plot_uncertainty_histograms(
     else:
         edges = np.histogram_bin_edges(pooled, bins=30)  # (31,) shared by all groups
 
-    fig = _new_figure((6.0, 4.0))
+    fig = new_figure((6.0, 4.0))
     ax = fig.subplots()
     for name, v in values.items():
         # unequal symlog bins: a fraction per bin reads right, a density would shrink the wide bins
@@ -187,7 +169,7 @@ def plot_risk_coverage(
     """
     if not curves:
         raise MumoError("curves must hold at least one named (coverage, risk) pair")
-    fig = _new_figure((6.0, 4.0))
+    fig = new_figure((6.0, 4.0))
     ax = fig.subplots()
     for name, (coverage, risk) in curves.items():
         cov = _as_values(coverage, f"coverage of {name!r}")

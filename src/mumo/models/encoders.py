@@ -10,7 +10,6 @@ from einops import rearrange
 from torch import nn
 
 from mumo.data.text import PAD_ID
-from mumo.explain.hooks import capture
 
 
 class GridCNN(nn.Module):
@@ -62,9 +61,13 @@ class GridCNN(nn.Module):
             fmap = self.body(x)  # (B, C, h', w')
         else:  # hypercolumn: the first block's features, max-pooled to the grid, beside the last's
             # body runs as one module (so hooks on ``image_encoder.body``, e.g. Grad-CAM's, still fire)
-            with capture(self.body[self.first_block_end - 1]) as first:
+            taps: list[torch.Tensor] = []
+            tap = self.body[self.first_block_end - 1].register_forward_hook(lambda _m, _i, out: taps.append(out))
+            try:
                 fmap = self.body(x)  # (B, C, h', w')
-            pooled = nn.functional.adaptive_max_pool2d(first.last, fmap.shape[-2:])  # (B, C1, h', w')
+            finally:
+                tap.remove()
+            pooled = nn.functional.adaptive_max_pool2d(taps[-1], fmap.shape[-2:])  # (B, C1, h', w')
             fmap = torch.cat([fmap, pooled], dim=1)  # (B, C + C1, h', w')
         rows, cols = fmap.shape[-2:]
         regions = rearrange(fmap, "b c h w -> b (h w) c")  # (B, R, C)

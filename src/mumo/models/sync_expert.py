@@ -65,7 +65,7 @@ class SyncExpertConfig:
     frames: int = 5  # frames per window; their RGB lower halves are stacked on channels (3 * 5 = 15)
     face_height: int = 48  # lower half of a 96x96 face crop
     face_width: int = 96
-    mel_bins: int = 80  # mel channels (mumo.data.audio, Wav2Lip's front-end)
+    mel_bins: int = 80  # mel channels (mumo.data.av.audio, Wav2Lip's front-end)
     mel_steps: int = 16  # mel steps per window (5 frames x 3.2 steps)
     # Widths: one entry per strided stage (the spatial schedule is fixed, see _FACE_STAGES / _AUDIO_STAGES)
     face_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 512])
@@ -198,7 +198,7 @@ def stack_frames(window: torch.Tensor) -> torch.Tensor:
     """(B, T, H, W, 3) RGB frames (uint8, or float in [0, 1]) -> (B, 3T, H, W) float face input.
 
     Channels are frame-major (``3 * frame + colour``), as the expert expects; pass the lower halves
-    (``mumo.data.faces.lower_half``).
+    (``mumo.data.av.faces.lower_half``).
     """
     if window.ndim != 5 or window.shape[-1] != 3:
         raise MumoError(f"window must be (B, T, H, W, 3), not {tuple(window.shape)}")

@@ -1,1 +1,70 @@
-"""Tasks: data + model + loss + evaluation, wired to the training loop."""
+"""Tasks, one package each (``vqa/``, ``sync/``), behind the :class:`Task` protocol and found by name here.
+
+Nothing outside a task's package imports from it except this registry and :mod:`mumo.serve` (checked by
+import-linter, docs/architecture.md): ``mumo train NAME`` and ``mumo evaluate RUN`` dispatch through
+:func:`get_task` and :func:`task_of_run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from mumo.errors import CheckpointError
+from mumo.registry import Registry
+from mumo.runs import Run
+from mumo.tasks._protocol import (
+    Explains,
+    FitsDensity,
+    FitsTemperature,
+    Probes,
+    Report,
+    ScoresSync,
+    Task,
+)
+
+__all__ = [
+    "Explains", "FitsDensity", "FitsTemperature", "Probes", "Report", "ScoresSync", "Task", "get_task",
+    "list_tasks", "require", "task_of_run",
+]  # fmt: skip
+
+C = TypeVar("C")
+
+# names of earlier versions (``mumo train syncnet``), and the task each is now
+LEGACY_NAMES = {"syncnet": "sync"}
+
+
+def _registry() -> Registry:
+    """Every task, by name; the task packages are imported here, explicitly, on first use (not at import)."""
+    from mumo.tasks.sync.spec import SyncTask
+    from mumo.tasks.vqa.spec import VQATask
+
+    tasks: Registry = Registry("task")
+    for cls in (VQATask, SyncTask):
+        tasks.register(cls.name)(cls)
+    return tasks
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name`` (ConfigError naming the choices when there is none)."""
+    return _registry().get(LEGACY_NAMES.get(name, name))()
+
+
+def list_tasks() -> list[str]:
+    """Names of every task."""
+    return _registry().names()
+
+
+def task_of_run(run: str | Path | Run) -> Task:
+    """The task that made a run, from its ``artifacts.json`` (CheckpointError when it is not a mumo run)."""
+    return get_task((run if isinstance(run, Run) else Run(run)).kind)
+
+
+def require(run: str | Path | Run, capability: type[C], command: str, what: str) -> C:
+    """The task of ``run`` as ``capability`` (a protocol above), or a CheckpointError saying that ``command``
+    needs ``what`` (``"a VQA model"``)."""
+    run = run if isinstance(run, Run) else Run(run)
+    task = task_of_run(run)
+    if not isinstance(task, capability):
+        raise CheckpointError(f"{run} holds a {task.name!r} checkpoint, not {what} (`{command}` needs one)")
+    return task

@@ -1,0 +1,287 @@
+"""Talking-face clips for the lip-sync expert: the LRS2-style layout, mouth crops + mel, sampled pairs.
+
+Layout (``root``), as LRS2 and Wav2Lip's preprocessing use it:
+
+    filelists/{train,val,test}.txt      one ``speaker/clip`` per line
+    <speaker>/<clip>/00000.png ...      25-fps frames (PNG or JPEG): face crops, or whole frames with
+    <speaker>/<clip>/boxes.json         ... a face box per frame ([[x0, y0, x1, y1], ...]) to crop them
+    <speaker>/<clip>/audio.wav          the clip's audio (any rate/channels: read as 16 kHz mono)
+    <speaker>/<clip>.mp4                or a raw video instead of the folder: faces are detected
+                                        (OpenCV Haar, boxes smoothed over 5 frames, short gaps
+                                        interpolated, frames in longer gaps skipped and counted)
+
+A clip is held as its mouth crops (the lower halves of 96x96 face crops, uint8) and its mel spectrogram
+(80 steps/s, :class:`mumo.data.av.audio.MelFrontEnd`); the window of frame f is frames f..f+4 and mel
+steps floor(80 f / 25) .. +16.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from mumo.errors import MumoError
+
+FPS = 25.0
+FRAMES_PER_WINDOW = 5
+MEL_STEPS = 16
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DETECT_STRIDE = 2  # raw videos: the face detector runs on every 2nd frame, boxes interpolated between
+
+
+@dataclass
+class SyncBatch:
+    """Windows of mouth frames and mel, and whether each pair is in sync. B pairs."""
+
+    faces: torch.Tensor  # (B, 15, 48, 96) float in [0, 1]: 5 RGB lower halves, frame-major channels
+    mels: torch.Tensor  # (B, 1, 80, 16)
+    labels: torch.Tensor  # (B,) 1 = in sync, 0 = shifted
+
+    def to(self, device: torch.device | str) -> SyncBatch:
+        return SyncBatch(self.faces.to(device), self.mels.to(device), self.labels.to(device))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class LipSyncClip:
+    """One clip: mouth crops and mel, T frames at 25 fps."""
+
+    name: str
+    mouths: torch.Tensor  # (T, 48, 96, 3) uint8 lower halves of 96x96 face crops
+    mel: torch.Tensor  # (80, T_mel) float
+    skipped_frames: list[int] = field(default_factory=list)  # frames without a usable face (raw videos)
+
+    @property
+    def num_windows(self) -> int:
+        """Windows with all 5 frames and a full 16-step mel window."""
+        from mumo.data.av.audio import num_windows
+
+        return num_windows(self.mouths.shape[0], self.mel.shape[1], FPS, frames_per_window=FRAMES_PER_WINDOW)
+
+    def window(self, frame: int, mel_frame: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(15, 48, 96) float faces of frames f..f+4 and (1, 80, 16) mel of ``mel_frame`` (default f)."""
+        from mumo.data.av.audio import mel_window
+
+        faces = self.mouths[frame : frame + FRAMES_PER_WINDOW].float().div(255.0)  # (5, 48, 96, 3)
+        faces = faces.permute(0, 3, 1, 2).reshape(-1, *faces.shape[1:3])  # (15, 48, 96) frame-major
+        mel = mel_window(self.mel, frame if mel_frame is None else mel_frame, FPS, MEL_STEPS)  # (80, 16)
+        return faces, mel[None]
+
+
+def read_filelist(root: str | Path, split: str) -> list[str]:
+    """The ``speaker/clip`` entries of one split; every entry must exist (as a folder or an .mp4)."""
+    if split not in SPLITS:
+        raise MumoError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    root = Path(root)
+    path = root / "filelists" / f"{split}.txt"
+    if not path.is_file():
+        raise MumoError(f"{root} is not a talking-face data set: {path} is missing")
+    entries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    missing = [e for e in entries if not (root / e).is_dir() and not (root / f"{e}.mp4").is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise MumoError(f"{path} names clips that do not exist under {root}: {shown}")
+    return entries
+
+
+def _frame_files(clip_dir: Path) -> list[Path]:
+    files = sorted(p for p in clip_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise MumoError(f"{clip_dir} holds no frames (.png/.jpg)")
+    return files
+
+
+def _crop(frames: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 48, 96, 3) lower halves of 96x96 face crops."""
+    from mumo.data.av.faces import crop_faces, lower_half
+
+    if boxes is None:  # the frames are face crops already
+        h, w = frames.shape[1:3]
+        boxes = torch.tensor([[0.0, 0.0, float(w), float(h)]]).expand(frames.shape[0], 4)
+        return lower_half(crop_faces(frames, boxes, size=96, pad_bottom=0))
+    return lower_half(crop_faces(frames, boxes, size=96))
+
+
+def read_clip(root: str | Path, entry: str, front=None) -> LipSyncClip:
+    """Load one clip (frame folder or raw .mp4) as mouth crops + mel.
+
+    ``front``: a :class:`mumo.data.av.audio.MelFrontEnd` to reuse (one is built otherwise).
+    """
+    from mumo.data.av.audio import MelFrontEnd, load_audio
+
+    root = Path(root)
+    front = front or MelFrontEnd()
+    clip_dir = root / entry
+    if clip_dir.is_dir():
+        files = _frame_files(clip_dir)
+        frames = torch.from_numpy(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]))
+        boxes = None
+        if (clip_dir / "boxes.json").is_file():
+            raw = json.loads((clip_dir / "boxes.json").read_text())
+            raw = raw["boxes"] if isinstance(raw, dict) else raw
+            boxes = torch.tensor([b[:4] for b in raw], dtype=torch.float32)
+            if boxes.shape[0] != frames.shape[0]:
+                raise MumoError(f"{clip_dir / 'boxes.json'} has {boxes.shape[0]} boxes for {frames.shape[0]} frames")
+        audio_path = clip_dir / "audio.wav"
+        if not audio_path.is_file():
+            raise MumoError(f"{clip_dir} has no audio.wav")
+        mel = front(load_audio(audio_path))
+        return LipSyncClip(entry, _crop(frames, boxes), mel)
+    return read_video_clip(root / f"{entry}.mp4", name=entry, front=front)
+
+
+def read_video_clip(path: str | Path, *, audio: str | Path | None = None, name: str = "", front=None) -> LipSyncClip:
+    """A raw video (and optionally a separate audio file) as a clip: 25 fps, faces detected and cropped.
+
+    Frames in long face-detection gaps are replaced by the nearest usable crop *and* listed in
+    ``skipped_frames``, so callers can tell how much of the clip had no face.
+    """
+    from mumo.data.av.audio import MelFrontEnd, load_audio
+    from mumo.data.av.faces import lower_half
+
+    path = Path(path)
+    clip, crops, wav = _face_crops(path, need_audio=audio is None)
+    if audio is not None:
+        wav = load_audio(audio)
+    mel = (front or MelFrontEnd())(wav)
+    return LipSyncClip(name or path.stem, lower_half(crops), mel, skipped_frames=clip.skipped_frames)
+
+
+def load_clips(root: str | Path, split: str, *, max_clips: int = 0, progress: bool = True) -> list[LipSyncClip]:
+    """Every clip of a split (the first ``max_clips`` when > 0), skipping clips shorter than one window."""
+    from mumo.data.av.audio import MelFrontEnd
+
+    entries = read_filelist(root, split)
+    if max_clips > 0:
+        entries = entries[:max_clips]
+    front = MelFrontEnd()
+    clips = []
+    for e in tqdm(entries, desc=f"loading {split}", disable=not progress, leave=False):
+        clip = read_clip(root, e, front)
+        if clip.num_windows > 0:
+            clips.append(clip)
+    if not clips:
+        raise MumoError(f"the {split} split of {root} has no clip with at least one 5-frame window")
+    return clips
+
+
+def sample_pairs(
+    clips: list[LipSyncClip], num_pairs: int, generator: torch.Generator, *, min_shift: int = 2
+) -> SyncBatch:
+    """Half in-sync pairs, half pairs whose mel window comes from another frame of the same clip at least
+    ``min_shift`` frames away (Wav2Lip's negatives: another window of the same video)."""
+    faces, mels, labels = [], [], []
+    for i in range(num_pairs):
+        clip = clips[int(torch.randint(len(clips), (1,), generator=generator))]
+        n = clip.num_windows
+        f = int(torch.randint(n, (1,), generator=generator))
+        positive = i % 2 == 0 or n <= min_shift
+        g = f
+        if not positive:
+            choices = torch.tensor([k for k in range(n) if abs(k - f) >= min_shift])
+            g = int(choices[int(torch.randint(len(choices), (1,), generator=generator))])
+        face, mel = clip.window(f, g)
+        faces.append(face)
+        mels.append(mel)
+        labels.append(1.0 if positive else 0.0)
+    return SyncBatch(torch.stack(faces), torch.stack(mels), torch.tensor(labels))
+
+
+def split_by_speaker(entries: list[str], *, val_fraction: float, test_fraction: float, seed: int) -> dict:
+    """``speaker/clip`` entries into train/val/test with disjoint speakers (seeded shuffle of speakers)."""
+    speakers = sorted({e.split("/")[0] for e in entries})
+    order = torch.randperm(len(speakers), generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [speakers[i] for i in order]
+    n_test = max(1, round(test_fraction * len(shuffled))) if len(shuffled) >= 3 else 0
+    n_val = max(1, round(val_fraction * len(shuffled))) if len(shuffled) >= 3 else 0
+    groups = {"test": set(shuffled[:n_test]), "val": set(shuffled[n_test : n_test + n_val])}
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for e in sorted(entries):
+        spk = e.split("/")[0]
+        split = "test" if spk in groups["test"] else "val" if spk in groups["val"] else "train"
+        out[split].append(e)
+    return out
+
+
+def preprocess_videos(
+    src: str | Path,
+    out: str | Path,
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Raw ``src/<speaker>/<clip>.mp4`` videos -> the layout above (96x96 face crops at 25 fps + 16 kHz
+    audio.wav per clip, filelists split by speaker). Videos that cannot be used (no audio, no face,
+    unreadable, shorter than one window) are skipped and reported with the reason, never fatal."""
+    from mumo.data.av.audio import save_wav
+
+    src, out = Path(src), Path(out)
+    videos = sorted(p for p in src.rglob("*.mp4") if p.is_file())
+    if not videos:
+        raise MumoError(f"no .mp4 videos under {src} (expected <speaker>/<clip>.mp4)")
+    if out.exists() and any(out.iterdir()):
+        raise MumoError(f"{out} is not empty; choose a new output directory")
+    written, skipped = [], {}
+    for path in tqdm(videos, desc="preprocess", disable=not progress):
+        rel = path.relative_to(src).with_suffix("")
+        entry = "/".join(rel.parts[-2:]) if len(rel.parts) >= 2 else f"{rel.parts[0]}/{rel.parts[0]}"
+        try:
+            clip, crops, wav = _face_crops(path)
+        except MumoError as exc:
+            skipped[str(path)] = str(exc)
+            continue
+        clip_dir = out / entry
+        clip_dir.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(crops.numpy()):
+            Image.fromarray(frame).save(clip_dir / f"{i:05d}.png", compress_level=6)
+        save_wav(clip_dir / "audio.wav", wav)
+        (clip_dir / "meta.json").write_text(
+            json.dumps({"source": str(path), "fps": FPS, "skipped_frames": clip.skipped_frames})
+        )
+        written.append(entry)
+    if not written:
+        raise MumoError(f"none of the {len(videos)} videos under {src} could be used: {skipped}")
+    (out / "filelists").mkdir(parents=True, exist_ok=True)
+    splits = split_by_speaker(written, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    for split, entries in splits.items():
+        (out / "filelists" / f"{split}.txt").write_text("".join(f"{e}\n" for e in entries))
+    return {"written": len(written), "skipped": skipped, "splits": {k: len(v) for k, v in splits.items()}}
+
+
+def _face_crops(path: Path, *, need_audio: bool = True) -> tuple[LipSyncClip, torch.Tensor, torch.Tensor | None]:
+    """(clip with skipped frames, (T, 96, 96, 3) face crops at 25 fps, 16 kHz audio) of one raw video."""
+    from mumo.data.av.audio import condition_audio
+    from mumo.data.av.faces import HaarFaceDetector, crop_faces, track_faces
+    from mumo.data.av.video import read_video, resample_fps
+
+    video = read_video(path)
+    if video.audio is None and need_audio:
+        raise MumoError(f"{path} has no audio track; pass a separate audio file (--audio)")
+    frames = video.frames
+    if video.variable_frame_rate or abs(video.fps - FPS) > 1e-3:
+        frames = resample_fps(frames, video.fps, video.timestamps, dst_fps=FPS)
+    if frames.shape[0] < FRAMES_PER_WINDOW:
+        raise MumoError(f"{path} is shorter than one {FRAMES_PER_WINDOW}-frame window")
+    track = track_faces(frames, HaarFaceDetector(), stride=DETECT_STRIDE)
+    usable = track.usable()
+    if not bool(usable.any()):
+        raise MumoError(f"no face found in any frame of {path}")
+    idx = torch.arange(frames.shape[0])
+    good = idx[usable]
+    nearest = good[(idx[:, None] - good[None]).abs().argmin(1)]  # (T,) nearest usable frame
+    crops = crop_faces(frames[nearest], track.boxes[nearest])
+    clip = LipSyncClip(path.stem, torch.zeros(0, 48, 96, 3, dtype=torch.uint8), torch.zeros(80, 0),
+                       skipped_frames=idx[~usable].tolist())  # fmt: skip
+    wav = condition_audio(video.audio.numpy(), video.audio_rate, path) if need_audio else None  # decoded once
+    return clip, crops, wav

@@ -1,0 +1,111 @@
+"""The VQA task's data sets: easy-VQA, Sort-of-CLEVR and VQA v2, loaded by name from a config."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mumo.config import ConfigError, RunConfig
+from mumo.data.text import Vocab
+from mumo.data.vqa.split import VQASplit
+
+DATASETS = ("easy-vqa", "sort-of-clevr", "vqa-v2")
+
+
+@dataclass
+class VQAData:
+    """Splits plus the vocabulary and answer list."""
+
+    train: VQASplit
+    val: VQASplit
+    test: VQASplit
+    vocab: Vocab
+    answers: list[str]
+
+
+def load_data(cfg: RunConfig) -> VQAData:
+    """Load the data set named by ``cfg.data.name``."""
+    d = cfg.data
+    if cfg.train.attention_loss == "masks" and d.name != "sort-of-clevr":
+        raise ConfigError(
+            f"train.attention_loss=masks trains attention on ground-truth object masks, which {d.name} does not have; "
+            "use data.name=sort-of-clevr or another attention_loss (mse, aan, paan, gca)"
+        )
+    if d.name == "easy-vqa":
+        from mumo.data.vqa.easy_vqa import load_easy_vqa
+
+        ds = load_easy_vqa(
+            val_fraction=d.val_fraction, seed=cfg.train.seed, max_question_len=d.max_question_len,
+            image_size=d.image_size, max_train_images=d.max_train_images,
+        )  # fmt: skip
+        return VQAData(ds.train, ds.val, ds.test, ds.vocab, ds.answers)
+    if d.name == "sort-of-clevr":
+        return _load_sort_of_clevr(cfg)
+    if d.name == "vqa-v2":  # test = the val2014 files when present, else carved from train like val
+        from mumo.data.vqa.split import carve_validation
+        from mumo.data.vqa.vqa_v2 import has_split, load_vqa_v2
+
+        if not d.root:
+            raise ConfigError("data.name=vqa-v2 needs data.root: the directory of the official VQA v2 files")
+        kw = dict(features=cfg.model.image_encoder == "regions", max_question_len=d.max_question_len,
+                  image_size=d.image_size)  # fmt: skip
+        full, vocab, answers, rep = load_vqa_v2(d.root, split="train", **kw)
+        if has_split(d.root, "val"):
+            test, _, _, test_rep = load_vqa_v2(d.root, split="val", vocab=vocab, answers=answers, **kw)
+        else:
+            full, test = carve_validation(full, val_fraction=d.val_fraction, seed=cfg.train.seed + 1)
+            test.name, test_rep = "test", None
+        train, val = carve_validation(
+            full, val_fraction=d.val_fraction, seed=cfg.train.seed, max_train_images=d.max_train_images
+        )
+        for r in (rep, test_rep):
+            if r and r["unanswerable"]:
+                print(f"VQA v2 {r['split']}: {r['unanswerable']} of {r['num_questions']} questions have no "
+                      f"answer in the {len(answers)}-answer list (all-zero targets)", file=sys.stderr)  # fmt: skip
+        return VQAData(train, val, test, vocab, answers)
+    raise ConfigError(f"unknown VQA data set {d.name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are cached: $MUMO_CACHE, else ~/.cache/mumo."""
+    return Path(os.environ.get("MUMO_CACHE") or Path.home() / ".cache" / "mumo")
+
+
+def sort_of_clevr_root(cfg: RunConfig) -> Path:
+    """The Sort-of-CLEVR directory a config reads: ``data.root``, or the cached default data set
+    (9,800 / 200 images, seed 0), generated on first use."""
+    from mumo.data.vqa import sort_of_clevr as soc
+
+    if cfg.data.root:
+        return Path(cfg.data.root)
+    root = cache_dir() / "sort-of-clevr-v1-seed0"
+    if not (root / "meta.json").exists():
+        if root.exists():  # an interrupted generation: start again
+            import shutil
+
+            shutil.rmtree(root)
+        print(f"generating Sort-of-CLEVR into {root} (first use)", file=sys.stderr)
+        soc.generate(root, n_train=9800, n_test=200, seed=0)
+    return root
+
+
+def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
+    """Sort-of-CLEVR from ``data.root``, or generated once (9,800 / 200 images, seed 0) into the cache."""
+    from mumo.data.vqa import sort_of_clevr as soc
+    from mumo.data.vqa.split import carve_validation
+
+    d = cfg.data
+    root = sort_of_clevr_root(cfg)
+    full, vocab, answers = soc.load_sort_of_clevr(
+        root, split="train", max_question_len=d.max_question_len, image_size=d.image_size,
+        object_masks=cfg.train.attention_loss == "masks",
+    )  # fmt: skip
+    test, _, _ = soc.load_sort_of_clevr(
+        root, split="test", vocab=vocab, max_question_len=d.max_question_len, image_size=d.image_size
+    )
+    train, val = carve_validation(
+        full, val_fraction=d.val_fraction, seed=cfg.train.seed, max_train_images=d.max_train_images
+    )
+    return VQAData(train, val, test, vocab, list(answers))

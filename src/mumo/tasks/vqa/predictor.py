@@ -1,0 +1,188 @@
+"""A trained VQA run answering questions about images, with its uncertainty (:func:`mumo.serve.load` builds it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from mumo.config import RunConfig
+from mumo.data.images import ImageInput, load_image
+from mumo.data.text import Vocab, check_question
+from mumo.errors import MumoError
+from mumo.explain.hooks import capture
+from mumo.runs import Run
+from mumo.tasks.vqa.density import RunDensity, load_run_density
+from mumo.tasks.vqa.model import load_artifacts, load_model
+from mumo.tasks.vqa.predictive import Models, members, predictive_probs
+from mumo.tasks.vqa.question_bank import (
+    DEFAULT_BANK_SIZE,
+    QuestionBank,
+    bank_mutual_information,
+    question_bank,
+    saved_question_bank,
+)
+from mumo.tasks.vqa.temperature import load_run_temperature
+from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
+from mumo.uncertainty.scores import uncertainty_scores
+
+
+class VQAPredictor:
+    """A trained VQA model with its preprocessing. Build it with :func:`mumo.load`."""
+
+    def __init__(
+        self,
+        model: Models,
+        cfg: RunConfig,
+        vocab: Vocab,
+        answers: list[str],
+        density: RunDensity | None = None,
+        temperature: float = 1.0,
+        run: Run | None = None,
+    ) -> None:
+        # ``run``: the (first) run the model comes from; its saved question order draws question banks
+        # ``model``: one model, or the members of a deep ensemble (a list; the density is the first member's)
+        self.models = members(model)
+        self.model = self.models[0]
+        self.cfg, self.vocab, self.answers, self.density = cfg, vocab, answers, density
+        self.temperature = temperature  # divides the answer logits (`mumo fit-temperature RUN`; 1 = none)
+        self.run = run
+        self._banks: dict[int, QuestionBank] = {}
+
+    @classmethod
+    def from_run(
+        cls, run_dir: str | Path | Sequence[str | Path], which: str = "best", device: str = "auto"
+    ) -> VQAPredictor:
+        runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
+        if len(runs) > 1:
+            from mumo.tasks.vqa.ensemble import load_ensemble
+
+            model: Models = load_ensemble(runs, which=which, device=device, same_split=False)
+        else:
+            model = load_model(runs[0], which, device)
+        art = load_artifacts(runs[0])
+        cfg = Run(runs[0]).config(RunConfig)
+        temperature = load_run_temperature(runs[0]) or 1.0
+        density = load_run_density(runs[0])
+        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], density, temperature, run=Run(runs[0]))
+
+    @property
+    def _answerer(self) -> Models:
+        """What answers: the one model, or the list of ensemble members."""
+        return self.models if len(self.models) > 1 else self.model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, image: ImageInput, question: str | bytes) -> VQABatch:
+        """Preprocess one image-question pair into a batch of one."""
+        text = check_question(question)
+        pixels = load_image(image, size=self.cfg.data.image_size)  # (H, W, 3) uint8
+        images = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0)[None]  # (1, 3, H, W)
+        tokens = self.vocab.encode_batch([text], self.cfg.data.max_question_len)  # (1, L)
+        return VQABatch(images=images, tokens=tokens, image_index=torch.zeros(1, dtype=torch.long)).to(self.device)
+
+    def question_bank(self, size: int = DEFAULT_BANK_SIZE) -> QuestionBank:
+        """``size`` questions drawn from the run's training split: read from the run's saved question order
+        (``question_bank.json``), or, for runs trained before it was saved, drawn from the training split (loaded
+        on first use); then kept."""
+        if size < 1:
+            raise MumoError(f"the question bank needs at least 1 question, not {size}")
+        if size not in self._banks:
+            bank = None if self.run is None else saved_question_bank(self.run, size, seed=self.cfg.train.seed)
+            if bank is None:
+                from mumo.tasks.vqa.data import load_data
+
+                bank = question_bank(load_data(self.cfg).train, size, seed=self.cfg.train.seed)
+            self._banks[size] = bank
+        return self._banks[size]
+
+    @torch.no_grad()
+    def predict(
+        self,
+        image: ImageInput,
+        question: str | bytes,
+        *,
+        top_k: int = 3,
+        mc_samples: int | None = None,
+        mc_scope: str = "all",
+        abstain: float | None = None,
+        abstain_on: str = "predictive_entropy",
+        image_uncertainty: bool = False,
+        question_bank_size: int = DEFAULT_BANK_SIZE,
+        temperature: float | None = None,
+        seed: int = 0,
+    ) -> Prediction:
+        """Answer ``question`` about ``image`` (a path, PIL image or array).
+
+        Args:
+            top_k: how many answers to return with their probabilities.
+            mc_samples: T MC-dropout passes for epistemic uncertainty; None = one deterministic pass.
+            mc_scope: which dropout modules sample: ``all``, or ``head`` (MCAN's answer head only; cheaper).
+            abstain: answer "don't know" when the ``abstain_on`` score exceeds this threshold (nats).
+            abstain_on: ``predictive_entropy`` (total), ``mutual_information`` (epistemic),
+                ``expected_entropy`` (aleatoric), ``variation_ratio``, or ``feature_density`` (epistemic:
+                distance from the training data; needs ``mumo fit-density RUN``) or ``image_mutual_information``
+                (epistemic, about the image; implies ``image_uncertainty``).
+            image_uncertainty: also ask ``question_bank_size`` training questions about the image and
+                report the mean mutual information of their answers (needs ``mc_samples``): high when the
+                model does not know the image, even if this question's answer is confident.
+            temperature: divides the answer logits; None = the run's fitted temperature (1 without one).
+            seed: seeds the dropout masks and logit noise.
+        """
+        if top_k < 1:
+            raise MumoError(f"top_k must be >= 1, not {top_k}")
+        if abstain_on not in ABSTAIN_SCORES:
+            raise MumoError(f"abstain_on must be one of {', '.join(ABSTAIN_SCORES)}, not {abstain_on!r}")
+        if abstain_on == "feature_density" and self.density is None:
+            raise MumoError("abstain_on='feature_density' needs a fitted density: run `mumo fit-density RUN` first")
+        image_uncertainty = image_uncertainty or abstain_on == "image_mutual_information"
+        if image_uncertainty and mc_samples is None and len(self.models) < 2:
+            raise MumoError(
+                "image uncertainty is an MC-dropout (or ensemble) score: give mc_samples (T passes), e.g. 20"
+            )
+        batch = self.encode(image, question)
+        # a deterministic pass also yields the density feature; MC passes need one more, dropout off
+        with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
+            t = self.temperature if temperature is None else temperature
+            probs = predictive_probs(
+                self._answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
+            )  # (T, 1, C); (M·T, 1, C) for M ensemble members
+            if self.density is not None and mc_samples is not None:
+                self.model.eval()
+                self.model(batch)
+        mean = probs.mean(0)[0]  # (C,)
+        values, indices = mean.topk(min(top_k, mean.numel()))
+        top = [AnswerScore(self.answers[i], float(p)) for p, i in zip(values.tolist(), indices.tolist(), strict=True)]
+        scores = {k: float(v[0]) for k, v in uncertainty_scores(probs).items()}
+        unc = Uncertainty(
+            total=scores["predictive_entropy"], aleatoric=scores["expected_entropy"],
+            epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
+            mc_samples=mc_samples or 0, ensemble_members=len(self.models), temperature=t,
+        )  # fmt: skip
+        if self.density is not None:
+            score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass
+            scores["feature_density"] = unc.feature_density = float(score[0])
+            unc.feature_density_quantile = float(self.density.quantile(score)[0])
+        if image_uncertainty:
+            bank = self.question_bank(question_bank_size)
+            mi = bank_mutual_information(
+                self._answerer, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
+            )
+            scores["image_mutual_information"] = unc.image_epistemic = float(mi.mean())
+            unc.question_bank_size = len(bank)
+        text = question.decode("utf-8") if isinstance(question, bytes) else question
+        pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
+        if abstain is not None and scores[abstain_on] > abstain:
+            pred.answer, pred.abstained = DONT_KNOW, True
+            pred.abstain_reason = f"{abstain_on} {scores[abstain_on]:.4f} > threshold {abstain:g}"
+        return pred
+
+
+ABSTAIN_SCORES = (
+    "predictive_entropy", "mutual_information", "expected_entropy", "variation_ratio", "feature_density",
+    "image_mutual_information",
+)  # fmt: skip

@@ -1,0 +1,100 @@
+"""The VQA task as the registry sees it (:class:`mumo.tasks.Task`, plus explaining, probing and fitting a
+density or a temperature to a run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mumo.config import RunConfig, load_config
+from mumo.tasks.vqa.model import load_model
+from mumo.tasks.vqa.train import default_run_dir, train_vqa
+
+
+class VQATask:
+    """Visual question answering (MCAN) on easy-VQA, Sort-of-CLEVR or VQA v2."""
+
+    name = "vqa"
+    schema = RunConfig
+    default_preset = "mcan-cpu"
+    data_key = "data.name"
+    data_help = "data set: easy-vqa, sort-of-clevr or vqa-v2"
+    help = "Train MCAN for VQA; with no options, the CPU preset on easy-VQA, ending with test accuracy."
+
+    def load_config(self, preset: str | None, overrides: list[str]) -> RunConfig:
+        return load_config(preset or self.default_preset, overrides)
+
+    def default_run_dir(self, cfg: RunConfig) -> Path:
+        return default_run_dir(cfg)
+
+    def train(self, cfg: RunConfig | None, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
+        return train_vqa(cfg, out, resume=resume, progress=progress)
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        lines = [
+            f"best val accuracy {summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']})",
+            f"training: {summary['train_seconds']:.0f}s, {summary['train_samples_per_second']:.0f} questions/s",
+        ]
+        if "test_accuracy" in summary:
+            by_type = ", ".join(f"{k} {v:.4f}" for k, v in summary["test_accuracy_by_type"].items())
+            lines.append(f"test accuracy {summary['test_accuracy']:.4f} ({by_type})")
+        return lines
+
+    def load_model(self, run: str | Path, which: str = "best", device: str = "cpu") -> nn.Module:
+        return load_model(Path(run), which, device)
+
+    def evaluation_options(self, **options: Any) -> Any:
+        from mumo.tasks.vqa.evaluate import EvaluateOptions
+
+        return EvaluateOptions(**options)
+
+    def evaluate(self, run: str | Path, options: Any) -> Any:
+        from mumo.tasks.vqa.evaluate import evaluate_run
+
+        return evaluate_run(run, options)
+
+    # what VQA runs offer besides
+    def explain_run(self, run: str | Path, **options: Any) -> dict[str, Any]:
+        from mumo.tasks.vqa.explain import explain_run
+
+        return explain_run(run, **options)
+
+    def explain_example(self, run: str | Path, image: Path, question: str, method: str, **options: Any) -> dict:
+        from mumo.tasks.vqa.explain import explain_example
+
+        return explain_example(run, image, question, method, **options)
+
+    def explanation_options(self, method: str, **options: Any) -> Any:
+        """U-CAM's settings, checked with the ``method`` asked for (before any model is loaded)."""
+        from mumo.errors import ConfigError
+        from mumo.tasks.vqa.explain import EXPLAIN_METHODS, ExplainOptions
+
+        opts = ExplainOptions(**options)
+        if method not in EXPLAIN_METHODS:
+            raise ConfigError(f"unknown explanation method {method!r}; choose one of: {', '.join(EXPLAIN_METHODS)}")
+        return opts
+
+    def probe_run(self, run: str | Path, **options: Any) -> dict[str, Any]:
+        from mumo.tasks.vqa.probe import probe_run
+
+        return probe_run(run, **options)
+
+    def fit_density(self, run: str | Path, *, images: int, device: str) -> dict[str, Any]:
+        """Fit and save the run's feature density; returns what was saved and its validation quantiles."""
+        from mumo.tasks.vqa.density import DENSITY_FILE, fit_density
+
+        density = fit_density(run, images=images, device=device)
+        return {
+            "path": str(Path(run) / DENSITY_FILE), "fit_images": density.fit_images,
+            "fit_questions": density.fit_questions, "classes": int(density.gaussians.classes.numel()),
+            "jitter": density.gaussians.jitter,
+            "validation_quantiles": {f"p{q}": density.percentile(q) for q in (50, 95, 99)},
+        }  # fmt: skip
+
+    def fit_temperature(self, run: str | Path, *, device: str) -> dict[str, Any]:
+        """Fit and save the run's temperature; returns what was saved."""
+        from mumo.tasks.vqa.temperature import TEMPERATURE_FILE, fit_run_temperature
+
+        return {"path": str(Path(run) / TEMPERATURE_FILE), **fit_run_temperature(run, device=device)}

@@ -1,0 +1,260 @@
+"""Explanation maps of a trained VQA run: scores against ground-truth masks, and one explained example."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from mumo.config import config_from_yaml
+from mumo.data.vqa.split import VQASplit
+from mumo.errors import MumoError
+from mumo.tasks.vqa import explain as vqa_explain
+from mumo.tasks.vqa.explain import (
+    EXPLAIN_METHODS,
+    ExplainOptions,
+    evaluate_explanations,
+    explain_batch,
+    explain_example,
+    explain_run,
+    ground_truth_maps,
+)
+from mumo.tasks.vqa.model import load_artifacts
+from mumo.train.checkpoint import CONFIG_FILE
+from tests.conftest import tiny_config
+
+SCORE_KEYS = {"rank_correlation", "pointing_game", "energy_in_mask", "count", "undefined"}
+FAST = ExplainOptions(samples=3)  # U-CAM with 3 dropout passes: same code path, less time
+
+
+@pytest.fixture(scope="module")
+def run_parts(tiny_run):
+    """The tiny run's model, config and data, loaded once."""
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import load_model
+
+    cfg = config_from_yaml(tiny_run / CONFIG_FILE)
+    return load_model(tiny_run), cfg, load_data(cfg)
+
+
+def _assert_scores(s: dict, count: int) -> None:
+    assert s.keys() >= SCORE_KEYS
+    assert s["count"] == count
+    assert 0 <= s["undefined"] <= count
+    rho = s["rank_correlation"]
+    assert (math.isnan(rho) and s["undefined"] == count) or -1.0 <= rho <= 1.0
+    assert 0.0 <= s["pointing_game"] <= 1.0
+    assert 0.0 <= s["energy_in_mask"] <= 1.0
+
+
+def test_explain_run_scores_every_method(tiny_run, run_parts):
+    _, _, data = run_parts
+    res = explain_run(tiny_run, max_images=20, progress=False)
+    expected_questions = data.test.questions_of(torch.arange(20)).numel()
+    assert res["run"] == str(tiny_run) and res["split"] == "test"
+    assert res["grid"] == [4, 4]
+    assert res["num_images"] == 20
+    assert res["num_questions"] == expected_questions > 20  # every image has several questions
+    assert 0.0 <= res["accuracy"] <= 1.0
+    assert -1.0 <= res["attention_gradcam_rank_correlation"] <= 1.0
+    assert set(res["methods"]) == {"attention", "gradcam", "ucam"}
+    for entry in res["methods"].values():
+        _assert_scores(entry, res["num_questions"])
+        assert set(entry["by_type"]) == {"yes/no", "color", "shape"}
+        assert sum(t["count"] for t in entry["by_type"].values()) == res["num_questions"]
+        for t in entry["by_type"].values():
+            _assert_scores(t, t["count"])
+    # the attention weights are positive everywhere and the shape never fills the grid: always defined
+    assert res["methods"]["attention"]["undefined"] == 0
+
+
+def test_explain_run_val_split_and_a_subset_of_methods(tiny_run):
+    res = explain_run(tiny_run, split="val", methods=("attention",), max_images=5, progress=False)
+    assert res["split"] == "val" and set(res["methods"]) == {"attention"}
+    assert "attention_gradcam_rank_correlation" not in res
+    assert res["num_images"] == 5
+
+
+def test_explain_run_bad_arguments(tiny_run, tmp_path):
+    with pytest.raises(MumoError, match="split must be 'val' or 'test'"):
+        explain_run(tiny_run, split="train", max_images=2, progress=False)
+    with pytest.raises(MumoError, match="choose one of: attention, gradcam, ucam"):
+        explain_run(tiny_run, methods=("nope",), max_images=2, progress=False)
+    with pytest.raises(MumoError, match="images"):
+        explain_run(tiny_run, max_images=0, progress=False)
+    with pytest.raises(MumoError, match="not a mumo run"):
+        explain_run(tmp_path, max_images=2, progress=False)
+
+
+def test_explain_batch_maps(run_parts):
+    model, _, data = run_parts
+    batch = data.test.batch(torch.arange(3))
+    n = batch.tokens.shape[0]
+    for method in EXPLAIN_METHODS:
+        maps, out = explain_batch(model, batch, method, FAST)
+        assert maps.shape == (n, 16) and not maps.requires_grad
+        assert torch.isfinite(maps).all() and (maps >= 0).all()
+        assert tuple(out.grid) == (4, 4) and out.logits.shape[0] == n
+    att, _ = explain_batch(model, batch, "attention", FAST)
+    torch.testing.assert_close(att.sum(1), torch.ones(n), atol=1e-4, rtol=0)  # softmax weights over the cells
+    a, _ = explain_batch(model, batch, "ucam", FAST)
+    b, _ = explain_batch(model, batch, "ucam", FAST)
+    torch.testing.assert_close(a, b)  # seeded dropout masks
+    with pytest.raises(MumoError, match=r"model\.aleatoric=ucam"):
+        explain_batch(model, batch, "ucam", ExplainOptions(ucam_variant="loss", samples=3))
+    with pytest.raises(MumoError, match="choose one of"):
+        ExplainOptions(ucam_variant="nope")
+
+
+def _synthetic_easy_vqa_split(corners: list[tuple[int, int]]) -> VQASplit:
+    """64x64 light images, each with one 16x16 red square filling grid cell ``corners[i]`` of a 4x4 grid;
+    two questions per image."""
+    n = len(corners)
+    images = torch.full((n, 3, 64, 64), 245, dtype=torch.uint8)
+    for i, (r, c) in enumerate(corners):
+        images[i, :, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16] = torch.tensor([220, 20, 20], dtype=torch.uint8)[
+            :, None, None
+        ]
+    image_index = torch.arange(n).repeat_interleave(2)
+    q = len(image_index)
+    return VQASplit(
+        name="test", images=images, tokens=torch.ones(q, 4, dtype=torch.long), image_index=image_index,
+        targets=torch.zeros(q, 2), questions=["what shape?"] * q, question_types=["shape", "color"] * n,
+        image_ids=list(range(n)),
+    )  # fmt: skip
+
+
+def test_easy_vqa_ground_truth_is_the_shape_cell():
+    corners = [(0, 3), (2, 1), (3, 0)]
+    split = _synthetic_easy_vqa_split(corners)
+    truth = ground_truth_maps(tiny_config(), split, (4, 4))
+    assert truth.shape == (6, 16)
+    for qi in range(6):
+        r, c = corners[qi // 2]
+        expected = torch.zeros(16)
+        expected[4 * r + c] = 1.0
+        torch.testing.assert_close(truth[qi], expected)  # the square covers exactly its cell, nothing else
+
+
+def test_easy_vqa_ground_truth_on_real_images(run_parts):
+    _, cfg, data = run_parts
+    split = data.test.subset_images(torch.arange(40))
+    truth = ground_truth_maps(cfg, split, (4, 4))
+    assert truth.shape == (split.num_questions, 16)
+    assert (truth >= 0).all() and (truth <= 1).all()
+    assert (truth.sum(1) > 0).all()  # every question's shape covers some cells
+    assert ((truth > 0).sum(1) < 16).all()  # and no shape covers the whole image
+    for i in range(split.num_images):  # every question about one image shares that image's map
+        rows = truth[split.image_index == i]
+        assert (rows == rows[0]).all()
+    # independently of the segmentation: the cell with the most pixels far from the corner colour holds the peak
+    x = split.images.float()  # (I, 3, 64, 64)
+    far = (x - x[:, :, :1, :1]).norm(dim=1) > 100  # (I, 64, 64)
+    per_cell = far.reshape(-1, 4, 16, 4, 16).sum((2, 4)).reshape(-1, 16)  # (I, 16) pixel counts
+    first_question = torch.stack([torch.nonzero(split.image_index == i)[0, 0] for i in range(split.num_images)])
+    per_image = truth[first_question]  # (I, 16)
+    peak = per_cell.argmax(1)
+    assert (per_image.gather(1, peak[:, None]).squeeze(1) == per_image.max(1).values).all()
+
+
+def test_ground_truth_maps_refuses_data_without_masks():
+    cfg = tiny_config("data.name=vqa-v2", "data.root=/nowhere")
+    split = _synthetic_easy_vqa_split([(0, 0)])
+    with pytest.raises(MumoError, match="no ground-truth maps for 'vqa-v2'"):
+        ground_truth_maps(cfg, split, (4, 4))
+    val = _synthetic_easy_vqa_split([(0, 0)]).subset_images(torch.arange(1), name="val")
+    with pytest.raises(MumoError, match="test split"):
+        ground_truth_maps(tiny_config("data.name=sort-of-clevr"), val, (4, 4))
+
+
+def _patch_maps_from_truth(monkeypatch, truth: torch.Tensor, transform) -> None:
+    """Every method's maps become ``transform`` of the ground truth of the very questions in the batch."""
+    real = vqa_explain.explain_batch
+
+    def from_truth(model, batch, method, opts):
+        _, out = real(model, batch, "attention", opts)  # the model's real output (logits, grid)
+        return transform(truth[batch.question_ids]), out
+
+    monkeypatch.setattr(vqa_explain, "explain_batch", from_truth)
+
+
+def test_evaluate_explanations_scores_a_perfect_map_1(run_parts, monkeypatch):
+    """Maps equal to the ground truth score exactly 1 everywhere: checks that maps, questions and masks stay
+    aligned through batching (5 images a batch, questions grouped by image)."""
+    model, cfg, data = run_parts
+    split = data.test.subset_images(torch.arange(12))
+    _patch_maps_from_truth(monkeypatch, ground_truth_maps(cfg, split, (4, 4)), lambda t: t)
+    res = evaluate_explanations(model, cfg, split, opts=FAST, images_per_batch=5, progress=False)
+    assert res["num_questions"] == split.num_questions and res["num_images"] == 12 and res["grid"] == [4, 4]
+    for m in EXPLAIN_METHODS:
+        s = res["methods"][m]
+        assert s["undefined"] == 0 and s["count"] == split.num_questions
+        for scores in (s, *s["by_type"].values()):
+            assert scores["rank_correlation"] == pytest.approx(1.0)
+            assert scores["pointing_game"] == 1.0 and scores["energy_in_mask"] == pytest.approx(1.0)
+    assert res["attention_gradcam_rank_correlation"] == pytest.approx(1.0)  # identical maps
+
+
+def test_evaluate_explanations_scores_a_reversed_map(run_parts, monkeypatch):
+    """Maps that put the least where the shape is (1 - coverage, non-negative): rank correlation -1, and the
+    argmax always falls outside the shape."""
+    model, cfg, data = run_parts
+    split = data.test.subset_images(torch.arange(12))
+    _patch_maps_from_truth(monkeypatch, ground_truth_maps(cfg, split, (4, 4)), lambda t: 1 - t)
+    res = evaluate_explanations(model, cfg, split, ("attention", "gradcam"), opts=FAST, progress=False)
+    for m in ("attention", "gradcam"):
+        s = res["methods"][m]
+        assert s["rank_correlation"] == pytest.approx(-1.0) and s["pointing_game"] == 0.0
+        assert 0.0 < s["energy_in_mask"] < 1.0
+
+
+def test_evaluate_explanations_with_the_wrong_images_maps(run_parts, monkeypatch):
+    """Maps of another image's shape (the next image's, wrapping around) point into the mask less often."""
+    model, cfg, data = run_parts
+    split = data.test.subset_images(torch.arange(12))
+    truth = ground_truth_maps(cfg, split, (4, 4))
+    first = torch.stack([torch.nonzero(split.image_index == i)[0, 0] for i in range(12)])
+    other = truth[first][(split.image_index + 1) % 12]  # (Q, R) the shape of the next image
+    _patch_maps_from_truth(monkeypatch, other, lambda t: t)
+    res = evaluate_explanations(model, cfg, split, ("gradcam",), opts=FAST, progress=False)
+    assert res["methods"]["gradcam"]["pointing_game"] < 1.0
+    assert res["methods"]["gradcam"]["rank_correlation"] < 0.9
+
+
+@pytest.mark.parametrize("method", EXPLAIN_METHODS)
+def test_explain_example_writes_an_overlay(tiny_run, shape_png, tmp_path, method):
+    out = tmp_path / "x.png"
+    res = explain_example(tiny_run, shape_png, "what shape is in the image?", method, opts=FAST, out=out)
+    assert res["method"] == ("ucam-predictive" if method == "ucam" else method)
+    assert res["question"] == "what shape is in the image?"
+    assert res["answer"] in load_artifacts(tiny_run)["answers"]
+    assert 0.0 < res["probability"] <= 1.0
+    assert res["uncertainty"]["mc_samples"] == 3  # the model has dropout: MC-dropout uncertainty
+    assert res["grid"] == [4, 4]
+    assert len(res["map"]) == 16 and all(math.isfinite(v) and v >= 0 for v in res["map"])
+    assert res["overlay"] == str(out)
+    with Image.open(out) as img:
+        img.verify()
+        assert img.format == "PNG"
+    with Image.open(out) as img:
+        assert img.size[0] > 64 and img.size[1] > 64
+
+
+def test_explain_example_without_out_and_its_errors(tiny_run, shape_png, tmp_path):
+    res = explain_example(tiny_run, shape_png, "what color is the shape?", "attention")
+    assert "overlay" not in res and len(res["map"]) == 16
+    assert sum(res["map"]) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(MumoError, match="does not exist"):
+        explain_example(tiny_run, shape_png, "is there a circle?", "gradcam", out=tmp_path / "no" / "x.png")
+    with pytest.raises(MumoError, match="is a directory"):
+        explain_example(tiny_run, shape_png, "is there a circle?", "gradcam", out=tmp_path)
+    with pytest.raises(MumoError, match="choose one of: attention, gradcam, ucam"):
+        explain_example(tiny_run, shape_png, "is there a circle?", "nope")
+    with pytest.raises(MumoError, match="empty"):
+        explain_example(tiny_run, shape_png, "  ", "gradcam")
+    opts = ExplainOptions(ucam_variant="loss", samples=3)
+    with pytest.raises(MumoError, match=r"model\.aleatoric=ucam"):
+        explain_example(tiny_run, shape_png, "is there a circle?", "ucam", opts=opts, out=tmp_path / "u.png")
+    assert not (tmp_path / "u.png").exists() and not (tmp_path / "no").exists()
