@@ -30,13 +30,25 @@ def _assert_clean_error(result, fragment: str) -> None:
     assert fragment in result.output, result.output
 
 
-def test_evaluate_json(tiny_run):
-    result = mumo("evaluate", tiny_run, "--split", "val", "--json")
+def test_evaluate_json(tiny_run, monkeypatch):
+    """``--images N``: the questions about the split's first N images, every question type among them."""
+    import mumo.tasks.vqa.evaluate as ev
+
+    loaded, load_data = [], ev.load_data  # the data the command evaluates, kept to count its questions
+
+    def keep(cfg):
+        loaded.append(load_data(cfg))
+        return loaded[-1]
+
+    monkeypatch.setattr(ev, "load_data", keep)
+    result = mumo("evaluate", tiny_run, "--split", "val", "--images", "30", "--json")
     assert result.exit_code == 0, result.output
     res = json.loads(result.output)
     assert 0.0 <= res["accuracy"] <= 1.0
     assert set(res["accuracy_by_type"]) == {"yes/no", "color", "shape"}
-    assert res["num_questions"] > 0
+    val = loaded[0].val
+    assert val.num_images > 30 and res["split"] == "val"
+    assert res["num_questions"] == int((val.image_index < 30).sum())  # the first 30 images' questions
 
 
 def test_predict_json_and_text(tiny_run, shape_png):
@@ -57,8 +69,10 @@ def test_predict_json_and_text(tiny_run, shape_png):
     probs = [a["probability"] for a in pred["top_k"]]
     assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
     assert pred["answer"] == pred["top_k"][0]["answer"]
-    text = mumo("predict", tiny_run, "--image", shape_png, "--question", "what shape is it?")
-    assert text.exit_code == 0 and "%" in text.output
+    text = mumo("predict", tiny_run, "--image", shape_png, "--question", "what color is the shape?", "--top-k", "4")
+    assert text.exit_code == 0, text.output
+    # the same answers, most likely first, one "probability  answer" line each
+    assert text.output.splitlines()[:4] == [f"{a['probability']:7.2%}  {a['answer']}" for a in pred["top_k"]]
 
 
 def test_python_api_load_and_predict(tiny_run, shape_png):
@@ -71,15 +85,41 @@ def test_python_api_load_and_predict(tiny_run, shape_png):
     assert predictor.predict(shape_png, "is there a zebra quokka?").answer in predictor.answers
 
 
+def _in_mode(rgb: np.ndarray, mode: str) -> tuple[Image.Image, np.ndarray]:
+    """The (H, W, 3) uint8 image in a Pillow ``mode``, and the RGB image it stands for: transparent pixels on
+    white, 16-bit levels stretched to 0-255, a palette's own colours."""
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    background = rgb.min(-1) > 200  # the light backdrop around the shape: made transparent below
+    if mode in ("RGBA", "LA"):
+        colour = rgb if mode == "RGBA" else grey
+        alpha = np.where(background, 0, 255).astype(np.uint8)
+        hidden = np.where(background[..., None] if mode == "RGBA" else background, 0, colour)  # black under alpha 0
+        img = Image.fromarray(np.dstack([hidden, alpha]).astype(np.uint8), mode)
+        shown = np.where(background[..., None], 255, rgb if mode == "RGBA" else np.dstack([grey] * 3))
+        return img, shown.astype(np.uint8)
+    if mode == "I;16":
+        stretched = np.round((grey - grey.min()) / (grey.max() - grey.min()) * 255).astype(np.uint8)
+        return Image.fromarray(grey.astype("<u2") * 256), np.dstack([stretched] * 3)
+    img = Image.fromarray(rgb).convert(mode)
+    return img, np.asarray(img.convert("RGB"))  # L: grey; P: the palette's colours; CMYK: the same RGB
+
+
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16"])
 def test_predict_converts_image_modes(tiny_run, shape_png, tmp_path, mode):
-    img = Image.open(shape_png).convert("RGB")
-    img = Image.fromarray(np.asarray(img.convert("L"), "<u2") * 256) if mode == "I;16" else img.convert(mode)
-    assert img.mode == mode
+    """A file in any mode is answered as the RGB image it stands for."""
+    import mumo as mm
+
+    img, expected = _in_mode(np.asarray(Image.open(shape_png).convert("RGB")), mode)
+    assert img.mode == mode and (mode != "I;16" or np.asarray(img).max() > 255)
     path = tmp_path / ("x.tiff" if mode == "CMYK" else "x.png")
     img.save(path)
-    result = mumo("predict", tiny_run, "--image", path, "--question", "what shape is it?", "--json")
+    predictor = mm.load(tiny_run)
+    n = len(predictor.answers)
+    result = mumo("predict", tiny_run, "--image", path, "--question", "what shape is it?", "--top-k", n, "--json")
     assert result.exit_code == 0, result.output
+    got = {a["answer"]: a["probability"] for a in json.loads(result.output)["top_k"]}
+    want = {a.answer: a.probability for a in predictor.predict(expected, "what shape is it?", top_k=n).top_k}
+    assert got == pytest.approx(want, abs=1e-6)
 
 
 def _bad_images(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:

@@ -25,10 +25,21 @@ def test_probe_json(tiny_run):
 
 
 def test_probe_table(tiny_run):
+    """The table shows the JSON's figures (the same seeded sample): a row per condition, a column per type."""
     result = mumo("probe", tiny_run, "--split", "val", "--images", "10")
     assert result.exit_code == 0, result.output
-    for fragment in ("overall", "shuffled image", "blank question", "answers changed", "looks at image", "image"):
-        assert fragment in result.output
+    res = json.loads(mumo("probe", tiny_run, "--split", "val", "--images", "10", "--json").output)
+    lines = result.output.splitlines()
+    assert lines[0] == f"val: {res['num_questions']} questions about 10 images (seed 0)"
+    columns = ["overall", *res["by_type"]]
+    assert lines[1].split() == columns
+    rows = {" ".join(line.split()[: -len(columns)]): line.split()[-len(columns) :] for line in lines[2:]}
+    for label, key in (("real image", "accuracy_real"), ("blank image", "accuracy_blank_image"),
+                       ("shuffled image", "accuracy_shuffled_image"), ("blank question", "accuracy_blank_question"),
+                       ("answers changed", "answer_change_rate")):  # fmt: skip
+        assert rows[label] == [f"{r[key]:.4f}" for r in (res, *res["by_type"].values())], label
+    assert rows["looks at image"] == ["yes" if r["looks_at_image"] else "NO" for r in (res, *res["by_type"].values())]
+    assert lines[-1] == res["verdict"]
 
 
 def test_probe_bad_input(tiny_run, tmp_path):
