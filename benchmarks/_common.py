@@ -41,9 +41,9 @@ def trained_run(name: str, overrides: list[str]) -> Path:
 
 
 def noise_augmented_run(level: float, member: int = 0) -> Path:
-    """The default recipe trained with ``train.augment_pixel_noise=level`` (0: none) as deep-ensemble member
+    """The default recipe trained with ``objective.augment_pixel_noise=level`` (0: none) as deep-ensemble member
     ``member``, cached under one name for every benchmark that uses it."""
-    overrides = [f"train.augment_pixel_noise={level}"] if level else []
+    overrides = [f"objective.augment_pixel_noise={level}"] if level else []
     overrides += [f"train.member={member}"] if member else []
     if not level:
         name = f"easy-vqa-member{member}" if member else "easy-vqa-default"

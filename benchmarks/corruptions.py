@@ -1,6 +1,6 @@
 """Benchmark: does error detection survive corruptions the model never saw? (issue #4)
 
-`benchmarks/noise_augmentation.py` found that training with Gaussian pixel noise (`train.augment_pixel_noise=S`)
+`benchmarks/noise_augmentation.py` found that training with Gaussian pixel noise (`objective.augment_pixel_noise=S`)
 lets MC dropout and small ensembles find their errors under strong Gaussian pixel noise. That is the noise the
 models trained with, so here the same runs meet the other ImageNet-C corruptions (Hendrycks & Dietterich 2019;
 `mumo.data.shift.corruptions`): shot and impulse noise, Gaussian blur, brightness, contrast, JPEG compression and
@@ -28,7 +28,7 @@ from _common import RESULTS, noise_augmented_run
 
 T = 20
 N_IMAGES = 500
-LEVELS = (0.0, 0.2, 0.3)  # train.augment_pixel_noise
+LEVELS = (0.0, 0.2, 0.3)  # objective.augment_pixel_noise
 MEMBERS = (0, 1)
 SEVERITIES = (3, 5)
 SEEN = "gaussian_noise"  # the corruption noise-augmented training draws from
@@ -40,6 +40,7 @@ def main() -> None:
     from mumo.data.shift.ood import corrupted_split
     from mumo.runs import Run
     from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.ensemble import DeepEnsemble
     from mumo.tasks.vqa.model import load_model
     from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
@@ -51,7 +52,7 @@ def main() -> None:
     evaluated = []  # (level, method, model(s), MC samples)
     for level in LEVELS:
         evaluated += [(level, "mc-dropout", models[(level, 0)], T)]
-        evaluated += [(level, "ensemble", [models[(level, m)] for m in MEMBERS], None)]
+        evaluated += [(level, "ensemble", DeepEnsemble(models[(level, m)] for m in MEMBERS), None)]
     rows = []
     for corruption in CORRUPTIONS:
         for severity in SEVERITIES:
@@ -101,7 +102,8 @@ def _markdown(rows: list[dict], summary: list[dict]) -> str:
     lines = [f"500 easy-VQA test images; misclassification AUROC of the predictive entropy (target >= 0.85) over "
              f"the {len(held_out)} corruptions other than Gaussian noise, which the noise-trained "
              "runs saw in training:", "",
-             "| train.augment_pixel_noise | method | severity | mean acc | cells >= 0.85 | mean AUROC | min AUROC |",
+             "| objective.augment_pixel_noise | method | severity | mean acc | cells >= 0.85 | mean AUROC "
+             "| min AUROC |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for s in summary:
         lines.append(
@@ -109,7 +111,7 @@ def _markdown(rows: list[dict], summary: list[dict]) -> str:
             f"| {s['cells_meeting_0.85']} / {s['cells_with_errors']} | {s['mean_auroc']:.4f} | {s['min_auroc']:.4f} |"
         )
     lines += ["", "Every cell (MC dropout: T = 20 passes of run 0; ensemble: runs 0 and 1, dropout off):", "",
-              "| corruption | severity | train.augment_pixel_noise | method | acc | errors | ECE | NLL "
+              "| corruption | severity | objective.augment_pixel_noise | method | acc | errors | ECE | NLL "
               "| misclf AUROC [95 % CI] |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lo, hi = r["auroc_misclassification_ci95"]

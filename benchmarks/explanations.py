@@ -5,7 +5,7 @@
    the feature-grid resolution, pointing game, energy inside the mask), on easy-VQA (the shape,
    segmented from the background) and Sort-of-CLEVR (the objects each question refers to).
 2. Attention training: VQA accuracy and attention rank correlation for the plain model and the
-   `mse`, `aan`, `paan` and `gca` variants (`train.attention_loss`), same recipe and seed.
+   `mse`, `aan`, `paan` and `gca` variants (`objective.attention_loss`), same recipe and seed.
    Target: an explanation-trained variant's attention correlates better with the masks than the
    plain model's, losing at most 0.5 points of accuracy.
 3. Grad-CAM vs Captum's LayerGradCam on the same model and layer: allclose, and time ratio <= 1.2
@@ -224,7 +224,7 @@ def main() -> None:
         entry["training"] = {"plain": attention_of(plain)}
         save()
         for v in args.variants:
-            run = trained_run(f"{ds}-attention-{v}", [*overrides, f"train.attention_loss={v}"])
+            run = trained_run(f"{ds}-attention-{v}", [*overrides, f"objective.attention_loss={v}"])
             entry["training"][v] = attention_of(run)
             print(ds, v, entry["training"][v], flush=True)
             save()

@@ -23,8 +23,8 @@ if [ -n "${GPU_CHECK_SUITE:-}" ]; then
     echo "== VQA test suite on the GPU"
     $py -m pytest -v -p no:cacheprovider -m "not slow" -rfE --tb=line tests/cli tests/tasks tests/serve \
         tests/explain tests/uncertainty tests/metrics tests/models tests/train tests/test_configs.py \
-        --ignore=tests/cli/test_sync_cli.py --ignore=tests/tasks/test_lipsync.py \
-        --ignore=tests/metrics/test_lipsync.py --ignore=tests/models/test_sync_expert.py 2>&1 \
+        --ignore=tests/cli/test_sync_cli.py --ignore=tests/tasks/sync/test_sync.py \
+        --ignore=tests/metrics/test_sync.py --ignore=tests/models/test_sync_expert.py 2>&1 \
         | tee "$out/pytest_gpu.txt" | grep -E "FAILED|ERROR|passed|failed" | tail -40
 fi
 

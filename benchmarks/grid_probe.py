@@ -52,7 +52,7 @@ def probe(run: Path) -> dict:
     fit = len(x) * 2 // 3
     result = {"run": str(run), "model": asdict(cfg.model),
               "max_train_images": cfg.data.max_train_images, "lr": cfg.train.lr,
-              "images_per_batch": cfg.train.images_per_batch, "epochs": Run(run).finished_epochs,
+              "images_per_batch": cfg.train.batch_size, "epochs": Run(run).finished_epochs,
               "grid": [rows, cols], "objects": len(x)}  # fmt: skip
     for name, y in (("colour", np.array(colour)), ("shape", np.array(shape))):
         clf = LogisticRegression(max_iter=2000).fit(x[:fit], y[:fit])

@@ -4,7 +4,7 @@ Trains ``mcan-cpu`` (with ``model.cnn_skip`` and ``model.grid_position``) on the
 images with an extra loss: KL(object-mask distribution || the image AttFlat attention), the masks being
 the generator's masks of the objects each question refers to, pooled to the grid. It is a probe of where
 the plain model is stuck (finding the object, or using it), with a minimal loop of its own. It is not a
-training recipe: the product's is ``train.attention_loss=masks`` (per-step targets, the ``mcan-sort-of-clevr``
+training recipe: the product's is ``objective.attention_loss=masks`` (per-step targets, the ``mcan-sort-of-clevr``
 preset, ``benchmarks/sort_of_clevr.py``). Reports test accuracy per epoch, for supervision on every question
 and on non-relational questions only.
 
@@ -48,8 +48,8 @@ def run(epochs: int, weight: float, non_relational_only: bool) -> list[dict]:
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(N_IMAGES, generator=torch.Generator().manual_seed(epoch))
-        for start in range(0, N_IMAGES, cfg.train.images_per_batch):
-            batch = train.batch(order[start : start + cfg.train.images_per_batch])
+        for start in range(0, N_IMAGES, cfg.train.batch_size):
+            batch = train.batch(order[start : start + cfg.train.batch_size])
             out = model(batch, output_attentions=True)
             loss = F.binary_cross_entropy_with_logits(out.logits, batch.targets, reduction="sum")
             keep = supervised[batch.question_ids]  # (N,)

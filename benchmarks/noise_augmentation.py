@@ -1,7 +1,7 @@
 """Benchmark: how much training noise does misclassification detection under pixel noise need? (issue #4)
 
 The default easy-VQA recipe (`mcan-cpu`) trained with Gaussian pixel-noise augmentation
-(`train.augment_pixel_noise=S`: each training image gets noise of a std drawn from [0, S]) for S in
+(`objective.augment_pixel_noise=S`: each training image gets noise of a std drawn from [0, S]) for S in
 LEVELS, two runs each (`train.member=0, 1`: other initial weights, batch order, dropout masks and noise
 draws), measured with MC dropout (T = 20) on the first 500 easy-VQA test images under the shifts of
 `benchmarks/uncertainty.py`, with its noise seeds: pixel noise std 0.3 and 0.5 and ImageNet-C's
@@ -28,7 +28,7 @@ from _common import RESULTS, noise_augmented_run
 
 T = 20
 N_IMAGES = 500
-LEVELS = (0.0, 0.2, 0.3)  # train.augment_pixel_noise
+LEVELS = (0.0, 0.2, 0.3)  # objective.augment_pixel_noise
 MEMBERS = (0, 1)
 # condition -> (pixel-noise std, noise seed): the seeds of benchmarks/uncertainty.py's rows
 CONDITIONS = {"pixel-noise-0.3": (0.3, 1), "pixel-noise-0.5": (0.5, 2), "severity-5": (0.38, 15)}
@@ -39,6 +39,7 @@ def main() -> None:
     from mumo.data.shift.ood import gaussian_noise_split
     from mumo.runs import Run
     from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.ensemble import DeepEnsemble
     from mumo.tasks.vqa.model import load_model
     from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
@@ -50,7 +51,7 @@ def main() -> None:
     rows = []
     models = {key: load_model(run) for key, run in runs.items()}
     evaluated = [((level, str(member)), models[(level, member)], T) for level, member in runs]
-    evaluated += [((level, "ensemble"), [models[(level, m)] for m in MEMBERS], None) for level in LEVELS]
+    evaluated += [((level, "ensemble"), DeepEnsemble(models[(level, m)] for m in MEMBERS), None) for level in LEVELS]
     for (level, member), model, mc in evaluated:
         for cond, split in shifted.items():
             t0 = time.perf_counter()
@@ -80,7 +81,7 @@ def _markdown(rows: list[dict]) -> str:
     lines = ["500 easy-VQA test images; MC dropout (T = 20) for each run, dropout off for the ensemble of both runs; "
              "misclassification AUROC of the predictive entropy with its 95 % bootstrap interval over images "
              "(target >= 0.85):", "",
-             "| train.augment_pixel_noise | member | condition | acc | ECE | NLL | misclf AUROC [95 % CI] |",
+             "| objective.augment_pixel_noise | member | condition | acc | ECE | NLL | misclf AUROC [95 % CI] |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lo, hi = r["auroc_misclassification_ci95"]

@@ -13,7 +13,7 @@ Recorded runs: ``sort_of_clevr`` (the mcan-cpu preset, 24 epochs, measured when 
 
     python benchmarks/sort_of_clevr.py --epochs 16 --name sort_of_clevr_masks model.cnn_skip=true \
         model.grid_position=true model.layers=2 model.flat_glimpses=3 model.answer_mlp=128 \
-        train.attention_loss=masks train.attention_weight=1.0
+        objective.attention_loss=masks objective.attention_weight=1.0
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 1. Data: `mumo data talking-faces` (espeak-ng speech, rendered mouths), identities disjoint between
    train, val and test; cached in benchmarks/runs/.
-2. Training: the `syncnet-cpu` expert on the shared loop; training time recorded.
+2. Training: the `sync-cpu` expert on the shared loop; training time recorded.
 3. Expert eval BCE on test pairs (half in sync, half shifted >= 2 frames). Target <= 0.25 (the reference
    expert on LRS2 ~0.25; chance ln 2 = 0.69).
 4. Offsets: every test clip shifted by a known offset k in [-15, 15] (seeded; audio delayed for k > 0);
@@ -11,7 +11,7 @@
 6. Speed: `mumo sync` on a 10-second video (decode, face detection, mel, embeddings, offset search,
    MC dropout T = 20) must run faster than real time on 2 cores.
 
-    python benchmarks/syncnet.py [--clips N] [--epochs E]   # writes benchmarks/results/syncnet.{json,png}
+    python benchmarks/sync_expert.py [--clips N] [--epochs E]   # writes benchmarks/results/sync_expert.{json,png}
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ def talking_faces(clips: int, seed: int = 0) -> Path:
 
 
 def trained(root: Path, epochs: int, overrides: list[str]) -> Path:
-    """The syncnet-cpu expert trained on ``root`` (cached; an interrupted run resumes)."""
+    """The sync-cpu expert trained on ``root`` (cached; an interrupted run resumes)."""
     from mumo.runs import Run
-    from mumo.tasks.sync.task import load_sync_config, train_syncnet
+    from mumo.tasks.sync.task import load_sync_config, train_sync
 
-    out = RUNS / f"syncnet-cpu-{root.name}-{epochs}ep"
+    out = RUNS / f"sync-cpu-{root.name}-{epochs}ep"
     done = (out / "state.json").exists()
     if done and Run(out).finished_epochs == epochs:
         return out
-    cfg = load_sync_config("syncnet-cpu", [f"data.root={root}", f"train.epochs={epochs}", *overrides])
-    train_syncnet(cfg, out, resume=done, progress=False)
+    cfg = load_sync_config("sync-cpu", [f"data.root={root}", f"train.epochs={epochs}", *overrides])
+    train_sync(cfg, out, resume=done, progress=False)
     return out
 
 
@@ -106,12 +106,12 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     from mumo.data.av.clips import load_clips, sample_pairs
-    from mumo.tasks.sync.task import _eval_metrics, load_syncnet, score_clip, shift_clip
+    from mumo.tasks.sync.task import _eval_metrics, load_sync_expert, score_clip, shift_clip
 
     t_start = time.perf_counter()
     root = talking_faces(args.clips)
     run = trained(root, args.epochs, args.overrides)
-    model = load_syncnet(run)
+    model = load_sync_expert(run)
     state = json.loads((run / "state.json").read_text())
     test = load_clips(root, "test", progress=False)
     pairs = sample_pairs(test, 4000, torch.Generator().manual_seed(2))
@@ -133,7 +133,7 @@ def main() -> None:
     err = np.abs(np.array(estimates) - np.array(offsets))
     within = float((err <= 1).mean())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(in_sync, shifted, RESULTS / "syncnet_lse.png")
+    plot(in_sync, shifted, RESULTS / "sync_expert_lse.png")
     speed = realtime(run, root)
     gen_seconds = (
         float((root / "generation_seconds.txt").read_text()) if (root / "generation_seconds.txt").exists() else None
@@ -157,7 +157,7 @@ def main() -> None:
         "lse_c_higher_in_sync": res["lse_c_in_sync_mean"] > res["lse_c_shifted_mean"],
         "faster_than_real_time": speed["realtime_factor"] > 1.0,
     }  # fmt: skip
-    (RESULTS / "syncnet.json").write_text(json.dumps(res, indent=2))
+    (RESULTS / "sync_expert.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 
 

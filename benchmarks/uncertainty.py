@@ -2,7 +2,7 @@
 
 Models (trained once, cached in benchmarks/runs/): the default easy-VQA MCAN (`mcan-cpu`), the same
 with a Kendall & Gal aleatoric head (`model.aleatoric=kendall-gal`), and both of these trained with Gaussian
-pixel-noise augmentation (`train.augment_pixel_noise=0.2`: every training image gets noise of a std drawn
+pixel-noise augmentation (`objective.augment_pixel_noise=0.2`: every training image gets noise of a std drawn
 from [0, 0.2], milder than every shifted condition but ImageNet-C severities 1-3). Methods:
 
 - deterministic: the default model, dropout off, softmax;
@@ -19,7 +19,7 @@ from [0, 0.2], milder than every shifted condition but ImageNet-C severities 1-3
 - noise-aug, noise-aug+mc: the noise-augmented model, dropout off and with T = 20 passes;
 - noise-aug-aleatoric, noise-aug-aleatoric+mc: the noise-augmented aleatoric model, the same two ways: the
   aleatoric head can only learn input noise from training images that have some;
-- noise-aug0.3+mc, noise-aug0.3-ensemble: the recipe trained with stronger noise (`train.augment_pixel_noise=0.3`,
+- noise-aug0.3+mc, noise-aug0.3-ensemble: the recipe trained with stronger noise (`objective.augment_pixel_noise=0.3`,
   the level `benchmarks/noise_augmentation.py` found σ 0.5 needs) with T = 20 passes, and two such runs
   (`train.member=0, 1`) as a deep ensemble, dropout off.
 
@@ -91,13 +91,13 @@ BANK = 8  # training questions asked about every image for image_mutual_informat
 SEVERITIES = (0.08, 0.12, 0.18, 0.26, 0.38)
 SWEEP_METHODS = ("deterministic", "mc-dropout", "deep-ensemble", "noise-aug+mc", "noise-aug-aleatoric+mc",
                  "noise-aug0.3+mc", "noise-aug0.3-ensemble")  # fmt: skip
-NOISE_AUG = 0.2  # train.augment_pixel_noise of the noise-augmented model: at most ImageNet-C severity 3's std
+NOISE_AUG = 0.2  # objective.augment_pixel_noise of the noise-augmented model: at most ImageNet-C severity 3's std
 NOISE_AUG_STRONG = 0.3  # and of the stronger noise-augmented runs
 # the mask-supervised Sort-of-CLEVR model of benchmarks/sort_of_clevr.py (preset mcan-sort-of-clevr)
 SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=16", "train.warmup_epochs=1",
                  "train.decay_epochs=[14,16]", "model.cnn_skip=true", "model.grid_position=true", "model.layers=2",
-                 "model.flat_glimpses=3", "model.answer_mlp=128", "train.attention_loss=masks",
-                 "train.attention_weight=1.0"]  # fmt: skip
+                 "model.flat_glimpses=3", "model.answer_mlp=128", "objective.attention_loss=masks",
+                 "objective.attention_weight=1.0"]  # fmt: skip
 
 
 def main(reuse_sort_of_clevr: bool = False) -> None:
@@ -120,7 +120,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
     aleatoric_run = trained_run("easy-vqa-kendall-gal", ["model.aleatoric=kendall-gal"])
     noise_aug_run = noise_augmented_run(NOISE_AUG)
     noise_aug_aleatoric_run = trained_run(
-        "easy-vqa-noise-aug-kendall-gal", [f"train.augment_pixel_noise={NOISE_AUG}", "model.aleatoric=kendall-gal"]
+        "easy-vqa-noise-aug-kendall-gal", [f"objective.augment_pixel_noise={NOISE_AUG}", "model.aleatoric=kendall-gal"]
     )
     member_runs = [default_run] + [trained_run(f"easy-vqa-member{k}", [f"train.member={k}"]) for k in range(1, MEMBERS)]
     data = load_data(Run(default_run).config(RunConfig))

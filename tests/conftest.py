@@ -9,20 +9,20 @@ import pytest
 TINY_OVERRIDES = [
     "model.hidden=16", "model.heads=2", "model.layers=1", "model.ff=32", "model.flat_mlp=16",
     "model.flat_out=32", "model.word_dim=16", "model.cnn_channels=[8,8,16,16]", "model.cnn_pool=4",
-    "train.images_per_batch=16", "train.eval_images_per_batch=64", "train.lr=3e-3", "train.warmup_epochs=0",
+    "train.batch_size=16", "train.eval_batch_size=64", "train.lr=3e-3", "train.warmup_epochs=0",
     "train.decay_epochs=[]",
 ]  # fmt: skip
 
 
 def tiny_config(*extra: str):
-    from mumo.config import load_config
+    from mumo.tasks import load_config
 
     return load_config("mcan-cpu", [*TINY_OVERRIDES, *extra])
 
 
 @pytest.fixture(scope="session")
 def easy_vqa_data():
-    from mumo.config import load_config
+    from mumo.tasks import load_config
     from mumo.tasks.vqa.data import load_data
 
     return load_data(load_config("mcan-cpu"))

@@ -45,13 +45,14 @@ def test_cli_reports_a_bad_device_without_a_traceback(tiny_run, shape_png, comma
 
 @cuda
 def test_mc_dropout_fast_path_equals_the_naive_loop_on_the_gpu(tiny_run):
-    from mumo.config import config_from_yaml
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
     from mumo.uncertainty.mc_dropout import mc_forward, mc_forward_naive
 
     model = load_model(tiny_run, device="cuda")
-    batch = load_data(config_from_yaml(tiny_run / "config.yaml")).val.batch(torch.arange(8)).to("cuda")
+    batch = load_data(Run(tiny_run).config(RunConfig)).val.batch(torch.arange(8)).to("cuda")
     with torch.no_grad():
         fast = mc_forward(model, batch, num_samples=7, seed=3)  # (T, N, C)
         naive = mc_forward_naive(model, batch, num_samples=7, seed=3)
@@ -77,13 +78,14 @@ def test_predict_on_the_gpu_matches_the_cpu(tiny_run, shape_png):
 
 @cuda
 def test_uncertainty_evaluation_and_density_on_the_gpu_match_the_cpu(tiny_run):
-    from mumo.config import config_from_yaml
     from mumo.data.shift.ood import ood_split
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
     from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
-    data = load_data(config_from_yaml(tiny_run / "config.yaml"))
+    data = load_data(Run(tiny_run).config(RunConfig))
     val = data.val.subset_images(torch.arange(40), "v")
     fit = data.train.subset_images(torch.arange(100), "fit")
     ood = ood_split("noise", val, seed=0)

@@ -15,12 +15,12 @@ __all__ = [
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mumo.config import list_presets, load_config
+    from mumo.config import list_presets
     from mumo.errors import MumoError
     from mumo.models import create_model, list_models
     from mumo.runs import Run
     from mumo.serve.predict import load
-    from mumo.tasks import get_task, list_tasks, task_of_run
+    from mumo.tasks import get_task, list_tasks, load_config, task_of_run
 
 _EXPORTS = {
     "MumoError": "mumo.errors",
@@ -32,7 +32,7 @@ _EXPORTS = {
     "list_models": "mumo.models",
     "list_presets": "mumo.config",
     "load": "mumo.serve.predict",
-    "load_config": "mumo.config",
+    "load_config": "mumo.tasks",
 }
 
 

@@ -1,13 +1,16 @@
 """Typed configuration: dataclasses are the schema, OmegaConf merges YAML presets and dotted overrides.
 
-A preset is a YAML file in ``mumo/configs/`` holding a serialised :class:`RunConfig` (or part of one).
-Unknown keys are errors that name the key; values are type-checked by OmegaConf.
+A preset is a YAML file in ``mumo/configs/`` holding a serialised run config of one task (or part of one): the
+task's schema (VQA: :class:`mumo.tasks.vqa.config.RunConfig`) says which keys exist. Unknown keys are errors that
+name the key; values are type-checked by OmegaConf. Keys renamed since an earlier version (``legacy_keys``) are
+still read, in saved runs and in overrides, under their names now.
+
+This module holds what every task shares: the training loop's settings (:class:`TrainConfig`) and YAML io.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,85 +23,13 @@ from mumo.errors import ConfigError
 
 
 @dataclass
-class ModelConfig:
-    """MCAN sizes and front-ends (reference §2)."""
-
-    name: str = "mcan"  # registry name of the model
-    hidden: int = 512  # H, width of every attention block
-    heads: int = 8  # attention heads; hidden % heads == 0
-    layers: int = 6  # SA blocks in the encoder and SGA blocks in the decoder
-    ff: int = 2048  # feed-forward width (4H in the paper)
-    dropout: float = 0.1  # every dropout (attention weights, residual branches, FFN, AttFlat)
-    region_dropout: float = 0.0  # dropout on the image regions entering the co-attention (0 = none)
-    cnn_dropout: float = 0.0  # dropout after every conv block of the grid CNN (> 0 makes the trunk stochastic)
-    flat_mlp: int = 512  # AttFlat MLP width
-    flat_glimpses: int = 1  # AttFlat glimpses
-    flat_out: int = 1024  # AttFlat output (2H in the paper)
-    answer_mlp: int = 0  # hidden width of a ReLU MLP answer head; 0 = MCAN's linear classifier on the fused vector
-    word_dim: int = 300  # word embedding size
-    word_vectors: str = "none"  # "none" or "glove-6b-50d" (needs the [glove] extra and word_dim=50)
-    image_encoder: str = "cnn"  # "cnn" (grid from pixels) or "regions" (precomputed (N, D) features)
-    cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # one conv block each
-    cnn_pool: int = 3  # how many of the blocks halve the resolution, rounding up (64 px -> 8x8 grid at 3)
-    cnn_skip: bool = False  # append the first conv block's features, max-pooled to the grid, to the last block's
-    grid_position: bool = False  # add a learned embedding of each grid cell's (x, y) centre to its features
-    region_dim: int = 2048  # input feature size for image_encoder="regions"
-    blank: str = "none"  # "none", "image" (question-only model) or "question" (image-only model)
-    aleatoric: str = "none"  # "none", "kendall-gal" (per-class logit variance) or "ucam" (one variance)
-    aleatoric_samples: int = 20  # T logit-noise samples in the aleatoric loss (U-CAM's code uses 100)
-
-    def __post_init__(self) -> None:
-        if self.hidden % self.heads:
-            raise ConfigError(f"model.hidden={self.hidden} is not divisible by model.heads={self.heads}")
-        if self.image_encoder not in ("cnn", "regions"):
-            raise ConfigError(f"model.image_encoder must be 'cnn' or 'regions', not {self.image_encoder!r}")
-        if self.blank not in ("none", "image", "question"):
-            raise ConfigError(f"model.blank must be 'none', 'image' or 'question', not {self.blank!r}")
-        if self.aleatoric not in ("none", "kendall-gal", "ucam"):
-            raise ConfigError(f"model.aleatoric must be 'none', 'kendall-gal' or 'ucam', not {self.aleatoric!r}")
-        if self.aleatoric_samples < 1:
-            raise ConfigError("model.aleatoric_samples must be >= 1")
-        if self.word_vectors not in ("none", "glove-6b-50d"):
-            raise ConfigError(f"model.word_vectors must be 'none' or 'glove-6b-50d', not {self.word_vectors!r}")
-        if self.word_vectors == "glove-6b-50d" and self.word_dim != 50:
-            raise ConfigError("model.word_vectors=glove-6b-50d needs model.word_dim=50")
-        if not all(0.0 <= p < 1.0 for p in (self.dropout, self.region_dropout, self.cnn_dropout)):
-            raise ConfigError("model.dropout, model.region_dropout and model.cnn_dropout must lie in [0, 1)")
-        if (self.cnn_skip or self.grid_position) and self.image_encoder != "cnn":
-            raise ConfigError("model.cnn_skip and model.grid_position need model.image_encoder=cnn")
-        if self.cnn_skip and not self.cnn_channels:
-            raise ConfigError("model.cnn_skip needs at least one conv block in model.cnn_channels")
-        if self.answer_mlp < 0:
-            raise ConfigError(f"model.answer_mlp must be >= 0 (0 = a linear classifier), not {self.answer_mlp}")
-        if not 0 <= self.cnn_pool <= len(self.cnn_channels):
-            raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
-
-
-@dataclass
-class DataConfig:
-    """Which data set, how it is split and preprocessed."""
-
-    name: str = "easy-vqa"  # data set name
-    root: str = ""  # data directory for data sets read from disk (unused for easy-vqa)
-    val_fraction: float = 0.1  # fraction of training *images* carved out as validation
-    max_question_len: int = 14  # tokens kept per question (MCAN: 14)
-    image_size: int = 64  # images are resized to image_size x image_size
-    max_train_images: int = 0  # 0 = all; a positive number trains on a seeded subset (smoke runs)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must lie in (0, 1), not {self.val_fraction}")
-
-
-ATTENTION_LOSSES = ("none", "mse", "aan", "paan", "gca", "masks")
-
-
-@dataclass
 class TrainConfig:
-    """The MCAN recipe (reference §2.3): Adam (0.9, 0.98), warm-up, step decay, soft-target BCE."""
+    """The training loop's settings (:func:`mumo.train.loop.fit`): schedule, optimiser, batches, seeds, device.
+    What a task minimises, and how it augments its data, is in that task's own config (VQA: ``objective``)."""
 
     epochs: int = 13
-    images_per_batch: int = 64  # a batch holds every question of this many images
+    batch_size: int = 64  # samples per training batch, in the unit the task states (VQA: images; sync: pairs)
+    eval_batch_size: int = 128  # the same unit, for validation and evaluation
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-9
@@ -106,49 +37,25 @@ class TrainConfig:
     warmup_epochs: int = 3  # lr x 1/(w+1), 2/(w+1), ... during the first w epochs
     decay_epochs: list[int] = field(default_factory=lambda: [10, 12])  # lr x decay_rate from these epochs
     decay_rate: float = 0.2
-    loss_reduction: str = "sum"  # "sum" over batch x classes (MCAN) or "mean" over questions
     grad_clip: float = 0.0  # 0 = no clipping (MCAN)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
-    eval_images_per_batch: int = 128
     seed: int = 0  # seeds the validation split, the initial weights, the batch order and the dropout masks
     # deep-ensemble member k (docs/uncertainty.md): members of one recipe share the seed's data split but draw
     # their initial weights, batch order and dropout masks from init_seed; member 0 is the plain run
     member: int = 0
     cpu: bool = False  # force the CPU even when a GPU is present
-    # Gaussian pixel-noise augmentation (VQA pixel models; mumo.data.shift.augment): every training image gets
-    # N(0, s²) noise on its [0, 1] pixels, s ~ U[0, augment_pixel_noise] per image and epoch; 0 = none
-    augment_pixel_noise: float = 0.0
-    # Attention trained with explanations (reference §4.3; docs/explanations.md): "none", "mse" (regress
-    # attention onto Grad-CAM of the true answer), "aan" / "paan" (map-level / per-cell discriminator game),
-    # "gca" (gradient-certainty attention: towards the cells that lower the uncertainty loss), "masks" (towards the
-    # ground-truth masks of the objects each question refers to: Sort-of-CLEVR; AttFlat glimpse g <- reasoning step g)
-    attention_loss: str = "none"
-    attention_weight: float = 0.1  # weight of the attention term (per question, summed like the VQA loss)
-    uncertainty_weight: float = 0.1  # gca only: weight of the predictive-entropy term it minimises
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, not {self.epochs}")
-        if self.images_per_batch < 1:
-            raise ConfigError(f"train.images_per_batch must be >= 1, not {self.images_per_batch}")
-        if self.loss_reduction not in ("sum", "mean"):
-            raise ConfigError(f"train.loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError(f"train.batch_size and train.eval_batch_size must be >= 1, not {self.batch_size}")
         if self.mixed_precision in ("False", "false"):  # YAML 1.1 reads a bare `no` (mixed_precision=no) as false
             self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"train.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}")
-        if self.attention_loss not in ATTENTION_LOSSES:
-            raise ConfigError(
-                f"train.attention_loss must be one of {', '.join(ATTENTION_LOSSES)}, not {self.attention_loss!r}"
-            )
-        if self.attention_weight < 0 or self.uncertainty_weight < 0:
-            raise ConfigError("train.attention_weight and train.uncertainty_weight must be >= 0")
         if self.member < 0:
             raise ConfigError(f"train.member must be >= 0, not {self.member}")
-        if not (math.isfinite(self.augment_pixel_noise) and self.augment_pixel_noise >= 0):
-            raise ConfigError(
-                f"train.augment_pixel_noise must be a standard deviation >= 0, not {self.augment_pixel_noise}"
-            )
 
     @property
     def init_seed(self) -> int:
@@ -156,15 +63,32 @@ class TrainConfig:
         return self.seed + 100_003 * self.member
 
 
-@dataclass
-class RunConfig:
-    """Everything a training run needs; saved as ``config.yaml`` in the run directory."""
+# keys of earlier versions, renamed for every task; a schema adds its own in ``legacy_keys`` (None: dropped)
+LEGACY_KEYS = {"train.images_per_batch": "train.batch_size", "train.eval_images_per_batch": "train.eval_batch_size"}
 
-    task: str = "vqa"
-    preset: str = "mcan-cpu"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+
+def legacy_keys(schema: type) -> dict[str, str | None]:
+    """Every key of an earlier version that ``schema``'s configs still accept, and its name now."""
+    return {**LEGACY_KEYS, **getattr(schema, "legacy_keys", {})}
+
+
+def _rename_legacy(data: dict[str, Any], schema: type) -> dict[str, Any]:
+    """A saved or preset config (nested dict) with the keys of earlier versions moved to their names now."""
+    for old, new in legacy_keys(schema).items():
+        section, key = old.split(".", 1)
+        if isinstance(data.get(section), dict) and key in data[section]:
+            value = data[section].pop(key)
+            if new is not None:
+                new_section, new_key = new.split(".", 1)
+                data.setdefault(new_section, {}).setdefault(new_key, value)
+    return data
+
+
+def _rename_override(item: str, schema: type) -> str:
+    """A dotted ``key=value`` override with an earlier key name moved to its name now."""
+    key, _, value = item.partition("=")
+    new = legacy_keys(schema).get(key)
+    return item if new is None else f"{new}={value}"  # a dropped key stays unknown: an error that names it
 
 
 def list_presets(task: str | None = None) -> list[str]:
@@ -174,7 +98,12 @@ def list_presets(task: str | None = None) -> list[str]:
     return [n for n in names if task is None or preset_section(n, "task") == task]
 
 
+# presets renamed since an earlier version, and their names now
+LEGACY_PRESETS = {"syncnet-cpu": "sync-cpu", "syncnet-wav2lip": "sync-wav2lip"}
+
+
 def _preset_text(name: str) -> str:
+    name = LEGACY_PRESETS.get(name, name)
     if name not in list_presets():
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
     return (resources.files("mumo") / "configs" / f"{name}.yaml").read_text(encoding="utf-8")
@@ -201,11 +130,9 @@ def _describe(exc: OmegaConfBaseException) -> str:
     return f"bad value for config key {key!r}: {msg}" if key else msg
 
 
-def load_config(
-    preset: str | None = "mcan-cpu", overrides: list[str] | None = None, *, schema: type = RunConfig
-) -> Any:
-    """Build a config (a :class:`RunConfig`, or another task's ``schema`` dataclass with a ``task`` field)
-    from a preset name and dotted ``key=value`` overrides.
+def load_config(preset: str | None, overrides: list[str] | None = None, *, schema: type) -> Any:
+    """Build a config of ``schema`` (a task's run config dataclass, with a ``task`` field) from a preset name and
+    dotted ``key=value`` overrides.
 
     Raises:
         ConfigError: unknown preset, a preset of another task, unknown key or a value of the wrong type.
@@ -213,7 +140,9 @@ def load_config(
     layers = [OmegaConf.structured(schema)]
     if preset:
         try:
-            layer = OmegaConf.create(_preset_text(preset))
+            layer = OmegaConf.create(
+                _rename_legacy(OmegaConf.to_container(OmegaConf.create(_preset_text(preset))), schema)
+            )
         except OmegaConfBaseException as exc:
             raise ConfigError(f"preset {preset!r} is not valid YAML: {exc}") from None
         task, expected = layer.get("task"), layers[0].task
@@ -223,21 +152,26 @@ def load_config(
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
+    renamed = [_rename_override(item, schema) for item in overrides or []]
     try:
-        if overrides:
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
+        if renamed:
+            layers.append(OmegaConf.from_dotlist(renamed))
         merged = OmegaConf.merge(*layers)
         if preset:
-            merged.preset = preset
+            merged.preset = LEGACY_PRESETS.get(preset, preset)
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc)) from None
     return _to_dataclass(merged)
 
 
-def config_from_yaml(path: str | Path, *, schema: type = RunConfig) -> Any:
-    """Read a saved ``config.yaml`` back into its dataclass (unknown keys are errors)."""
+def config_from_yaml(path: str | Path, *, schema: type) -> Any:
+    """Read a saved ``config.yaml`` back into ``schema`` (unknown keys are errors; keys of earlier versions are
+    read under their names now)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path))
+        saved = OmegaConf.to_container(OmegaConf.load(path))
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{path} holds no config (a YAML mapping)")
+        merged = OmegaConf.merge(OmegaConf.structured(schema), _rename_legacy(saved, schema))
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     return _to_dataclass(merged)

@@ -1,10 +1,17 @@
-"""Typed containers passed between data, models, training and serving."""
+"""Typed containers passed between data, models, training and serving, and the capabilities a model may offer.
+
+A capability is a :class:`typing.Protocol` that a model satisfies by having the methods (no base class to
+inherit); callers check it once with ``isinstance(model, Protocol)``. Members are methods or class attributes,
+never submodules or parameters: ``nn.Module`` keeps those out of ``__dict__``, where the check looks (Python 3.12+).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 
 @dataclass
@@ -104,3 +111,70 @@ class Prediction:
         if self.abstain_reason is not None:
             out["abstain_reason"] = self.abstain_reason
         return out
+
+
+# Capabilities: what a model may offer beyond forward(), checked with isinstance(model, Protocol)
+
+
+class TrunkState(Protocol):
+    """What :meth:`TrunkHead.trunk` returns: the deterministic state the head reads, B rows."""
+
+    @property
+    def num_rows(self) -> int:
+        """B: the head's batch size (for MCAN, the questions N)."""
+        ...
+
+    def repeat(self, k: int) -> TrunkState:
+        """k stacked copies for k MC samples, sample-major: rows (B, ...) become (k * B, ...)."""
+        ...
+
+
+@runtime_checkable
+class TrunkHead(Protocol):
+    """A model split for fast MC dropout (:func:`mumo.uncertainty.mc_dropout.mc_forward`): a deterministic trunk
+    run once, then a stochastic head run on stacked copies; ``head(trunk(*inputs))`` equals ``model(*inputs)``."""
+
+    def trunk(self, *inputs: Any, **options: Any) -> TrunkState:
+        """Everything before the first sampled dropout, B rows (MCAN: a VQABatch -> questions (N, L, H) and image
+        regions (B, R, C)). A :class:`ScopedDropout` model also takes ``scope=``: the trunk then ends before that
+        scope's first dropout."""
+        ...
+
+    def head(self, state: TrunkState) -> Any:
+        """The stochastic rest on a (k * B, ...) stacked state: the model's output for k * B rows, sample-major."""
+        ...
+
+    def trunk_is_deterministic(self, scope: str = "all") -> bool:
+        """False when the trunk of ``scope`` holds sampled dropout (the fast path cannot cache it)."""
+        ...
+
+
+@runtime_checkable
+class ScopedDropout(Protocol):
+    """A model that names which of its dropout modules sample in MC dropout (``scope``)."""
+
+    mc_scopes: tuple[str, ...]  # the scopes it offers, "all" among them (MCAN: "all", "head")
+
+    def mc_dropout_modules(self, scope: str = "all") -> list[nn.Dropout]:
+        """The ``nn.Dropout`` modules with p > 0 that sample in ``scope``."""
+        ...
+
+
+@runtime_checkable
+class Explainable(Protocol):
+    """A model with a default layer for CAM explanations (Grad-CAM, U-CAM)."""
+
+    def explain_layer(self) -> nn.Module:
+        """The module whose output the maps are taken on: for MCAN the image features (N, R, C), one copy per
+        question, so each question gets its own (N, R) map."""
+        ...
+
+
+@runtime_checkable
+class HasDensityLayer(Protocol):
+    """A model with a feature layer for feature-density OOD scores (DDU, :mod:`mumo.uncertainty.density`)."""
+
+    def density_layer(self) -> nn.Module:
+        """The module whose (N, F) output the class Gaussians are fitted on: for MCAN the fused vector the answer
+        classifier reads."""
+        ...

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mumo.errors import MumoError
-from mumo.metrics.lipsync import cosine_offset_scores, cosine_sync_scores, offset_distances, sync_scores
+from mumo.metrics.sync import cosine_offset_scores, cosine_sync_scores, offset_distances, sync_scores
 
 
 def _reference_scores(video: torch.Tensor, audio: torch.Tensor, vshift: int) -> tuple[int, float, float]:

@@ -3,11 +3,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mumo.config import load_config
 from mumo.errors import ConfigError
 from mumo.explain.hooks import capture
 from mumo.models import create_model
 from mumo.models.encoders import GridCNN, grid_centres
+from mumo.tasks import load_config
 from mumo.types import VQABatch
 from tests.models.test_mcan_vqa import SHRINK
 

@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from mumo.config import list_presets, load_config
+from mumo.config import list_presets
 from mumo.models import create_model, list_models
 from mumo.models.mcan_vqa import MCANVQA, LayerNorm
+from mumo.tasks import load_config
 from mumo.types import VQABatch
 
 SHRINK = [

@@ -39,14 +39,14 @@ def test_presets_forward_backward(preset):
 
 
 def test_preset_sizes():
-    full, cpu = SyncExpertConfig.from_name("syncnet-wav2lip"), SyncExpertConfig.from_name("syncnet-cpu")
+    full, cpu = SyncExpertConfig.from_name("sync-wav2lip"), SyncExpertConfig.from_name("sync-cpu")
     assert full.embedding == 512 and full.face_channels == [32, 64, 128, 256, 512, 512]
     assert full.audio_channels == [32, 64, 128, 256]
     assert cpu.embedding == 128
     n_full = sum(p.numel() for p in SyncExpert(cfg=full).parameters())
     n_cpu = sum(p.numel() for p in SyncExpert(cfg=cpu).parameters())
     assert n_cpu * 8 < n_full
-    assert SyncExpertConfig.from_name("syncnet-cpu", dropout=0.3).dropout == 0.3
+    assert SyncExpertConfig.from_name("sync-cpu", dropout=0.3).dropout == 0.3
 
 
 def test_embeddings_unit_norm_non_negative_and_score_in_unit_interval():
@@ -154,7 +154,7 @@ def test_learns_synthetic_sync_signal():
     torch.manual_seed(0)
     h, w = 24, 48  # half-size faces keep the run to a few seconds
     cfg = SyncExpertConfig.from_name(
-        "syncnet-cpu", face_height=h, face_width=w, face_channels=[8, 8, 16, 16, 16, 16], face_residual=[0] * 6,
+        "sync-cpu", face_height=h, face_width=w, face_channels=[8, 8, 16, 16, 16, 16], face_residual=[0] * 6,
         audio_channels=[8, 8, 16, 16], audio_residual=[0] * 4, embedding=32,
     )  # fmt: skip
     model = SyncExpert(cfg=cfg)

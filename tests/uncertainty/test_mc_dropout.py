@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from mumo.config import load_config
 from mumo.errors import MumoError
 from mumo.models import create_model
+from mumo.tasks import load_config
 from mumo.types import VQABatch
 from mumo.uncertainty.mc_dropout import MAX_SAMPLES, dropout_modules, mc_dropout, mc_forward, mc_forward_naive
 

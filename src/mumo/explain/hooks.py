@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mumo.errors import MumoError
+from mumo.types import Explainable
 
 
 @dataclass
@@ -74,12 +75,12 @@ def capture(module: nn.Module, *, select: Callable[[Any], torch.Tensor] = _defau
 def resolve_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module:
     """A layer given as a module, a dotted name (``"image_encoder.body"``), or None for the model's default.
 
-    The default is ``model.explain_layer()`` when the model declares one.
+    The default is ``model.explain_layer()`` when the model declares one (:class:`~mumo.types.Explainable`).
     """
     if isinstance(layer, nn.Module):
         return layer
     if layer is None:
-        if not hasattr(model, "explain_layer"):
+        if not isinstance(model, Explainable):
             raise MumoError(
                 f"{type(model).__name__} declares no default explanation layer; pass one (a module or dotted name)"
             )

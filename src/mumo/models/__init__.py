@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
-from mumo.config import ModelConfig
 from mumo.registry import Registry
 
 models: Registry = Registry("model")
 
 
 @models.register("mcan")
-def _build_mcan(cfg: ModelConfig, *, vocab: list[str], num_answers: int) -> nn.Module:
+def _build_mcan(cfg: Any, *, vocab: list[str], num_answers: int) -> nn.Module:
+    """MCAN for VQA (:class:`mumo.models.mcan_vqa.MCANConfig`), its embedding from GloVe when asked."""
     from mumo.data.glove import init_embedding
     from mumo.models.mcan_vqa import MCANVQA
 
@@ -21,9 +23,18 @@ def _build_mcan(cfg: ModelConfig, *, vocab: list[str], num_answers: int) -> nn.M
     return model
 
 
-def create_model(cfg: ModelConfig, *, vocab: list[str], num_answers: int) -> nn.Module:
-    """Build the model named by ``cfg.name`` with freshly initialised weights."""
-    return models.get(cfg.name)(cfg, vocab=vocab, num_answers=num_answers)
+@models.register("sync_expert")
+def _build_sync_expert(cfg: Any) -> nn.Module:
+    """The lip-sync expert (:class:`mumo.models.sync_expert.SyncExpertConfig`)."""
+    from mumo.models.sync_expert import SyncExpert
+
+    return SyncExpert(cfg=cfg)
+
+
+def create_model(cfg: Any, **inputs: Any) -> nn.Module:
+    """Build the model named by ``cfg.name`` (its config dataclass, beside the model) with freshly initialised
+    weights; ``inputs``: what the model needs to know of its data (VQA: ``vocab``, ``num_answers``)."""
+    return models.get(cfg.name)(cfg, **inputs)
 
 
 def list_models() -> list[str]:

@@ -13,16 +13,71 @@ trunk. All dropout is ``nn.Dropout`` modules declared here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from mumo.config import ModelConfig
 from mumo.data.text import PAD_ID, UNK_ID
+from mumo.errors import ConfigError
 from mumo.models.encoders import GridCNN, GridPosition, QuestionEncoder, RegionAdapter
 from mumo.types import VQABatch, VQAOutput
+
+
+@dataclass
+class MCANConfig:
+    """MCAN sizes and front-ends (reference §2); a VQA run's ``model`` section."""
+
+    name: str = "mcan"  # registry name of the model
+    hidden: int = 512  # H, width of every attention block
+    heads: int = 8  # attention heads; hidden % heads == 0
+    layers: int = 6  # SA blocks in the encoder and SGA blocks in the decoder
+    ff: int = 2048  # feed-forward width (4H in the paper)
+    dropout: float = 0.1  # every dropout (attention weights, residual branches, FFN, AttFlat)
+    region_dropout: float = 0.0  # dropout on the image regions entering the co-attention (0 = none)
+    cnn_dropout: float = 0.0  # dropout after every conv block of the grid CNN (> 0 makes the trunk stochastic)
+    flat_mlp: int = 512  # AttFlat MLP width
+    flat_glimpses: int = 1  # AttFlat glimpses
+    flat_out: int = 1024  # AttFlat output (2H in the paper)
+    answer_mlp: int = 0  # hidden width of a ReLU MLP answer head; 0 = MCAN's linear classifier on the fused vector
+    word_dim: int = 300  # word embedding size
+    word_vectors: str = "none"  # "none" or "glove-6b-50d" (needs the [glove] extra and word_dim=50)
+    image_encoder: str = "cnn"  # "cnn" (grid from pixels) or "regions" (precomputed (N, D) features)
+    cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # one conv block each
+    cnn_pool: int = 3  # how many of the blocks halve the resolution, rounding up (64 px -> 8x8 grid at 3)
+    cnn_skip: bool = False  # append the first conv block's features, max-pooled to the grid, to the last block's
+    grid_position: bool = False  # add a learned embedding of each grid cell's (x, y) centre to its features
+    region_dim: int = 2048  # input feature size for image_encoder="regions"
+    blank: str = "none"  # "none", "image" (question-only model) or "question" (image-only model)
+    aleatoric: str = "none"  # "none", "kendall-gal" (per-class logit variance) or "ucam" (one variance)
+    aleatoric_samples: int = 20  # T logit-noise samples in the aleatoric loss (U-CAM's code uses 100)
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ConfigError(f"model.hidden={self.hidden} is not divisible by model.heads={self.heads}")
+        if self.image_encoder not in ("cnn", "regions"):
+            raise ConfigError(f"model.image_encoder must be 'cnn' or 'regions', not {self.image_encoder!r}")
+        if self.blank not in ("none", "image", "question"):
+            raise ConfigError(f"model.blank must be 'none', 'image' or 'question', not {self.blank!r}")
+        if self.aleatoric not in ("none", "kendall-gal", "ucam"):
+            raise ConfigError(f"model.aleatoric must be 'none', 'kendall-gal' or 'ucam', not {self.aleatoric!r}")
+        if self.aleatoric_samples < 1:
+            raise ConfigError("model.aleatoric_samples must be >= 1")
+        if self.word_vectors not in ("none", "glove-6b-50d"):
+            raise ConfigError(f"model.word_vectors must be 'none' or 'glove-6b-50d', not {self.word_vectors!r}")
+        if self.word_vectors == "glove-6b-50d" and self.word_dim != 50:
+            raise ConfigError("model.word_vectors=glove-6b-50d needs model.word_dim=50")
+        if not all(0.0 <= p < 1.0 for p in (self.dropout, self.region_dropout, self.cnn_dropout)):
+            raise ConfigError("model.dropout, model.region_dropout and model.cnn_dropout must lie in [0, 1)")
+        if (self.cnn_skip or self.grid_position) and self.image_encoder != "cnn":
+            raise ConfigError("model.cnn_skip and model.grid_position need model.image_encoder=cnn")
+        if self.cnn_skip and not self.cnn_channels:
+            raise ConfigError("model.cnn_skip needs at least one conv block in model.cnn_channels")
+        if self.answer_mlp < 0:
+            raise ConfigError(f"model.answer_mlp must be >= 0 (0 = a linear classifier), not {self.answer_mlp}")
+        if not 0 <= self.cnn_pool <= len(self.cnn_channels):
+            raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
 
 
 class LayerNorm(nn.Module):
@@ -86,7 +141,7 @@ class FFN(nn.Module):
 class SA(nn.Module):
     """Self-attention block, post-LN residuals."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: MCANConfig) -> None:
         super().__init__()
         self.att = MHAtt(hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
         self.ffn = FFN(hidden=cfg.hidden, ff=cfg.ff, dropout=cfg.dropout)
@@ -102,7 +157,7 @@ class SA(nn.Module):
 class SGA(nn.Module):
     """Self-attention on x, then attention guided by y (queries from x, keys/values from y), then FFN."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: MCANConfig) -> None:
         super().__init__()
         self.self_att = MHAtt(hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
         self.guided_att = MHAtt(hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
@@ -123,7 +178,7 @@ class SGA(nn.Module):
 class AttFlat(nn.Module):
     """Attentional reduction: MLP scores -> masked softmax over positions -> weighted sum -> Linear."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: MCANConfig) -> None:
         super().__init__()
         self.glimpses = cfg.flat_glimpses
         self.mlp = nn.Sequential(
@@ -203,7 +258,7 @@ class MCANCoattended:
 class MCANVQA(nn.Module):
     """MCAN-ED VQA model over a grid CNN or precomputed region features."""
 
-    def __init__(self, *, cfg: ModelConfig, vocab_size: int, num_answers: int) -> None:
+    def __init__(self, *, cfg: MCANConfig, vocab_size: int, num_answers: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.question_encoder = QuestionEncoder(vocab_size=vocab_size, word_dim=cfg.word_dim, hidden=cfg.hidden)

@@ -58,7 +58,7 @@ def _out_size(size: tuple[int, int], stages: list) -> tuple[int, int]:
 
 @dataclass
 class SyncExpertConfig:
-    """Sizes of the lip-sync expert. The defaults are the reference (``syncnet-wav2lip``)."""
+    """Sizes of the lip-sync expert. The defaults are the reference (``sync-wav2lip``)."""
 
     name: str = "sync_expert"  # registry name of the model
     # Inputs: one window of `frames` video frames at 25 fps and the matching 0.2 s of mel (80 steps/s)
@@ -109,7 +109,7 @@ class SyncExpertConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> SyncExpertConfig:
-        """The ``model`` section of a shipped preset (``syncnet-wav2lip``, ``syncnet-cpu``; YAML files in
+        """The ``model`` section of a shipped preset (``sync-wav2lip``, ``sync-cpu``; YAML files in
         ``mumo/configs``), optionally with field overrides."""
         from mumo.config import preset_section
 
@@ -119,10 +119,10 @@ class SyncExpertConfig:
 
     @staticmethod
     def preset_names() -> list[str]:
-        """Names accepted by :meth:`from_name`: the shipped presets of the ``syncnet`` task."""
+        """Names accepted by :meth:`from_name`: the shipped presets of the ``sync`` task."""
         from mumo.config import list_presets
 
-        return list_presets("syncnet")
+        return list_presets("sync")
 
 
 class ConvBlock(nn.Module):

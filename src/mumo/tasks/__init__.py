@@ -8,9 +8,9 @@ import-linter, docs/architecture.md): ``mumo train NAME`` and ``mumo evaluate RU
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from mumo.errors import CheckpointError
+from mumo.errors import CheckpointError, ConfigError
 from mumo.registry import Registry
 from mumo.runs import Run
 from mumo.tasks._protocol import (
@@ -25,7 +25,7 @@ from mumo.tasks._protocol import (
 
 __all__ = [
     "Explains", "FitsDensity", "FitsTemperature", "Probes", "Report", "ScoresSync", "Task", "get_task",
-    "list_tasks", "require", "task_of_run",
+    "list_tasks", "load_config", "require", "task_of_run",
 ]  # fmt: skip
 
 C = TypeVar("C")
@@ -48,6 +48,17 @@ def _registry() -> Registry:
 def get_task(name: str) -> Task:
     """The task registered as ``name`` (ConfigError naming the choices when there is none)."""
     return _registry().get(LEGACY_NAMES.get(name, name))()
+
+
+def load_config(preset: str, overrides: list[str] | None = None) -> Any:
+    """A run config from a shipped preset (its task's schema: ``mcan-cpu`` -> VQA, ``sync-cpu`` -> sync) and
+    dotted ``key=value`` overrides (ConfigError when the preset or a key is unknown or a value is bad)."""
+    from mumo.config import preset_section
+
+    task = preset_section(preset, "task")
+    if task is None:
+        raise ConfigError(f"preset {preset!r} names no task")
+    return get_task(task).load_config(preset, list(overrides or []))
 
 
 def list_tasks() -> list[str]:

@@ -5,7 +5,9 @@ Layout of a run directory::
     RUN/config.yaml              the full RunConfig
     RUN/artifacts.json           vocabulary, answer list: what the model needs to read inputs
     RUN/state.json               {"last": "epoch-0003", "best": "epoch-0002", "history": [...]}
-    RUN/checkpoints/epoch-0003/  model.safetensors, optimizer.safetensors, optimizer.json, meta.json
+    RUN/checkpoints/epoch-0003/  model.safetensors (the shipped model's bare weights), <name>.safetensors for each
+                                 model trained beside it (discriminators), optimizer.safetensors + optimizer.json
+                                 (optimizer-1.*, ... for further optimisers), meta.json
     RUN/logs/                    TensorBoard events
 
 Each epoch directory is written under a temporary name and renamed into place, and ``state.json``
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from torch import nn
 
 from mumo.errors import CheckpointError
 
+MODEL_NAME = "model"  # the shipped model's name: model.safetensors, what inference loads
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
 ARTIFACTS_FILE = "artifacts.json"
@@ -63,28 +67,38 @@ def _optimizer_from_flat(tensors: dict[str, torch.Tensor], info: dict[str, Any])
     return {"state": state, "param_groups": info["param_groups"]}
 
 
+def optimizer_name(index: int) -> str:
+    """The file name (no suffix) of a training step's optimiser state: ``optimizer``, ``optimizer-1``, ..."""
+    return "optimizer" if index == 0 else f"optimizer-{index}"
+
+
 def save_checkpoint(
     run_dir: Path,
     *,
     epoch: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None,
+    models: Mapping[str, nn.Module],
+    optimizers: Sequence[torch.optim.Optimizer] = (),
     meta: dict[str, Any],
     is_best: bool,
 ) -> None:
-    """Write epoch ``epoch`` (0-based) and point ``state.json`` at it; prune older checkpoints."""
+    """Write epoch ``epoch`` (0-based) and point ``state.json`` at it; prune older checkpoints.
+
+    ``models``: each model's weights as ``<name>.safetensors`` (``model``: the shipped one);
+    ``optimizers``: each training step's optimiser state (:func:`optimizer_name`).
+    """
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{epoch + 1:04d}"
     tmp = ckpt_root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / "model.safetensors"))
-    if optimizer is not None:
+    for model_name, model in models.items():
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, str(tmp / f"{model_name}.safetensors"))
+    for i, optimizer in enumerate(optimizers):
         tensors, info = _optimizer_to_flat(optimizer.state_dict())
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / "optimizer.json").write_text(json.dumps(info), encoding="utf-8")
+        save_file(tensors, str(tmp / f"{optimizer_name(i)}.safetensors"))
+        (tmp / f"{optimizer_name(i)}.json").write_text(json.dumps(info), encoding="utf-8")
     (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, **meta}, indent=2), encoding="utf-8")
     final = ckpt_root / name
     shutil.rmtree(final, ignore_errors=True)
@@ -146,21 +160,29 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint file is corrupted: {path} ({exc})") from None
 
 
-def load_weights(model: nn.Module, ckpt: Path) -> None:
-    """Load ``model.safetensors`` from a checkpoint directory into ``model`` (strict)."""
-    weights = _load_tensors(ckpt / "model.safetensors")
+def read_weights(ckpt: Path, name: str = MODEL_NAME) -> dict[str, torch.Tensor]:
+    """The tensors of ``<name>.safetensors`` in a checkpoint directory."""
+    return _load_tensors(ckpt / f"{name}.safetensors")
+
+
+def load_weights(
+    model: nn.Module, ckpt: Path, name: str = MODEL_NAME, *, weights: dict[str, torch.Tensor] | None = None
+) -> None:
+    """Load ``<name>.safetensors`` from a checkpoint directory (or ``weights`` read from it) into ``model``
+    (strict)."""
+    weights = read_weights(ckpt, name) if weights is None else weights
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{ckpt / 'model.safetensors'} does not fit this model: {first}") from None
+        raise CheckpointError(f"{ckpt / f'{name}.safetensors'} does not fit this model: {first}") from None
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Path) -> None:
-    """Restore optimizer state saved by :func:`save_checkpoint`."""
-    tensors = _load_tensors(ckpt / "optimizer.safetensors")
+def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Path, name: str = "optimizer") -> None:
+    """Restore optimizer state saved by :func:`save_checkpoint` (``name``: :func:`optimizer_name`)."""
+    tensors = _load_tensors(ckpt / f"{name}.safetensors")
     try:
-        info = json.loads((ckpt / "optimizer.json").read_text(encoding="utf-8"))
+        info = json.loads((ckpt / f"{name}.json").read_text(encoding="utf-8"))
         optimizer.load_state_dict(_optimizer_from_flat(tensors, info))
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"optimizer state in {ckpt} is unreadable: {exc}") from None

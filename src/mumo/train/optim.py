@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from mumo.config import TrainConfig
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with MCAN's betas and eps; no weight decay unless configured."""
+def build_optimizer(models: nn.Module | Sequence[nn.Module], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with MCAN's betas and eps over the trainable parameters of ``models``, in order; no weight decay
+    unless configured."""
+    models = [models] if isinstance(models, nn.Module) else models
     return torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad],
+        [p for m in models for p in m.parameters() if p.requires_grad],
         lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps, weight_decay=cfg.weight_decay,
     )  # fmt: skip
 

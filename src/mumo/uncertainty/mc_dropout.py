@@ -9,8 +9,8 @@ naive loop sample for sample**:
 - fast: the model's deterministic trunk (everything before the first dropout) runs once, then the
   T stochastic passes run batched (sample-major, chunked to bound memory) through the head.
 
-The fast path needs a model with ``trunk(*inputs) -> state``, ``head(state) -> output`` and
-``state.repeat(k)`` (stack k copies, sample-major); other models, and models whose
+The fast path needs a :class:`~mumo.types.TrunkHead` model (``trunk(*inputs) -> state``, ``head(state) ->
+output``, ``state.repeat(k)`` stacking k copies sample-major); other models, and models whose
 ``trunk_is_deterministic(scope)`` says the trunk has sampled dropout, use the naive loop.
 Functional dropout (``F.dropout`` inside ``forward``) cannot be found or sampled.
 """
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mumo.errors import MumoError
+from mumo.types import ScopedDropout, TrunkHead
 
 MAX_SAMPLES = 10_000  # more passes than this is almost certainly a mistake
 DEFAULT_MAX_ROWS = 4096  # rows (samples x batch) per batched head call
@@ -33,12 +34,13 @@ DEFAULT_MAX_ROWS = 4096  # rows (samples x batch) per batched head call
 def dropout_modules(model: nn.Module, scope: str = "all") -> list[nn.Dropout]:
     """The ``nn.Dropout`` modules (p > 0) that sample in an MC scope.
 
-    ``all`` means every dropout module; other scopes are declared by the model (``mc_scopes`` and
-    ``mc_dropout_modules(scope)``), e.g. MCAN's ``head``: only the dropout after the co-attention.
+    ``all`` means every dropout module; other scopes are declared by a :class:`~mumo.types.ScopedDropout`
+    model, e.g. MCAN's ``head``: only the dropout after the co-attention.
     """
-    if scope == "all" and not hasattr(model, "mc_dropout_modules"):
+    scoped = isinstance(model, ScopedDropout)
+    if scope == "all" and not scoped:
         return [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
-    scopes = getattr(model, "mc_scopes", ("all",))
+    scopes = model.mc_scopes if scoped else ("all",)
     if scope not in scopes:
         raise MumoError(f"MC dropout scope {scope!r} is not offered by this model; choose one of: {', '.join(scopes)}")
     return model.mc_dropout_modules(scope)
@@ -136,8 +138,8 @@ def _stack(outs: list[Samples], dim_fn: Callable[[list[torch.Tensor]], torch.Ten
 
 
 def has_fast_path(model: nn.Module) -> bool:
-    """Whether the model exposes the trunk/head split the fast path needs."""
-    return callable(getattr(model, "trunk", None)) and callable(getattr(model, "head", None))
+    """Whether the model exposes the trunk/head split the fast path needs (:class:`~mumo.types.TrunkHead`)."""
+    return isinstance(model, TrunkHead)
 
 
 def mc_forward_naive(
@@ -179,8 +181,7 @@ def mc_forward(
     extends up to the first of them.
     """
     check_num_samples(num_samples)
-    deterministic = getattr(model, "trunk_is_deterministic", lambda _scope: True)(scope)
-    if not has_fast_path(model) or not deterministic:
+    if not has_fast_path(model) or not model.trunk_is_deterministic(scope):
         return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn)
     outs = []
     with mc_dropout(model, seed=seed, scope=scope) as sampler:

@@ -101,18 +101,18 @@ def test_bad_layouts_give_clear_errors(tmp_path, layout):
 
 
 def test_training_learns_sync_and_scores_offsets(layout, tmp_path):
-    from mumo.tasks.sync.task import load_sync_config, load_syncnet, score_clip, shift_clip, train_syncnet
+    from mumo.tasks.sync.task import load_sync_config, load_sync_expert, score_clip, shift_clip, train_sync
 
     cfg = load_sync_config(
-        "syncnet-cpu",
+        "sync-cpu",
         [f"data.root={layout}", "data.pairs_per_epoch=1024", "data.eval_pairs=200", "train.epochs=3",
-         "train.images_per_batch=32", "model.face_channels=[8,8,16,16,32,32]", "model.audio_channels=[8,16,16,32]",
+         "train.batch_size=32", "model.face_channels=[8,8,16,16,32,32]", "model.audio_channels=[8,16,16,32]",
          "model.embedding=32", "train.decay_epochs=[]"],
     )  # fmt: skip
-    summary = train_syncnet(cfg, tmp_path / "run", progress=False)
+    summary = train_sync(cfg, tmp_path / "run", progress=False)
     assert summary["best_val_eval_loss"] < 0.6  # chance is ln 2 = 0.69
     assert any((tmp_path / "run").rglob("model.safetensors"))
-    model = load_syncnet(tmp_path / "run")
+    model = load_sync_expert(tmp_path / "run")
     clip = load_clips(layout, "test", progress=False)[0]
     synced = score_clip(model, clip, max_offset=6, mc_samples=4)
     assert synced["offset_frames"] == 0

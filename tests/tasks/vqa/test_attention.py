@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from mumo.errors import ConfigError
+from mumo.models import create_model
 from mumo.models.mcan_vqa import MCANVQA
-from mumo.tasks.vqa.attention import AttentionSupervisedVQA
-from mumo.tasks.vqa.model import load_model, trainable_model
+from mumo.tasks.vqa.model import attention_objective, load_model
 from mumo.tasks.vqa.train import train_vqa
 from mumo.train.checkpoint import checkpoint_dir
 from tests.conftest import tiny_config
@@ -18,24 +18,52 @@ from tests.conftest import tiny_config
 
 @pytest.mark.parametrize("mode", ["mse", "aan", "paan", "gca"])
 def test_each_variant_trains_and_loads_as_a_plain_model(mode, tmp_path, easy_vqa_data):
-    cfg = tiny_config("train.epochs=1", "data.max_train_images=48", f"train.attention_loss={mode}")
+    cfg = tiny_config("train.epochs=1", "data.max_train_images=48", f"objective.attention_loss={mode}")
     summary = train_vqa(cfg, tmp_path / mode, progress=False, evaluate_test=False)
     assert summary["best_val_accuracy"] is not None
-    weights = load_file(str(next(checkpoint_dir(tmp_path / mode, "best").glob("model.safetensors"))))
-    has_d = any(k.startswith("discriminator.") for k in weights)
-    assert has_d == (mode in ("aan", "paan"))
+    ckpt = checkpoint_dir(tmp_path / mode, "best")
+    weights = load_file(ckpt / "model.safetensors")  # the bare model, nothing of the training objective
     model = load_model(tmp_path / mode)
-    assert isinstance(model, MCANVQA)
+    assert isinstance(model, MCANVQA) and set(weights) == set(model.state_dict())
+    has_d = (ckpt / "attention.safetensors").exists()
+    assert has_d == (mode in ("aan", "paan"))
+    if has_d:
+        assert all(k.startswith("discriminator.") for k in load_file(ckpt / "attention.safetensors"))
     batch = easy_vqa_data.test.batch(torch.arange(2))
     assert torch.isfinite(model(batch).logits).all()
+    if has_d:  # a run written before models were saved apart (the training wrapper in model.safetensors) loads
+        from safetensors.torch import save_file
+
+        legacy = {f"vqa.{k}": v for k, v in weights.items()} | load_file(ckpt / "attention.safetensors")
+        save_file(legacy, ckpt / "model.safetensors")
+        (ckpt / "attention.safetensors").unlink()
+        assert torch.equal(load_model(tmp_path / mode)(batch).logits, model(batch).logits)
 
 
-def _wrapped(mode: str, data, *extra: str) -> AttentionSupervisedVQA:
-    cfg = tiny_config(f"train.attention_loss={mode}", *extra)
+class _Trainable(torch.nn.Module):
+    """A VQA model with the objective that trains its attention, as the loop's one step sees them."""
+
+    def __init__(self, vqa: torch.nn.Module, objective: torch.nn.Module) -> None:
+        super().__init__()
+        self.vqa, self.objective = vqa, objective
+
+    @property
+    def discriminator(self) -> torch.nn.Module | None:
+        return self.objective.discriminator
+
+    def forward(self, batch, *, output_attentions: bool = False, training_loss: bool = False):
+        if training_loss:
+            return self.objective(self.vqa, batch)
+        return self.vqa(batch, output_attentions=output_attentions)
+
+
+def _wrapped(mode: str, data, *extra: str) -> _Trainable:
+    cfg = tiny_config(f"objective.attention_loss={mode}", *extra)
     torch.manual_seed(0)
-    model = trainable_model(cfg, data.vocab.tokens, len(data.answers), example=data.train.batch(torch.tensor([0])))
-    assert isinstance(model, AttentionSupervisedVQA)
-    return model
+    vqa = create_model(cfg.model, vocab=data.vocab.tokens, num_answers=len(data.answers))
+    objective = attention_objective(cfg, vqa, example=data.train.batch(torch.tensor([0])))
+    assert objective is not None
+    return _Trainable(vqa, objective)
 
 
 def test_mse_supervision_pulls_attention_towards_its_target(easy_vqa_data, monkeypatch):
@@ -51,7 +79,7 @@ def test_mse_supervision_pulls_attention_towards_its_target(easy_vqa_data, monke
     batch = easy_vqa_data.train.batch(torch.arange(8))
     on_cell0 = {}
     for weight in (0, 20):
-        model = _wrapped("mse", easy_vqa_data, f"train.attention_weight={weight}")
+        model = _wrapped("mse", easy_vqa_data, f"objective.attention_weight={weight}")
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(40):
             model.train()
@@ -65,13 +93,86 @@ def test_mse_supervision_pulls_attention_towards_its_target(easy_vqa_data, monke
     assert on_cell0[20] > 0.5 and on_cell0[20] > 3 * on_cell0[0]
 
 
-def test_gca_uses_the_ucam_loss_when_the_model_has_its_head(easy_vqa_data):
-    model = _wrapped("gca", easy_vqa_data, "model.aleatoric=ucam", "model.aleatoric_samples=4")
+def _gca(data, *extra: str):
+    """A tiny VQA model (eval mode: no dropout noise) and its ``gca`` attention objective."""
+    from mumo.models import create_model
+    from mumo.tasks.vqa.model import attention_objective
+
+    cfg = tiny_config("objective.attention_loss=gca", *extra)
+    torch.manual_seed(0)
+    vqa = create_model(cfg.model, vocab=data.vocab.tokens, num_answers=len(data.answers)).eval()
+    return vqa, attention_objective(cfg, vqa, example=data.train.batch(torch.tensor([0])))
+
+
+def _spy_gca(monkeypatch, ucam=None):
+    """Record the calls of the gca branch's U-CAM loss and the scores its Grad-CAM is taken of; ``ucam``
+    replaces the U-CAM loss (the real one by default). The names are patched in the attention module only,
+    so the VQA loss's own U-CAM call (``mumo.tasks.vqa.loss``) is not counted."""
+    import mumo.tasks.vqa.attention as va
+    from mumo.uncertainty.losses import ucam_aleatoric_ce
+
+    calls, scores, real_cam = [], [], va.cam_of
+
+    def spy_ucam(logits, variance, targets, **kw):
+        terms = (ucam or ucam_aleatoric_ce)(logits, variance, targets, **kw)
+        calls.append({"logits": logits.detach().clone(), "variance": variance.detach().clone(),
+                      "targets": targets, "kw": kw, "total": float(terms.total.detach())})  # fmt: skip
+        return terms
+
+    def spy_cam(score, features, **kw):
+        scores.append(float(score.detach()))
+        return real_cam(score, features, **kw)
+
+    monkeypatch.setattr(va, "ucam_aleatoric_ce", spy_ucam)
+    monkeypatch.setattr(va, "cam_of", spy_cam)
+    return calls, scores
+
+
+def test_gca_certainty_map_is_the_grad_cam_of_the_ucam_loss(easy_vqa_data, monkeypatch):
+    """With U-CAM's head the map explains −N·L_U of the model's own logits and variance σ² = exp(log σ²), and
+    follows what the U-CAM loss returns."""
+    from mumo.uncertainty.losses import UCAMLoss, ucam_aleatoric_ce
+
+    vqa, objective = _gca(easy_vqa_data, "model.aleatoric=ucam", "model.aleatoric_samples=4")
     batch = easy_vqa_data.train.batch(torch.arange(4))
-    loss, logs = model(batch, training_loss=True)
-    loss.backward()
+    calls, scores = _spy_gca(monkeypatch)
+    torch.manual_seed(0)
+    loss, logs = objective(vqa, batch)
     assert torch.isfinite(loss) and "attention_term" in logs
-    assert model.vqa.log_variance.weight.grad is not None
+    with torch.no_grad():
+        out = vqa(batch)
+    n = batch.tokens.shape[0]
+    assert len(calls) == 1 and len(scores) == 1
+    call = calls[0]
+    assert torch.allclose(call["logits"], out.logits, atol=1e-6)
+    assert call["variance"].shape == (n, 1) and torch.allclose(call["variance"], out.log_variance.exp(), atol=1e-6)
+    assert torch.equal(call["targets"], batch.targets) and call["kw"]["num_samples"] == 4
+    assert scores[0] == pytest.approx(-n * call["total"], rel=1e-5)  # Grad-CAM of −L_unc, L_unc = N·L_U
+
+    # the map, and so the attention term and the loss, follow the U-CAM loss: flip its sign and they change
+    def flipped(*args, **kw):
+        t = ucam_aleatoric_ce(*args, **kw)
+        return UCAMLoss(-t.total, t.undistorted, t.distorted, t.variance_term, t.depressor)
+
+    _spy_gca(monkeypatch, ucam=flipped)
+    torch.manual_seed(0)
+    loss_flipped, logs_flipped = objective(vqa, batch)
+    assert logs_flipped["attention_term"] != pytest.approx(logs["attention_term"], rel=1e-3)
+    assert float(loss_flipped.detach()) != pytest.approx(float(loss.detach()), rel=1e-4)
+
+
+def test_gca_without_the_ucam_head_explains_cross_entropy_plus_entropy(easy_vqa_data, monkeypatch):
+    from mumo.uncertainty.losses import soft_cross_entropy
+
+    vqa, objective = _gca(easy_vqa_data)
+    batch = easy_vqa_data.train.batch(torch.arange(4))
+    calls, scores = _spy_gca(monkeypatch)
+    objective(vqa, batch)
+    with torch.no_grad():
+        logits = vqa(batch).logits
+        log_p = logits.log_softmax(-1)
+        expected = (soft_cross_entropy(logits, batch.targets) - (log_p.exp() * log_p).sum(-1)).sum()
+    assert calls == [] and scores == [pytest.approx(-float(expected), rel=1e-5)]
 
 
 def test_adversarial_variants_log_both_players(easy_vqa_data):
@@ -89,9 +190,10 @@ def test_adversarial_variants_log_both_players(easy_vqa_data):
 
 def test_bad_attention_options_are_config_errors():
     with pytest.raises(ConfigError, match="attention_loss"):
-        tiny_config("train.attention_loss=kl")
+        tiny_config("objective.attention_loss=kl")
     with pytest.raises(ConfigError, match="attention_weight"):
-        tiny_config("train.attention_weight=-1")
+        tiny_config("objective.attention_weight=-1")
+    assert attention_objective(tiny_config(), torch.nn.Linear(1, 1), example=None) is None  # none asked for
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +204,11 @@ def clevr_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("soc")
     generate(root, n_train=20, n_test=4, seed=0)
     cfg = tiny_config("data.name=sort-of-clevr", f"data.root={root}", "data.image_size=75", "data.val_fraction=0.2",
-                      "train.attention_loss=masks")  # fmt: skip
+                      "objective.attention_loss=masks")  # fmt: skip
     return cfg, load_data(cfg)
 
 
-def _clevr_model(cfg, data, *extra: str) -> AttentionSupervisedVQA:
+def _clevr_model(cfg, data, *extra: str) -> _Trainable:
     return _wrapped("masks", data, f"data.root={cfg.data.root}", "data.name=sort-of-clevr", "data.image_size=75",
                     *extra)  # fmt: skip
 
@@ -120,7 +222,7 @@ def test_mask_term_is_the_kl_from_each_steps_objects(clevr_data, glimpses):
 
     cfg, data = clevr_data
     assert data.val.object_masks is not None and data.train.question_objects is not None
-    model = _clevr_model(cfg, data, f"model.flat_glimpses={glimpses}", "train.attention_weight=0.5").eval()
+    model = _clevr_model(cfg, data, f"model.flat_glimpses={glimpses}", "objective.attention_weight=0.5").eval()
     batch = data.train.batch(torch.arange(3))
     loss, logs = model(batch, training_loss=True)
     with torch.no_grad():
@@ -157,7 +259,7 @@ def test_mask_supervision_pulls_each_glimpse_onto_its_reasoning_step(clevr_data)
 
     mass = {}
     for weight in (0, 5):
-        model = _clevr_model(cfg, data, "model.flat_glimpses=2", f"train.attention_weight={weight}")
+        model = _clevr_model(cfg, data, "model.flat_glimpses=2", f"objective.attention_weight={weight}")
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         terms = []
         for _ in range(40):
@@ -180,7 +282,7 @@ def test_mask_supervision_trains_and_loads_and_needs_masks(clevr_data, tmp_path,
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert isinstance(load_model(tmp_path / "run"), MCANVQA)
     with pytest.raises(ConfigError, match="object masks"):
-        train_vqa(tiny_config("train.attention_loss=masks"), tmp_path / "easy", progress=False)
+        train_vqa(tiny_config("objective.attention_loss=masks"), tmp_path / "easy", progress=False)
     model = _wrapped("masks", easy_vqa_data)  # a batch without masks (easy-VQA) is refused, not ignored
     with pytest.raises(ConfigError, match="object masks"):
         model(easy_vqa_data.train.batch(torch.arange(2)), training_loss=True)

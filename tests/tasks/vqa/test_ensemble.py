@@ -1,4 +1,5 @@
-"""Deep ensembles: members' samples stacked along T, the member seed, and the members' compatibility checks."""
+"""Deep ensembles: one nn.Module, members' samples stacked along T, the member seed, and the members' compatibility
+checks."""
 
 from __future__ import annotations
 
@@ -7,47 +8,75 @@ import shutil
 
 import pytest
 import torch
+from torch import nn
 
 from mumo.errors import ConfigError, MumoError
-from mumo.tasks.vqa.predictive import MEMBER_SEED_STRIDE, predictive_probs
+from mumo.tasks.vqa.ensemble import DeepEnsemble
+from mumo.tasks.vqa.predictive import MEMBER_SEED_STRIDE, members, predictive_probs
 from mumo.uncertainty.scores import mutual_information
 from tests.conftest import tiny_config
 
 
 def _models_and_batch(tiny_run, tiny_member_run):
-    from mumo.config import config_from_yaml
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
 
-    val = load_data(config_from_yaml(tiny_run / "config.yaml")).val
+    val = load_data(Run(tiny_run).config(RunConfig)).val
     return load_model(tiny_run), load_model(tiny_member_run), val.batch(torch.arange(4))
 
 
 def test_deterministic_members_stack_along_t(tiny_run, tiny_member_run):
     a, b, batch = _models_and_batch(tiny_run, tiny_member_run)
-    probs = predictive_probs([a, b], batch)
+    probs = predictive_probs(DeepEnsemble([a, b]), batch)
     assert probs.shape == (2, batch.tokens.shape[0], probs.shape[-1])  # (M, N, C)
     assert torch.allclose(probs[0], predictive_probs(a, batch)[0])
     assert torch.allclose(probs[1], predictive_probs(b, batch)[0])
     # two differently initialised members disagree somewhere: the ensemble's mutual information is positive
     assert mutual_information(probs).max() > 1e-4
     # an "ensemble" of one model twice has nothing to disagree about
-    assert torch.allclose(mutual_information(predictive_probs([a, a], batch)), torch.zeros(batch.tokens.shape[0]),
-                          atol=1e-6)  # fmt: skip
+    twice = predictive_probs(DeepEnsemble([a, a]), batch)
+    assert torch.allclose(mutual_information(twice), torch.zeros(batch.tokens.shape[0]), atol=1e-6)
 
 
 def test_mc_members_are_member_major_and_seeded_per_member(tiny_run, tiny_member_run):
     a, b, batch = _models_and_batch(tiny_run, tiny_member_run)
-    probs = predictive_probs([a, b], batch, mc_samples=3, seed=5)
+    probs = predictive_probs(DeepEnsemble([a, b]), batch, mc_samples=3, seed=5)
     assert probs.shape[0] == 6  # (M·T, N, C)
     assert torch.allclose(probs[:3], predictive_probs(a, batch, mc_samples=3, seed=5))
     assert torch.allclose(probs[3:], predictive_probs(b, batch, mc_samples=3, seed=5 + MEMBER_SEED_STRIDE))
 
 
-def test_empty_ensemble_is_a_clear_error(tiny_run, tiny_member_run):
-    _, _, batch = _models_and_batch(tiny_run, tiny_member_run)
+def test_an_ensemble_of_one_model_answers_as_the_model(tiny_run, tiny_member_run):
+    a, _, batch = _models_and_batch(tiny_run, tiny_member_run)
+    one = DeepEnsemble([a])
+    for mc in (None, 3):  # member 0 keeps the seed: bit-identical, deterministic or MC
+        assert torch.equal(predictive_probs(one, batch, mc_samples=mc, seed=5),
+                           predictive_probs(a, batch, mc_samples=mc, seed=5))  # fmt: skip
+    with torch.no_grad():  # calling the ensemble: every member's output, in order
+        (out,) = one(batch)
+        assert torch.equal(out.logits, a(batch).logits)
+
+
+def test_ensemble_is_a_module_that_reaches_every_member():
+    from mumo.models import create_model
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config()
+    a, b = (create_model(cfg.model, vocab=["<pad>", "<unk>", "red"], num_answers=3) for _ in range(2))
+    ensemble = DeepEnsemble([a, b])
+    assert isinstance(ensemble, nn.Module) and len(ensemble) == 2 and members(ensemble) == [a, b]
+    assert members(a) == [a]  # one model is an ensemble of itself
+    assert {n.split(".")[1] for n in ensemble.state_dict()} == {"0", "1"}  # members.0.*, members.1.*
+    ensemble.eval()
+    assert not any(m.training for m in ensemble.modules())
+    ensemble.train()
+    assert all(m.training for m in a.modules()) and all(m.training for m in b.modules())
+    ensemble.to(torch.float64)
+    assert all(p.dtype == torch.float64 for m in (a, b) for p in m.parameters())
     with pytest.raises(MumoError, match="at least one model"):
-        predictive_probs([], batch)
+        DeepEnsemble([])
 
 
 def test_member_shares_the_split_and_changes_the_weights(easy_vqa_data):
@@ -68,7 +97,8 @@ def test_member_shares_the_split_and_changes_the_weights(easy_vqa_data):
 def test_members_must_answer_alike(tiny_run, tiny_member_run, tmp_path):
     from mumo.tasks.vqa.ensemble import check_members, load_ensemble
 
-    assert len(load_ensemble([tiny_run, tiny_member_run], device="cpu")) == 2
+    ensemble = load_ensemble([tiny_run, tiny_member_run], device="cpu")
+    assert isinstance(ensemble, DeepEnsemble) and len(ensemble) == 2 and not ensemble.training
     with pytest.raises(ConfigError, match="twice"):
         check_members([tiny_run, tiny_run], same_split=True)
     # another answer list: another data set

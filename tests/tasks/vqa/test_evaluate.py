@@ -13,12 +13,12 @@ from mumo.tasks.vqa.model import load_model
 
 
 def test_report_matches_a_direct_pass_and_caps_the_split(tiny_run):
-    from mumo.config import RunConfig
     from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
 
     cfg = Run(tiny_run).config(RunConfig)
     split = load_data(cfg).test.first_images(20)
-    direct = evaluate_split(load_model(tiny_run), split, cfg.train.eval_images_per_batch)
+    direct = evaluate_split(load_model(tiny_run), split, cfg.train.eval_batch_size)
 
     report = evaluate_run(tiny_run, EvaluateOptions(images=20, progress=False))
     assert report["num_questions"] == split.num_questions < load_data(cfg).test.num_questions

@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mumo.config import config_from_yaml
 from mumo.data.vqa.split import VQASplit
 from mumo.errors import MumoError
+from mumo.runs import Run
 from mumo.tasks.vqa import explain as vqa_explain
+from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.explain import (
     EXPLAIN_METHODS,
     ExplainOptions,
@@ -22,7 +23,6 @@ from mumo.tasks.vqa.explain import (
     ground_truth_maps,
 )
 from mumo.tasks.vqa.model import load_artifacts
-from mumo.train.checkpoint import CONFIG_FILE
 from tests.conftest import tiny_config
 
 SCORE_KEYS = {"rank_correlation", "pointing_game", "energy_in_mask", "count", "undefined"}
@@ -35,7 +35,7 @@ def run_parts(tiny_run):
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
 
-    cfg = config_from_yaml(tiny_run / CONFIG_FILE)
+    cfg = Run(tiny_run).config(RunConfig)
     return load_model(tiny_run), cfg, load_data(cfg)
 
 

@@ -11,11 +11,12 @@ from mumo.tasks.vqa.question_bank import bank_mutual_information, question_bank,
 
 @pytest.fixture(scope="module")
 def run_data(tiny_run):
-    from mumo.config import config_from_yaml
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
 
-    return load_model(tiny_run), load_data(config_from_yaml(tiny_run / "config.yaml"))
+    return load_model(tiny_run), load_data(Run(tiny_run).config(RunConfig))
 
 
 def test_the_bank_is_distinct_training_questions_drawn_with_a_seed(easy_vqa_data):
@@ -79,9 +80,9 @@ def test_inference_draws_the_bank_from_the_run_without_loading_the_training_set(
     import shutil
 
     import mumo.tasks.vqa.data as vqa_data
-    from mumo.config import RunConfig
     from mumo.runs import Run
     from mumo.serve.predict import load
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.question_bank import QUESTIONS_FILE
 
     cfg = Run(tiny_run).config(RunConfig)

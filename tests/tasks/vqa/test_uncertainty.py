@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch import nn
 
+from mumo.errors import MumoError
 from mumo.tasks.vqa.uncertainty import misclassification_auroc_by_type, ood_auroc_by_type
 
 
@@ -34,13 +36,14 @@ def test_misclassification_auroc_by_type_ranks_within_each_type():
 
 
 def test_split_features_are_the_fused_vectors_the_classifier_reads(tiny_run):
-    from mumo.config import config_from_yaml
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.density import split_features
     from mumo.tasks.vqa.model import load_model
 
     model = load_model(tiny_run)
-    val = load_data(config_from_yaml(tiny_run / "config.yaml")).val.subset_images(torch.arange(6), "v")
+    val = load_data(Run(tiny_run).config(RunConfig)).val.subset_images(torch.arange(6), "v")
     feats = split_features(model, val, images_per_batch=4)  # two batches
     assert feats.shape == (val.num_questions, model.cfg.flat_out)
     with torch.no_grad():
@@ -51,14 +54,15 @@ def test_split_features_are_the_fused_vectors_the_classifier_reads(tiny_run):
 
 
 def test_feature_density_joins_the_scores_and_separates_noise_images(tiny_run):
-    from mumo.config import config_from_yaml
     from mumo.data.shift.ood import ood_split
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
     from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 
     model = load_model(tiny_run)
-    data = load_data(config_from_yaml(tiny_run / "config.yaml"))
+    data = load_data(Run(tiny_run).config(RunConfig))
     val = data.val.subset_images(torch.arange(40), "v")
     fit = data.train.subset_images(torch.arange(200), "fit")
     res = evaluate_uncertainty(model, val, mc_samples=None, ood=ood_split("noise", val, seed=0), density_fit=fit)
@@ -85,13 +89,15 @@ def test_run_density_quantile_is_the_fraction_of_validation_scores_below():
 
 
 def test_image_feature_noise_reaches_every_member_and_is_released(tiny_run, tiny_member_run):
-    from mumo.config import config_from_yaml
+    from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.ensemble import DeepEnsemble
     from mumo.tasks.vqa.model import load_model
     from mumo.tasks.vqa.predictive import image_feature_noise, predictive_probs
 
-    models = [load_model(tiny_run), load_model(tiny_member_run)]
-    batch = load_data(config_from_yaml(tiny_run / "config.yaml")).val.batch(torch.arange(4))
+    models = DeepEnsemble([load_model(tiny_run), load_model(tiny_member_run)])
+    batch = load_data(Run(tiny_run).config(RunConfig)).val.batch(torch.arange(4))
     clean = predictive_probs(models, batch)  # (2, N, C)
     assert not clean.requires_grad  # evaluation builds no graph
     with image_feature_noise(models, 5.0, seed=1):
@@ -103,3 +109,29 @@ def test_image_feature_noise_reaches_every_member_and_is_released(tiny_run, tiny
         assert not torch.allclose(noisy[k], clean[k], atol=1e-4), k
     assert torch.equal(predictive_probs(models, batch), clean)  # hooks gone
     assert all(not m.image_encoder._forward_hooks for m in models)
+
+
+def test_mcan_offers_every_capability_and_other_models_get_the_generic_paths():
+    from mumo.explain.hooks import resolve_layer
+    from mumo.models import create_model
+    from mumo.tasks.vqa.density import split_features
+    from mumo.tasks.vqa.explain import check_method
+    from mumo.types import Explainable, HasDensityLayer, ScopedDropout, TrunkHead
+    from mumo.uncertainty.mc_dropout import dropout_modules, has_fast_path
+    from tests.conftest import tiny_config
+
+    mcan = create_model(tiny_config().model, vocab=["<pad>", "<unk>", "red"], num_answers=3)
+    for capability in (TrunkHead, ScopedDropout, Explainable, HasDensityLayer):
+        assert isinstance(mcan, capability), capability.__name__
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    assert not any(isinstance(plain, c) for c in (TrunkHead, ScopedDropout, Explainable, HasDensityLayer))
+    assert not has_fast_path(plain) and dropout_modules(plain) == [plain[1]]
+    with pytest.raises(MumoError, match=r"scope 'head' is not offered by this model; choose one of: all$"):
+        dropout_modules(plain, "head")
+    with pytest.raises(MumoError, match="Sequential declares no default explanation layer"):
+        resolve_layer(plain, None)
+    with pytest.raises(MumoError, match=r"no image feature layer \(explain_layer\) for gradcam"):
+        check_method(plain, "gradcam")
+    check_method(plain, "attention")  # needs no layer
+    with pytest.raises(MumoError, match=r"Sequential declares no density_layer\(\)"):
+        split_features(plain, None)

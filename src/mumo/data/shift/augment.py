@@ -2,7 +2,7 @@
 
 - :func:`add_pixel_noise` — N(0, std²) on every pixel, clipped to [0, 1] and re-quantised to 8 bits, as a
   saved noisy image would be. :func:`mumo.data.shift.ood.gaussian_noise_split` shifts a whole split with it.
-- :func:`random_pixel_noise` — the augmentation (``train.augment_pixel_noise``): each image gets its own
+- :func:`random_pixel_noise` — the augmentation (``objective.augment_pixel_noise``): each image gets its own
   std, drawn uniformly from [0, max_std], so the model sees clean, mildly and strongly noisy images (Gaussian
   noise augmentation: Lopes et al. 2019, arXiv:1906.02611; Rusak et al. 2020, arXiv:2001.06057).
 """

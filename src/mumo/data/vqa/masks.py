@@ -4,7 +4,7 @@
 - easy-VQA images are one shape on a plain light background: `easy_vqa_shape_masks` segments it from the colours.
 - `pool_to_grid` turns image-resolution masks into (N, R) cell coverages, the ``truth`` of `mumo.metrics.attention`.
 - `question_step_maps` does it per question and reasoning step from a batch's per-image object masks (training
-  attention on them: ``train.attention_loss=masks``).
+  attention on them: ``objective.attention_loss=masks``).
 """
 
 from __future__ import annotations

@@ -413,7 +413,7 @@ def load_sort_of_clevr(
         image_size: images are resized to this square size (75 = original).
         object_masks: also load every image's object masks (at 75 px, 6 x 75 x 75 bool = 34 KB an image) and
             per question the objects of its three reasoning steps (:func:`attention_objects`), for training
-            attention on them (``train.attention_loss=masks``).
+            attention on them (``objective.attention_loss=masks``).
 
     Raises:
         MumoError: missing ``meta.json``, ``{split}.jsonl``, image or mask file, or another format version.

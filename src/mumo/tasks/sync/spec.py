@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from mumo.errors import CheckpointError
-from mumo.tasks.sync.task import SyncRunConfig, load_sync_config, load_syncnet, sync_video, train_syncnet
+from mumo.tasks.sync.task import SyncRunConfig, load_sync_config, load_sync_expert, sync_video, train_sync
 
 _NOT_EVALUATED = (
     "this run holds a lip-sync expert, not a VQA model: `mumo evaluate` scores VQA runs; score the expert on a "
@@ -22,7 +22,7 @@ class SyncTask:
 
     name = "sync"
     schema = SyncRunConfig
-    default_preset = "syncnet-cpu"
+    default_preset = "sync-cpu"
     data_key = "data.root"
     data_help = "talking-face data set directory (mumo data talking-faces / preprocess)"
     help = "Train the lip-sync expert (SyncNet-style) on a talking-face data set, on the same loop as VQA."
@@ -38,7 +38,7 @@ class SyncTask:
             from mumo.runs import Run
 
             cfg = Run(out).config(SyncRunConfig)
-        return train_syncnet(cfg, out, resume=resume, progress=progress)
+        return train_sync(cfg, out, resume=resume, progress=progress)
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
         lines = [
@@ -50,7 +50,7 @@ class SyncTask:
         return lines
 
     def load_model(self, run: str | Path, which: str = "best", device: str = "cpu") -> nn.Module:
-        return load_syncnet(run, which, device)
+        return load_sync_expert(run, which, device)
 
     def evaluation_options(self, **options: Any) -> Any:
         raise CheckpointError(_NOT_EVALUATED)

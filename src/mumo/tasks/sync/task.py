@@ -6,7 +6,7 @@ reports the BCE (``eval_loss``; the reference expert reaches ~0.25 on LRS2, chan
 and the pair accuracy at 0.5.
 
 Scoring a clip (``mumo sync``): every 5-frame window's face embedding against the audio embeddings
-of the windows ``offset`` frames later, for offsets −15..15 (:mod:`mumo.metrics.lipsync`). Offsets are
+of the windows ``offset`` frames later, for offsets −15..15 (:mod:`mumo.metrics.sync`). Offsets are
 mumo's convention: positive = the audio lags the video. LSE-D / LSE-C are computed like the
 reference evaluation, but with this expert's embeddings (unit vectors, Euclidean distance), so their
 values are not comparable with numbers from the original SyncNet.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -25,11 +25,10 @@ from torch import nn
 from mumo.config import ConfigError, TrainConfig
 from mumo.data.av.clips import LipSyncClip, SyncBatch, load_clips, sample_pairs
 from mumo.devices import resolve_device
+from mumo.models import create_model
 from mumo.models.sync_expert import SyncExpert, SyncExpertConfig, sync_loss
 from mumo.runs import Run
-from mumo.train.checkpoint import (
-    load_weights,
-)
+from mumo.train.checkpoint import load_weights
 from mumo.train.loop import Task, fit, is_main_process
 
 
@@ -51,27 +50,29 @@ class SyncDataConfig:
 
 
 def _sync_train_defaults() -> TrainConfig:
-    return TrainConfig(epochs=10, images_per_batch=64, lr=1e-3, betas=[0.9, 0.999], eps=1e-8, warmup_epochs=0,
-                       decay_epochs=[], loss_reduction="mean")  # fmt: skip
+    return TrainConfig(epochs=10, batch_size=64, lr=1e-3, betas=[0.9, 0.999], eps=1e-8, warmup_epochs=0,
+                       decay_epochs=[])  # fmt: skip
 
 
 @dataclass
 class SyncRunConfig:
-    """A lip-sync expert run (``config.yaml``). ``train.images_per_batch`` is the number of pairs per batch."""
+    """A lip-sync expert run (``config.yaml``). ``train.batch_size`` counts (frames, audio) pairs."""
 
-    task: str = "syncnet"
-    preset: str = "syncnet-cpu"
+    # what earlier versions saved in every run's ``train`` section, none of it the expert's (dropped on reading)
+    legacy_keys: ClassVar[dict[str, str | None]] = {
+        f"train.{k}": None
+        for k in ("loss_reduction", "augment_pixel_noise", "attention_loss", "attention_weight", "uncertainty_weight")
+    }
+
+    task: str = "sync"
+    preset: str = "sync-cpu"
     model: SyncExpertConfig = field(default_factory=SyncExpertConfig)
     data: SyncDataConfig = field(default_factory=SyncDataConfig)
     train: TrainConfig = field(default_factory=_sync_train_defaults)
 
-    def __post_init__(self) -> None:
-        if self.train.augment_pixel_noise:
-            raise ConfigError("train.augment_pixel_noise is a VQA option; the lip-sync expert does not take it")
 
-
-def load_sync_config(preset: str | None = "syncnet-cpu", overrides: list[str] | None = None) -> SyncRunConfig:
-    """A :class:`SyncRunConfig` from a preset (``syncnet-cpu``, ``syncnet-wav2lip``) and dotted overrides."""
+def load_sync_config(preset: str | None = "sync-cpu", overrides: list[str] | None = None) -> SyncRunConfig:
+    """A :class:`SyncRunConfig` from a preset (``sync-cpu``, ``sync-wav2lip``) and dotted overrides."""
     from mumo.config import load_config
 
     return load_config(preset, overrides, schema=SyncRunConfig)
@@ -94,10 +95,10 @@ def _eval_metrics(model: nn.Module, batch: SyncBatch, batch_size: int = 256) -> 
 def build_sync_task(cfg: SyncRunConfig, train: list[LipSyncClip], val: list[LipSyncClip]) -> Task:
     t = cfg.train
     torch.manual_seed(t.init_seed)
-    model = SyncExpert(cfg=cfg.model)
+    model = create_model(cfg.model)
     val_pairs = sample_pairs(val, cfg.data.eval_pairs, torch.Generator().manual_seed(t.seed + 1),
                              min_shift=cfg.data.min_shift)  # fmt: skip
-    per_batch = t.images_per_batch
+    per_batch = t.batch_size
     num_batches = max(1, cfg.data.pairs_per_epoch // per_batch)
 
     def batches(epoch: int, rank: int, world: int) -> list[SyncBatch]:
@@ -115,11 +116,11 @@ def build_sync_task(cfg: SyncRunConfig, train: list[LipSyncClip], val: list[LipS
     )  # fmt: skip
 
 
-def train_syncnet(cfg: SyncRunConfig, out: Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train_sync(cfg: SyncRunConfig, out: Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train the expert on ``cfg.data.root`` into ``out``; evaluates the best checkpoint on the test clips."""
     out = Path(out)
     if not cfg.data.root:
-        raise ConfigError("train syncnet needs data.root (or --data DIR): a talking-face data set")
+        raise ConfigError("mumo train sync needs data.root (or --data DIR): a talking-face data set")
     run = Run(out)
     cfg = run.prepare(cfg, resume=resume, schema=SyncRunConfig)
     t0 = time.perf_counter()
@@ -141,17 +142,17 @@ def train_syncnet(cfg: SyncRunConfig, out: Path, *, resume: bool = False, progre
         test = load_clips(root, "test", max_clips=cfg.data.max_clips, progress=progress)
         pairs = sample_pairs(test, cfg.data.eval_pairs, torch.Generator().manual_seed(cfg.train.seed + 2),
                              min_shift=cfg.data.min_shift)  # fmt: skip
-        res = _eval_metrics(load_syncnet(out), pairs)
+        res = _eval_metrics(load_sync_expert(out), pairs)
         summary["test_eval_loss"], summary["test_accuracy"] = res["eval_loss"], res["accuracy"]
     summary["wall_seconds"] = time.perf_counter() - t0
     return summary
 
 
-def load_syncnet(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> SyncExpert:
+def load_sync_expert(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> SyncExpert:
     """The trained expert of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
     run = Run(run_dir)
     run.require_kind("sync", "a lip-sync expert")
-    model = SyncExpert(cfg=run.config(SyncRunConfig).model)
+    model = create_model(run.config(SyncRunConfig).model)
     load_weights(model, run.checkpoint(which))
     return model.to(resolve_device(device)).eval()
 
@@ -173,7 +174,7 @@ def score_clip(
     The encoders run once: the deterministic embeddings (dropout off) and the T dropout samples of the
     score share the model's trunk.
     """
-    from mumo.metrics.lipsync import offset_distances, sync_scores
+    from mumo.metrics.sync import offset_distances, sync_scores
 
     faces, mels = _windows(clip)
     device = next(model.parameters()).device
@@ -226,7 +227,7 @@ def sync_video(
     the expert on ``device`` (``auto``: a GPU if there is one)."""
     from mumo.data.av.clips import read_video_clip
 
-    model = load_syncnet(run_dir, device=device)
+    model = load_sync_expert(run_dir, device=device)
     t0 = time.perf_counter()
     clip = read_video_clip(video, audio=audio)
     res = score_clip(model, clip, mc_samples=mc_samples if model.cfg.dropout > 0 else None, seed=seed)

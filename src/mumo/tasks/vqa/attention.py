@@ -1,4 +1,4 @@
-"""Training a VQA model's attention with its explanation (``train.attention_loss``; reference §4.2-4.3).
+"""Training a VQA model's attention with its explanation (``objective.attention_loss``; reference §4.2-4.3).
 
 Per batch, one forward pass with the image features V (N, R, K) entering the co-attention captured:
 
@@ -13,32 +13,34 @@ Per batch, one forward pass with the image features V (N, R, K) entering the co-
    - ``gca``: the certainty map, Grad-CAM of −L_unc, the cells whose features lower the uncertainty
      loss: L_unc = U-CAM's L_U (reference §3.4) for a model with ``model.aleatoric=ucam``, else the soft
      cross-entropy plus the predictive entropy H[p];
-4. the attention term, weighted by ``train.attention_weight`` and summed over questions:
+4. the attention term, weighted by ``objective.attention_weight`` and summed over questions:
    - ``mse`` and ``gca``: Σ_r (α_r − e_r)²;
    - ``aan``: the generator loss −log D(α) of a map discriminator, plus D's own loss;
    - ``paan``: the same with R per-cell discriminators over the weighted features m_r · v_r;
-5. for ``gca`` also ``train.uncertainty_weight`` · Σ_n H[p_n] (minimise the predictive uncertainty).
+5. for ``gca`` also ``objective.uncertainty_weight`` · Σ_n H[p_n] (minimise the predictive uncertainty).
 
 ``masks`` replaces steps 3-4 with ground truth (data sets with object masks: Sort-of-CLEVR): the target of
 AttFlat glimpse g is the masks of the objects reasoning step g looks at (the asked-about object, the objects
 the answer is read from, the objects counted: :func:`mumo.data.vqa.sort_of_clevr.attention_objects`), pooled to
 the grid with every object weighing the same, and normalised; steps that look at nothing add nothing; with
 one glimpse, the union of the steps. The term is Σ_g KL(t_g || α_g), weighted by
-``train.attention_weight``. Only training reads the masks: the model answers from the image and question alone.
+``objective.attention_weight``. Only training reads the masks: the model answers from the image and question alone.
 
-The wrapper is what the training loop and the checkpoint see; ``mumo.tasks.vqa.load_model`` unwraps it.
+:class:`AttentionObjective` holds the discriminator (for ``aan`` / ``paan``) and computes the whole loss from the
+VQA model it is given; the loop trains both with one optimiser and one backward pass, and checkpoints the VQA
+model as ``model.safetensors`` and the discriminator beside it as ``attention.safetensors``, so inference loads
+the bare model and never builds this objective.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
+from accelerate.utils import extract_model_from_parallel
 from torch import nn
 
-from mumo.config import ConfigError, RunConfig
 from mumo.data.vqa.masks import question_step_maps
+from mumo.errors import ConfigError
 from mumo.explain.attention_game import (
     MapDiscriminator,
     PixelDiscriminator,
@@ -50,40 +52,39 @@ from mumo.explain.attention_game import (
 )
 from mumo.explain.gradcam import cam_of
 from mumo.explain.hooks import capture
+from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.loss import loss_from_output
 from mumo.types import VQABatch
 from mumo.uncertainty.losses import soft_cross_entropy, ucam_aleatoric_ce
 
 
-class AttentionSupervisedVQA(nn.Module):
-    """A VQA model plus (for ``aan`` / ``paan``) its attention discriminator.
+class AttentionObjective(nn.Module):
+    """The VQA loss plus the attention term, and (for ``aan`` / ``paan``) the attention discriminator.
 
-    ``forward(batch)`` is the VQA model's forward; ``forward(batch, training_loss=True)`` returns
-    ``(loss, logs)`` (inside ``forward`` so that DDP sees every parameter used).
+    ``forward(vqa, batch)`` returns ``(loss, logs)`` for the VQA model ``vqa`` (the loss is computed inside
+    ``forward`` so that DDP sees the discriminator's parameters used).
     """
 
-    def __init__(self, vqa: nn.Module, cfg: RunConfig, *, cells: int, features: int) -> None:
+    def __init__(self, cfg: RunConfig, *, cells: int, features: int) -> None:
         super().__init__()
-        self.vqa = vqa
         self.cfg = cfg
-        mode = cfg.train.attention_loss
+        mode = cfg.objective.attention_loss
         self.discriminator: nn.Module | None = None
         if mode == "aan":
             self.discriminator = MapDiscriminator(cells=cells)
         elif mode == "paan":
             self.discriminator = PixelDiscriminator(cells=cells, features=features)
 
-    def forward(self, batch: VQABatch, *, output_attentions: bool = False, training_loss: bool = False) -> Any:
-        if training_loss:
-            return self._loss(batch)
-        return self.vqa(batch, output_attentions=output_attentions)
+    def forward(self, vqa: nn.Module, batch: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.cfg.objective.attention_loss == "masks":
+            return self._mask_loss(vqa, batch)
+        return self._loss(vqa, batch)
 
-    def _loss(self, batch: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
-        m, t = self.cfg.model, self.cfg.train
-        if t.attention_loss == "masks":
-            return self._mask_loss(batch)
-        with capture(self.vqa.explain_layer()) as cap:
-            out = self.vqa(batch, output_attentions=True)
+    def _loss(self, vqa: nn.Module, batch: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
+        m, t = self.cfg.model, self.cfg.objective
+        # the layer is declared by the bare model; the forward goes through ``vqa`` (distributed or not)
+        with capture(extract_model_from_parallel(vqa).explain_layer()) as cap:
+            out = vqa(batch, output_attentions=True)
         features = cap.last  # (N, R, K)
         vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples)
         attention = out.attentions["image_flat"].mean(-1)  # (N, R)
@@ -127,13 +128,15 @@ class AttentionSupervisedVQA(nn.Module):
         logs.update(discriminator_loss=float(d_loss.detach()), generator_loss=float(g_loss.detach()))
         return total, logs
 
-    def _mask_loss(self, batch: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
-        m, t = self.cfg.model, self.cfg.train
+    def _mask_loss(self, vqa: nn.Module, batch: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
+        m, t = self.cfg.model, self.cfg.objective
         if batch.object_masks is None or batch.question_objects is None:
-            raise ConfigError("train.attention_loss=masks needs a data set with object masks (data.name=sort-of-clevr)")
-        out = self.vqa(batch, output_attentions=True)
+            raise ConfigError(
+                "objective.attention_loss=masks needs a data set with object masks (data.name=sort-of-clevr)"
+            )
+        out = vqa(batch, output_attentions=True)
         if out.grid is None:
-            raise ConfigError("train.attention_loss=masks needs grid image features (model.image_encoder=cnn)")
+            raise ConfigError("objective.attention_loss=masks needs grid image features (model.image_encoder=cnn)")
         vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples)
         attention = out.attentions["image_flat"]  # (N, R, glimpses)
         objects = batch.question_objects  # (N, G, O)

@@ -7,9 +7,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mumo.config import ConfigError, RunConfig
 from mumo.data.text import Vocab
 from mumo.data.vqa.split import VQASplit
+from mumo.errors import ConfigError
+from mumo.tasks.vqa.config import RunConfig
 
 DATASETS = ("easy-vqa", "sort-of-clevr", "vqa-v2")
 
@@ -28,9 +29,10 @@ class VQAData:
 def load_data(cfg: RunConfig) -> VQAData:
     """Load the data set named by ``cfg.data.name``."""
     d = cfg.data
-    if cfg.train.attention_loss == "masks" and d.name != "sort-of-clevr":
+    if cfg.objective.attention_loss == "masks" and d.name != "sort-of-clevr":
         raise ConfigError(
-            f"train.attention_loss=masks trains attention on ground-truth object masks, which {d.name} does not have; "
+            f"objective.attention_loss=masks trains attention on ground-truth object masks, which {d.name} does not "
+            "have; "
             "use data.name=sort-of-clevr or another attention_loss (mse, aan, paan, gca)"
         )
     if d.name == "easy-vqa":
@@ -100,7 +102,7 @@ def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
     root = sort_of_clevr_root(cfg)
     full, vocab, answers = soc.load_sort_of_clevr(
         root, split="train", max_question_len=d.max_question_len, image_size=d.image_size,
-        object_masks=cfg.train.attention_loss == "masks",
+        object_masks=cfg.objective.attention_loss == "masks",
     )  # fmt: skip
     test, _, _ = soc.load_sort_of_clevr(
         root, split="test", vocab=vocab, max_question_len=d.max_question_len, image_size=d.image_size

@@ -14,11 +14,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mumo.config import RunConfig
 from mumo.data.vqa.split import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
 from mumo.explain.hooks import capture
 from mumo.runs import Run
+from mumo.tasks.vqa.config import RunConfig
+from mumo.types import HasDensityLayer
 from mumo.uncertainty.density import ClassGaussians, feature_density_score, fit_class_gaussians
 
 DENSITY_FILE = "feature_density.safetensors"
@@ -30,10 +31,10 @@ def split_features(
 ) -> torch.Tensor:
     """The model's density features (N, F) for every question of a split, dropout off, in question order.
 
-    The features are the output of ``model.density_layer()`` (for MCAN: the fused vector the answer
-    classifier reads).
+    The features are the output of ``model.density_layer()`` (:class:`~mumo.types.HasDensityLayer`; for MCAN:
+    the fused vector the answer classifier reads).
     """
-    if not hasattr(model, "density_layer"):
+    if not isinstance(model, HasDensityLayer):
         raise MumoError(f"{type(model).__name__} declares no density_layer(): feature density is unavailable")
     if split.num_questions == 0:
         raise MumoError(f"the {split.name!r} split holds no questions")
@@ -138,4 +139,4 @@ def fit_density(run_dir: str | Path, *, images: int = 2000, device: str = "auto"
     cfg = Run(run_dir).config(RunConfig)
     data = load_data(cfg)
     fit = data.train.first_images(images)
-    return fit_run_density(model, fit, data.val, run_dir, images_per_batch=cfg.train.eval_images_per_batch)
+    return fit_run_density(model, fit, data.val, run_dir, images_per_batch=cfg.train.eval_batch_size)

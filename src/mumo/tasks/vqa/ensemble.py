@@ -4,26 +4,52 @@ M runs of one recipe, trained as ensemble members (``train.member=k``: the same 
 initial weights, batch order and dropout masks), answer together: their predictive samples stack along T,
 member-major, (M·T, N, C) with T MC-dropout passes each or (M, N, C) with dropout off, and every score of
 :mod:`mumo.uncertainty.scores` applies unchanged. The mutual information is then the members'
-disagreement (plus each member's dropout spread). :func:`mumo.tasks.vqa.uncertainty.predictive_probs`
-takes the members as a list.
+disagreement (plus each member's dropout spread). The ensemble is one ``nn.Module``, :class:`DeepEnsemble`, that
+:func:`mumo.tasks.vqa.predictive.predictive_probs` and everything above it take wherever one model goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mumo.config import RunConfig
 from mumo.data.vqa.split import VQASplit
-from mumo.errors import ConfigError
+from mumo.errors import ConfigError, MumoError
 from mumo.metrics.vqa import soft_accuracy
 from mumo.runs import Run
 from mumo.tasks.vqa.accuracy import accuracy_report
+from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.model import load_artifacts, load_model
+
+
+class DeepEnsemble(nn.Module):
+    """M models answering together, held in an ``nn.ModuleList``: ``.to()``, ``.eval()`` and ``state_dict()``
+    reach every member. Calling it runs every member on the same inputs and returns their M outputs in order;
+    the predictive samples (member-major, member k seeded apart) come from
+    :func:`mumo.tasks.vqa.predictive.predictive_probs`.
+
+    Raises:
+        MumoError: no members.
+    """
+
+    def __init__(self, members: Iterable[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        if not len(self.members):
+            raise MumoError("an ensemble needs at least one model")
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        return iter(self.members)
+
+    def forward(self, *inputs: Any, **options: Any) -> list[Any]:
+        return [m(*inputs, **options) for m in self.members]
 
 
 def check_members(runs: Sequence[Path], *, same_split: bool) -> list[RunConfig]:
@@ -69,10 +95,10 @@ def check_members(runs: Sequence[Path], *, same_split: bool) -> list[RunConfig]:
 
 def load_ensemble(
     runs: Sequence[Path], *, which: str = "best", device: str = "auto", same_split: bool = True
-) -> list[nn.Module]:
-    """The members' models, checked by :func:`check_members`, each in eval mode on ``device``."""
+) -> DeepEnsemble:
+    """The runs' models as one ensemble, checked by :func:`check_members`, in eval mode on ``device``."""
     check_members(runs, same_split=same_split)
-    return [load_model(Path(r), which, device) for r in runs]
+    return DeepEnsemble(load_model(Path(r), which, device) for r in runs).eval()
 
 
 def ensemble_accuracy(mean: torch.Tensor, split: VQASplit) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from mumo.config import RunConfig
 from mumo.data.shift.corruptions import check_corruption
 from mumo.data.shift.ood import OOD_SETS, corrupted_split, gaussian_noise_split, ood_split
 from mumo.data.vqa.split import VQASplit
@@ -26,11 +25,12 @@ from mumo.errors import ConfigError
 from mumo.metrics.vqa import soft_accuracy
 from mumo.runs import Run
 from mumo.tasks.vqa.accuracy import accuracy_report, predict_logits
+from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.data import load_data
 from mumo.tasks.vqa.density import fit_split_density
 from mumo.tasks.vqa.ensemble import ensemble_accuracy, load_ensemble
 from mumo.tasks.vqa.model import load_model
-from mumo.tasks.vqa.predictive import image_feature_noise, split_probs
+from mumo.tasks.vqa.predictive import image_feature_noise, members, split_probs
 from mumo.tasks.vqa.question_bank import question_bank
 from mumo.tasks.vqa.temperature import load_run_temperature
 from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
@@ -204,8 +204,8 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
     opts = options or EvaluateOptions()
     run = Path(run)
     runs = [run, *opts.ensemble]
-    models = load_ensemble(runs, device=opts.device) if len(runs) > 1 else [load_model(run, device=opts.device)]
-    model = models if len(models) > 1 else models[0]
+    model = load_ensemble(runs, device=opts.device) if len(runs) > 1 else load_model(run, device=opts.device)
+    models = members(model)
     cfg = Run(run).config(RunConfig)
     t = run_temperature(opts.temperature, run)
     if opts.mc_samples is not None and not all(dropout_modules(m, opts.mc_scope) for m in models):
@@ -213,7 +213,7 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
     if opts.results_json is not None and cfg.data.name != "vqa-v2":
         raise ConfigError(f"--results-json needs a vqa-v2 run; this run used {cfg.data.name!r}")
     data = load_data(cfg)
-    seed, per_batch = cfg.train.seed, cfg.train.eval_images_per_batch
+    seed, per_batch = cfg.train.seed, cfg.train.eval_batch_size
     shift = opts.shift
 
     def shift_pixels(split: VQASplit, seed: int) -> VQASplit:  # the pixel shift asked for, if any

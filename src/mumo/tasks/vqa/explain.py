@@ -1,7 +1,8 @@
 """Explanation maps of a trained VQA run: one example (``mumo explain RUN --image --question``) and
 scores against ground-truth object masks over a split (``mumo explain RUN --evaluate``).
 
-Methods (``EXPLAIN_METHODS``), each giving one map per question over the model's image grid (N, R):
+Methods (registered by name in ``explain_methods``; ``EXPLAIN_METHODS`` lists them), each giving one map per
+question over the model's image grid (N, R):
 
 - ``attention``: MCAN's image attention (AttFlat weights, mean over glimpses);
 - ``gradcam``: Grad-CAM of the predicted answer's log-probability at the image features entering
@@ -17,6 +18,7 @@ of each cell covered. Scores: Spearman rank correlation, pointing game, energy i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mumo.config import RunConfig
 from mumo.data.vqa.split import VQASplit, image_batches
 from mumo.errors import ConfigError, MumoError
 from mumo.explain.attention import attention_maps
@@ -34,10 +35,11 @@ from mumo.explain.targets import AnswerLogProb
 from mumo.explain.uncertainty_cam import UCAM_VARIANTS, uncertainty_cam
 from mumo.metrics.attention import summarize_map_scores
 from mumo.metrics.vqa import soft_accuracy
+from mumo.registry import Registry
 from mumo.runs import Run
-from mumo.types import VQABatch
+from mumo.tasks.vqa.config import RunConfig
+from mumo.types import Explainable, VQABatch
 
-EXPLAIN_METHODS = ("attention", "gradcam", "ucam")
 SCORED_DATASETS = ("easy-vqa", "sort-of-clevr")
 
 
@@ -55,11 +57,48 @@ class ExplainOptions:
             raise ConfigError(f"unknown U-CAM variant {self.ucam_variant!r}; choose one of: {', '.join(UCAM_VARIANTS)}")
 
 
+# method(model, batch, opts, answers) -> (maps (N, R) detached and >= 0, the output they explain)
+ExplainMethod = Callable[[nn.Module, VQABatch, ExplainOptions, torch.Tensor | None], tuple[torch.Tensor, Any]]
+explain_methods: Registry[ExplainMethod] = Registry("explanation method")
+
+
+@explain_methods.register("attention")
+def _attention(
+    model: nn.Module, batch: VQABatch, opts: ExplainOptions, answers: torch.Tensor | None
+) -> tuple[torch.Tensor, Any]:
+    """MCAN's image attention (AttFlat weights, mean over glimpses)."""
+    with torch.no_grad():
+        res = attention_maps(model, batch)
+    return res.image, res.output
+
+
+@explain_methods.register("gradcam")
+def _gradcam(
+    model: nn.Module, batch: VQABatch, opts: ExplainOptions, answers: torch.Tensor | None
+) -> tuple[torch.Tensor, Any]:
+    """Grad-CAM of ``answers``' log-probability (default: the argmax) at ``model.explain_layer()``."""
+    res = grad_cam(model, batch, AnswerLogProb(answers))
+    return res.maps.detach(), res.output
+
+
+@explain_methods.register("ucam")
+def _ucam(
+    model: nn.Module, batch: VQABatch, opts: ExplainOptions, answers: torch.Tensor | None
+) -> tuple[torch.Tensor, Any]:
+    """U-CAM of ``opts.ucam_variant``'s uncertainty at ``model.explain_layer()``."""
+    res = uncertainty_cam(
+        model, batch, variant=opts.ucam_variant, samples=opts.samples, seed=opts.seed, negate=opts.negate
+    )
+    return res.maps.detach(), res.output
+
+
+EXPLAIN_METHODS = tuple(explain_methods.names())  # sorted: ("attention", "gradcam", "ucam"), the default order
+
+
 def check_method(model: nn.Module, method: str) -> None:
     """Refuse unknown methods (listing the valid ones) and methods the model cannot support."""
-    if method not in EXPLAIN_METHODS:
-        raise ConfigError(f"unknown explanation method {method!r}; choose one of: {', '.join(EXPLAIN_METHODS)}")
-    if method != "attention" and not hasattr(model, "explain_layer"):
+    explain_methods.get(method)  # ConfigError for an unknown name
+    if method != "attention" and not isinstance(model, Explainable):
         raise MumoError(
             f"{type(model).__name__} declares no image feature layer (explain_layer) for {method}; "
             "the attention method applies only if it returns image attention"
@@ -74,17 +113,7 @@ def explain_batch(
     ``answers`` (N,): the answers Grad-CAM explains (default: the model's argmax).
     """
     check_method(model, method)
-    if method == "attention":
-        with torch.no_grad():
-            res = attention_maps(model, batch)
-        return res.image, res.output
-    if method == "gradcam":
-        res = grad_cam(model, batch, AnswerLogProb(answers))
-    else:
-        res = uncertainty_cam(
-            model, batch, variant=opts.ucam_variant, samples=opts.samples, seed=opts.seed, negate=opts.negate
-        )
-    return res.maps.detach(), res.output
+    return explain_methods.get(method)(model, batch, opts, answers)
 
 
 def ground_truth_maps(cfg: RunConfig, split: VQASplit, grid: tuple[int, int]) -> torch.Tensor:

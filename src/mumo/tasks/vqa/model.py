@@ -1,4 +1,4 @@
-"""The VQA model a run trains (with its attention-training wrapper) and loading a trained one."""
+"""The VQA model a run trains (with the objective that trains its attention, if any) and loading a trained one."""
 
 from __future__ import annotations
 
@@ -8,44 +8,31 @@ from typing import Any
 import torch
 from torch import nn
 
-from mumo.config import ConfigError, RunConfig
 from mumo.devices import resolve_device
+from mumo.errors import ConfigError
 from mumo.models import create_model
 from mumo.runs import Run
-from mumo.train.checkpoint import (
-    load_weights,
-)
-from mumo.types import VQABatch
+from mumo.tasks.vqa.config import RunConfig
+from mumo.train.checkpoint import load_weights, read_weights
+from mumo.types import Explainable, VQABatch
+
+LEGACY_WRAPPER_PREFIX = "vqa."  # the model's keys in checkpoints of attention-trained runs before the split
 
 
-def trainable_model(cfg: RunConfig, vocab: list[str], num_answers: int, *, example: VQABatch | None) -> nn.Module:
-    """The model the loop trains and checkpoints: the VQA model, wrapped with its attention supervision
-    (and discriminator) when ``train.attention_loss`` is set (see :mod:`mumo.tasks.vqa.attention`).
+def attention_objective(cfg: RunConfig, model: nn.Module, *, example: VQABatch) -> nn.Module | None:
+    """The objective that trains ``model``'s attention with its explanation (and holds the discriminator), when
+    ``objective.attention_loss`` is set (see :mod:`mumo.tasks.vqa.attention`); None otherwise.
 
-    ``example``: one batch, to size the discriminator (None when loading: sized from the config's grid).
+    ``example``: one batch, to size the discriminator from the explanation layer's output.
     """
-    model = create_model(cfg.model, vocab=vocab, num_answers=num_answers)
-    if cfg.train.attention_loss == "none":
-        return model
-    from mumo.tasks.vqa.attention import AttentionSupervisedVQA, feature_shape
+    if cfg.objective.attention_loss == "none":
+        return None
+    from mumo.tasks.vqa.attention import AttentionObjective, feature_shape
 
-    if not hasattr(model, "explain_layer"):
-        raise ConfigError(f"train.attention_loss={cfg.train.attention_loss} needs a model with image attention")
-    if example is None:
-        cells, features = _grid_cells(cfg), model.image_encoder.out_channels
-    else:
-        cells, features = feature_shape(model, example)
-    return AttentionSupervisedVQA(model, cfg, cells=cells, features=features)
-
-
-def _grid_cells(cfg: RunConfig) -> int:
-    """Image regions R of a grid-CNN model (each pooling halves the size, rounding up)."""
-    if cfg.model.image_encoder != "cnn":
-        raise ConfigError("attention-supervised training is implemented for the grid CNN front-end")
-    side = cfg.data.image_size
-    for _ in range(cfg.model.cnn_pool):
-        side = -(-side // 2)
-    return side * side
+    if not isinstance(model, Explainable):
+        raise ConfigError(f"objective.attention_loss={cfg.objective.attention_loss} needs a model with image attention")
+    cells, features = feature_shape(model, example)
+    return AttentionObjective(cfg, cells=cells, features=features)
 
 
 def load_artifacts(run_dir: Path) -> dict[str, Any]:
@@ -55,12 +42,20 @@ def load_artifacts(run_dir: Path) -> dict[str, Any]:
     return run.artifacts
 
 
-def load_model(run_dir: Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
-    """The trained model of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
+def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+    """The trained model of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one).
+
+    Runs written before models were checkpointed apart hold the attention-training wrapper in
+    ``model.safetensors`` (the VQA model under ``vqa.``, its discriminator beside it): the model's part is read.
+    """
     run = Run(run_dir)
-    art = load_artifacts(run_dir)
+    art = load_artifacts(Path(run_dir))
     cfg = run.config(RunConfig)
-    model = trainable_model(cfg, art["vocab"], len(art["answers"]), example=None)
-    load_weights(model, run.checkpoint(which))
-    model = getattr(model, "vqa", model)  # drop the attention-training wrapper
+    model = create_model(cfg.model, vocab=art["vocab"], num_answers=len(art["answers"]))
+    ckpt = run.checkpoint(which)
+    weights = read_weights(ckpt)
+    if any(k.startswith(LEGACY_WRAPPER_PREFIX) for k in weights):
+        n = len(LEGACY_WRAPPER_PREFIX)
+        weights = {k[n:]: v for k, v in weights.items() if k.startswith(LEGACY_WRAPPER_PREFIX)}
+    load_weights(model, ckpt, weights=weights)
     return model.to(resolve_device(device)).eval()

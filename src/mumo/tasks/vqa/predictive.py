@@ -1,5 +1,6 @@
 """Predictive samples of VQA models: answer probabilities (T, N, C) from T MC-dropout passes, one deterministic
-pass, or the members of a deep ensemble stacked member-major (M·T, N, C).
+pass, or the members of a deep ensemble (:class:`~mumo.tasks.vqa.ensemble.DeepEnsemble`) stacked member-major
+(M·T, N, C).
 
 For a model with an aleatoric head each pass's probabilities are E_ε softmax(f_t + σ_t ε), so the expected
 entropy (aleatoric part) includes the learned noise.
@@ -9,44 +10,35 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from mumo.data.vqa.split import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
+from mumo.tasks.vqa.ensemble import DeepEnsemble
 from mumo.types import VQABatch
 from mumo.uncertainty.losses import noisy_logit_probs
 from mumo.uncertainty.mc_dropout import check_num_samples, mc_forward
 from mumo.uncertainty.scores import check_probs
 from mumo.uncertainty.shift import feature_noise
 
-Models = nn.Module | Sequence[nn.Module]  # one model, or the members of a deep ensemble
-
-
 MEMBER_SEED_STRIDE = 1000  # member k samples its dropout masks and logit noise with seed + k * stride
 
 
-def members(model: Models) -> list[nn.Module]:
-    """The models of an ensemble (a list or tuple of models), or ``[model]`` for one model.
-
-    Raises:
-        MumoError: an empty ensemble.
-    """
-    out = list(model) if isinstance(model, (list, tuple)) else [model]
-    if not out:
-        raise MumoError("an ensemble needs at least one model")
-    return out
+def members(model: nn.Module) -> list[nn.Module]:
+    """The members of a :class:`DeepEnsemble`, or ``[model]`` for one model."""
+    return list(model.members) if isinstance(model, DeepEnsemble) else [model]
 
 
-def model_device(model: Models) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     """The device of the (first member's) parameters."""
-    return next(members(model)[0].parameters()).device
+    return next(model.parameters()).device
 
 
 @contextlib.contextmanager
-def image_feature_noise(model: Models, std: float, *, seed: int = 0) -> Iterator[None]:
+def image_feature_noise(model: nn.Module, std: float, *, seed: int = 0) -> Iterator[None]:
     """Within the block every member's image features get N(0, std²) noise (the 2021 MCAN study's shift).
 
     The noise goes on the image encoder's output: the grid CNN's regions, or the precomputed region
@@ -60,7 +52,7 @@ def image_feature_noise(model: Models, std: float, *, seed: int = 0) -> Iterator
 
 @torch.no_grad()
 def predictive_probs(
-    model: Models,
+    model: nn.Module,
     batch: VQABatch,
     *,
     mc_samples: int | None = None,
@@ -71,7 +63,7 @@ def predictive_probs(
 ) -> torch.Tensor:
     """Answer probabilities (T, N, C) for a batch: T MC-dropout passes, or (1, N, C) deterministic.
 
-    ``model`` may be a list of M models (a deep ensemble): their samples stack member-major,
+    ``model`` may be a :class:`DeepEnsemble` of M models: their samples stack member-major,
     (M·T, N, C) or (M, N, C), member k seeded with ``seed + k * MEMBER_SEED_STRIDE``.
 
     ``mc_scope`` picks which dropout modules sample: ``all`` or, for MCAN, ``head`` (only the answer
@@ -80,15 +72,15 @@ def predictive_probs(
     (:mod:`mumo.uncertainty.temperature`).
 
     Raises:
-        MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs; an empty ensemble.
+        MumoError: T < 1 or too large; the model has no dropout; NaN or infinite outputs.
     """
-    if isinstance(model, (list, tuple)):
+    if isinstance(model, DeepEnsemble):
         return torch.cat([
             predictive_probs(
                 m, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + k * MEMBER_SEED_STRIDE,
                 noise_samples=noise_samples, temperature=temperature,
-            )
-            for k, m in enumerate(members(model))
+            )  # (T, N, C) of member k
+            for k, m in enumerate(model.members)
         ])  # fmt: skip
     gen = torch.Generator(device=batch.tokens.device).manual_seed(seed)
     if mc_samples is None:
@@ -114,7 +106,7 @@ def predictive_probs(
 
 
 def split_probs(
-    model: Models,
+    model: nn.Module,
     split: VQASplit,
     *,
     mc_samples: int | None,

@@ -7,16 +7,17 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from mumo.config import RunConfig
 from mumo.data.images import ImageInput, load_image
 from mumo.data.text import Vocab, check_question
 from mumo.errors import MumoError
 from mumo.explain.hooks import capture
 from mumo.runs import Run
+from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.density import RunDensity, load_run_density
 from mumo.tasks.vqa.model import load_artifacts, load_model
-from mumo.tasks.vqa.predictive import Models, members, predictive_probs
+from mumo.tasks.vqa.predictive import members, predictive_probs
 from mumo.tasks.vqa.question_bank import (
     DEFAULT_BANK_SIZE,
     QuestionBank,
@@ -34,7 +35,7 @@ class VQAPredictor:
 
     def __init__(
         self,
-        model: Models,
+        model: nn.Module,
         cfg: RunConfig,
         vocab: Vocab,
         answers: list[str],
@@ -43,7 +44,8 @@ class VQAPredictor:
         run: Run | None = None,
     ) -> None:
         # ``run``: the (first) run the model comes from; its saved question order draws question banks
-        # ``model``: one model, or the members of a deep ensemble (a list; the density is the first member's)
+        # ``model``: one model, or a DeepEnsemble answering together (the density is its first member's)
+        self.answerer = model
         self.models = members(model)
         self.model = self.models[0]
         self.cfg, self.vocab, self.answers, self.density = cfg, vocab, answers, density
@@ -59,7 +61,7 @@ class VQAPredictor:
         if len(runs) > 1:
             from mumo.tasks.vqa.ensemble import load_ensemble
 
-            model: Models = load_ensemble(runs, which=which, device=device, same_split=False)
+            model: nn.Module = load_ensemble(runs, which=which, device=device, same_split=False)
         else:
             model = load_model(runs[0], which, device)
         art = load_artifacts(runs[0])
@@ -67,11 +69,6 @@ class VQAPredictor:
         temperature = load_run_temperature(runs[0]) or 1.0
         density = load_run_density(runs[0])
         return cls(model, cfg, Vocab(art["vocab"]), art["answers"], density, temperature, run=Run(runs[0]))
-
-    @property
-    def _answerer(self) -> Models:
-        """What answers: the one model, or the list of ensemble members."""
-        return self.models if len(self.models) > 1 else self.model
 
     @property
     def device(self) -> torch.device:
@@ -149,7 +146,7 @@ class VQAPredictor:
         with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
             t = self.temperature if temperature is None else temperature
             probs = predictive_probs(
-                self._answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
+                self.answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
             )  # (T, 1, C); (M·T, 1, C) for M ensemble members
             if self.density is not None and mc_samples is not None:
                 self.model.eval()
@@ -170,7 +167,7 @@ class VQAPredictor:
         if image_uncertainty:
             bank = self.question_bank(question_bank_size)
             mi = bank_mutual_information(
-                self._answerer, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
+                self.answerer, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
             )
             scores["image_mutual_information"] = unc.image_epistemic = float(mi.mean())
             unc.question_bank_size = len(bank)

@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mumo.config import RunConfig
 from mumo.data.text import PAD_ID, UNK_ID
 from mumo.data.vqa.split import VQASplit, image_batches
 from mumo.errors import ConfigError, MumoError
 from mumo.metrics.vqa import accuracy_by_type, soft_accuracy
 from mumo.runs import Run
+from mumo.tasks.vqa.config import RunConfig
 from mumo.types import VQABatch
 
 CONDITIONS = ("real", "blank_image", "shuffled_image", "blank_question")
@@ -195,7 +195,7 @@ def probe_run(
         split: ``"val"`` or ``"test"``.
         max_images: probe a seeded random sample of this many images (and all their questions); None = all.
         seed: seed of the sample and of the derangement.
-        images_per_batch: None = the run's ``train.eval_images_per_batch``.
+        images_per_batch: None = the run's ``train.eval_batch_size``.
         min_change_rate, min_accuracy_drop: thresholds of the ``looks_at_image`` rule.
 
     Raises:
@@ -217,7 +217,7 @@ def probe_run(
         gen = torch.Generator().manual_seed(seed)
         target = target.subset_images(torch.randperm(target.num_images, generator=gen)[:max_images].sort().values)
     res = probe_vqa(
-        model, target, images_per_batch=images_per_batch or cfg.train.eval_images_per_batch, seed=seed,
+        model, target, images_per_batch=images_per_batch or cfg.train.eval_batch_size, seed=seed,
         min_change_rate=min_change_rate, min_accuracy_drop=min_accuracy_drop,
     )  # fmt: skip
     return {"run": str(run_dir), "split": split, **res}

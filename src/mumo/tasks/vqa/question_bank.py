@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from mumo.data.vqa.split import VQASplit, image_batches, progress_bar
 from mumo.errors import MumoError
 from mumo.runs import Run
-from mumo.tasks.vqa.predictive import Models, members, model_device, predictive_probs
+from mumo.tasks.vqa.predictive import members, model_device, predictive_probs
 from mumo.types import VQABatch
 from mumo.uncertainty.mc_dropout import check_num_samples
 from mumo.uncertainty.scores import mutual_information
@@ -100,7 +101,7 @@ def saved_question_bank(run: Run, size: int, *, seed: int) -> QuestionBank | Non
 
 @torch.no_grad()
 def bank_mutual_information(
-    model: Models,
+    model: nn.Module,
     images: torch.Tensor,
     bank: QuestionBank,
     *,
@@ -111,8 +112,8 @@ def bank_mutual_information(
     """Mutual information (I, K) of the answers to every bank question about each of I images.
 
     ``images`` is a float (I, 3, H, W) batch in [0, 1] (or (I, R, D) region features) on the model's
-    device. ``model`` may be a deep ensemble (a list of models); then ``mc_samples`` may be None (each member
-    deterministic: the mutual information is the members' disagreement).
+    device. ``model`` may be a :class:`~mumo.tasks.vqa.ensemble.DeepEnsemble`; then ``mc_samples`` may be None
+    (each member deterministic: the mutual information is the members' disagreement).
 
     Raises:
         MumoError: T < 1 or too large, the model has no dropout, or NaN / infinite outputs; one model and no
@@ -133,7 +134,7 @@ def bank_mutual_information(
 
 
 def split_image_mutual_information(
-    model: Models,
+    model: nn.Module,
     split: VQASplit,
     bank: QuestionBank,
     *,

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from mumo.config import RunConfig, load_config
+from mumo.tasks.vqa.config import RunConfig, load_vqa_config
 from mumo.tasks.vqa.model import load_model
 from mumo.tasks.vqa.train import default_run_dir, train_vqa
 
@@ -24,7 +24,7 @@ class VQATask:
     help = "Train MCAN for VQA; with no options, the CPU preset on easy-VQA, ending with test accuracy."
 
     def load_config(self, preset: str | None, overrides: list[str]) -> RunConfig:
-        return load_config(preset or self.default_preset, overrides)
+        return load_vqa_config(preset or self.default_preset, overrides)
 
     def default_run_dir(self, cfg: RunConfig) -> Path:
         return default_run_dir(cfg)
@@ -68,12 +68,10 @@ class VQATask:
 
     def explanation_options(self, method: str, **options: Any) -> Any:
         """U-CAM's settings, checked with the ``method`` asked for (before any model is loaded)."""
-        from mumo.errors import ConfigError
-        from mumo.tasks.vqa.explain import EXPLAIN_METHODS, ExplainOptions
+        from mumo.tasks.vqa.explain import ExplainOptions, explain_methods
 
         opts = ExplainOptions(**options)
-        if method not in EXPLAIN_METHODS:
-            raise ConfigError(f"unknown explanation method {method!r}; choose one of: {', '.join(EXPLAIN_METHODS)}")
+        explain_methods.get(method)  # ConfigError for an unknown name, listing the registered ones
         return opts
 
     def probe_run(self, run: str | Path, **options: Any) -> dict[str, Any]:

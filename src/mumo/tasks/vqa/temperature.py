@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mumo.config import RunConfig
 from mumo.errors import MumoError
 from mumo.runs import Run
+from mumo.tasks.vqa.config import RunConfig
 from mumo.train.checkpoint import atomic_write_text
 from mumo.uncertainty.temperature import fit_temperature, temperature_nll
 
@@ -34,7 +34,7 @@ def fit_run_temperature(run_dir: str | Path, *, device: str = "auto") -> dict[st
     val = load_data(cfg).val
     if val.num_questions == 0:
         raise MumoError("the run's validation split holds no questions to fit a temperature on")
-    ids, logits = predict_logits(model, val, cfg.train.eval_images_per_batch)  # (N,), (N, C)
+    ids, logits = predict_logits(model, val, cfg.train.eval_batch_size)  # (N,), (N, C)
     labels = val.targets[ids].argmax(-1)  # (N,)
     t = fit_temperature(logits, labels)
     res = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -13,48 +14,47 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from mumo.config import ConfigError, RunConfig
 from mumo.data.shift.augment import random_pixel_noise
 from mumo.data.vqa.split import image_batches
+from mumo.errors import ConfigError
+from mumo.models import create_model
 from mumo.runs import Run
 from mumo.tasks.vqa.accuracy import evaluate_split
+from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.data import VQAData, load_data
 from mumo.tasks.vqa.loss import vqa_loss
-from mumo.tasks.vqa.model import load_model, trainable_model
+from mumo.tasks.vqa.model import attention_objective, load_model
 from mumo.tasks.vqa.question_bank import save_question_order
-from mumo.train.loop import FitResult, Task, check_process_count, fit, is_main_process
+from mumo.train.loop import FitResult, Step, Task, check_process_count, fit, is_main_process
 from mumo.types import VQABatch
 
 
 def build_task(cfg: RunConfig, data: VQAData) -> Task:
     """Wire model, batches, loss and validation to the training loop."""
-    t = cfg.train
-    if t.augment_pixel_noise > 0 and data.train.images.dtype != torch.uint8:
+    t, o = cfg.train, cfg.objective
+    if o.augment_pixel_noise > 0 and data.train.images.dtype != torch.uint8:
         raise ConfigError(
-            "train.augment_pixel_noise adds noise to image pixels; this model reads precomputed region features "
+            "objective.augment_pixel_noise adds noise to image pixels; this model reads precomputed region features "
             "(model.image_encoder=regions)"
         )
     torch.manual_seed(t.init_seed)  # initial weights depend only on the seed (and the ensemble member)
-    model = trainable_model(cfg, data.vocab.tokens, len(data.answers), example=data.train.batch(torch.tensor([0])))
+    model = create_model(cfg.model, vocab=data.vocab.tokens, num_answers=len(data.answers))
+    objective = attention_objective(cfg, model, example=data.train.batch(torch.tensor([0])))
 
-    def batches(epoch: int, rank: int, world: int) -> list[VQABatch]:
+    def batches(epoch: int, rank: int, world: int) -> Iterator[VQABatch]:
         idx = image_batches(
-            data.train.num_images,
-            t.images_per_batch,
-            shuffle=True,
-            seed=t.init_seed,
-            epoch=epoch,
-            rank=rank,
+            data.train.num_images, t.batch_size, shuffle=True, seed=t.init_seed, epoch=epoch, rank=rank,
             world_size=world,
-        )
-        out = [data.train.batch(i) for i in idx]
-        if t.augment_pixel_noise > 0:  # fresh noise every epoch, the same on a resume
-            gen = torch.Generator().manual_seed(t.init_seed * 1_000_003 + epoch * 1_009 + rank)
-            out = [replace(b, images=random_pixel_noise(b.images, t.augment_pixel_noise, gen)) for b in out]
-        return out
+        )  # fmt: skip
+        gen = torch.Generator().manual_seed(t.init_seed * 1_000_003 + epoch * 1_009 + rank)
+        for i in idx:
+            b = data.train.batch(i)
+            if o.augment_pixel_noise > 0:  # fresh noise every epoch, the same on a resume
+                b = replace(b, images=random_pixel_noise(b.images, o.augment_pixel_noise, gen))
+            yield b
 
     def evaluate(m: nn.Module, acc: Accelerator) -> dict[str, float]:
-        res = evaluate_split(m, data.val, t.eval_images_per_batch, acc)
+        res = evaluate_split(m, data.val, t.eval_batch_size, acc)
         extra = {k: v for k, v in res.items() if k in ("accuracy_relational", "accuracy_non_relational")}
         return {
             "accuracy": res["accuracy"],
@@ -63,17 +63,27 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
         }
 
     def loss_fn(m: nn.Module, b: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
-        if t.attention_loss != "none":
-            return m(b, training_loss=True)
-        return vqa_loss(m, b, t.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples)
+        return vqa_loss(m, b, o.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples)
+
+    others, steps = {}, ()
+    if objective is not None:  # one optimiser and one backward over the model and its discriminator, if any
+        with_critic = any(p.requires_grad for p in objective.parameters())
+        others = {"attention": objective} if with_critic else {}
+
+        def attention_loss(ms: Mapping[str, nn.Module], b: VQABatch, _shared: dict) -> tuple[torch.Tensor, dict]:
+            return ms.get("attention", objective)(ms["model"], b)
+
+        steps = (Step(("model", *others), attention_loss),)
 
     return Task(
         model=model,
         batches=batches,
         loss_fn=loss_fn,
+        others=others,
+        steps=steps,
         evaluate=evaluate,
         batch_size=lambda b: int(b.tokens.shape[0]),
-        num_batches=-(-data.train.num_images // t.images_per_batch),
+        num_batches=-(-data.train.num_images // t.batch_size),
     )  # fmt: skip
 
 
@@ -114,7 +124,7 @@ def train_vqa(
     }  # fmt: skip
     if evaluate_test and result.best_epoch >= 0 and is_main_process():
         model = load_model(out)
-        res = evaluate_split(model, data.test, cfg.train.eval_images_per_batch)
+        res = evaluate_split(model, data.test, cfg.train.eval_batch_size)
         summary["test_accuracy"] = res["accuracy"]
         summary["test_accuracy_by_type"] = res["accuracy_by_type"]
     summary["wall_seconds"] = time.perf_counter() - t0

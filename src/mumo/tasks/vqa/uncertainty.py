@@ -1,7 +1,7 @@
 """Uncertainty for VQA models: MC-dropout predictive samples, calibration, misclassification and OOD.
 
 Probabilities are (T, N, C): T MC-dropout passes (T = 1 and dropout off for the deterministic
-model), N questions, C answers. A deep ensemble (a list of M models, :mod:`mumo.tasks.vqa.ensemble`) stacks
+model), N questions, C answers. A deep ensemble (M models, :class:`mumo.tasks.vqa.ensemble.DeepEnsemble`) stacks
 its members' samples along T, member-major: (M·T, N, C), or (M, N, C) with dropout off. For a model with
 an aleatoric head each pass's probabilities are E_ε softmax(f_t + σ_t ε), so the expected entropy
 (aleatoric part) includes the learned noise.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mumo.data.vqa.split import VQASplit
 from mumo.errors import MumoError
@@ -39,7 +40,8 @@ from mumo.metrics.uncertainty import (
     selective_answering,
 )
 from mumo.tasks.vqa.density import fit_split_density, split_features
-from mumo.tasks.vqa.predictive import Models, members, split_probs
+from mumo.tasks.vqa.ensemble import DeepEnsemble
+from mumo.tasks.vqa.predictive import members, split_probs
 from mumo.tasks.vqa.question_bank import QuestionBank, split_image_mutual_information
 from mumo.uncertainty.density import ClassGaussians, feature_density_score
 from mumo.uncertainty.scores import uncertainty_scores
@@ -82,7 +84,7 @@ def _main_score(num_samples: int) -> str:
 
 
 def evaluate_uncertainty(
-    model: Models,
+    model: nn.Module,
     split: VQASplit,
     *,
     mc_samples: int | None,
@@ -114,7 +116,7 @@ def evaluate_uncertainty(
     ``question_bank`` and MC dropout (or an ensemble) the scores include ``image_mutual_information``: the mean MI of
     the answers to the bank's questions about each question's image (:mod:`mumo.tasks.vqa.question_bank`).
     ``temperature`` scales the answer logits (temperature scaling) of every figure but the feature density
-    and the image mutual information. ``model`` may be a list of models (a deep ensemble): the answer
+    and the image mutual information. ``model`` may be a :class:`DeepEnsemble`: the answer
     probabilities and the image mutual information pool all members' samples; the feature density is the
     first member's. ``auroc_misclassification_by_type`` breaks the misclassification AUROC down by question
     type: a pooled figure also ranks question types against each other (a yes/no answer's entropy is at most
@@ -217,7 +219,7 @@ def evaluate_uncertainty(
         )
     if plots_dir is not None:
         tag = f"mc{mc_samples}" if mc_samples else "deterministic"
-        tag = f"ensemble{len(members(model))}_{tag}" if isinstance(model, (list, tuple)) else tag
+        tag = f"ensemble{len(model)}_{tag}" if isinstance(model, DeepEnsemble) else tag
         res["plots"] = _plots(plots_dir, mean, labels, correct, scores, ood_scores, tag, probs.shape[0], n_bins)
     return res
 
