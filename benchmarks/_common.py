@@ -16,8 +16,8 @@ CACHE_VERSION = 2
 
 def trained_run(name: str, overrides: list[str]) -> Path:
     """Train ``mcan-cpu`` with ``overrides`` into benchmarks/runs/NAME once; later calls reuse it."""
-    from mumo.config import load_config
     from mumo.runs import Run
+    from mumo.tasks import load_config
     from mumo.tasks.vqa.train import train_vqa
 
     out = RUNS / name
@@ -26,10 +26,8 @@ def trained_run(name: str, overrides: list[str]) -> Path:
     if out.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != key):
         print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
         shutil.rmtree(out)
-    if (out / "state.json").exists():
-        cfg = load_config("mcan-cpu", overrides)
-        if Run(out).finished_epochs == cfg.train.epochs:
-            return out
+    if Run(out).finished_epochs == load_config("mcan-cpu", overrides).train.epochs:
+        return out
         print(f"resuming unfinished benchmark run {out}", file=sys.stderr)
         train_vqa(None, out, resume=True, progress=False, evaluate_test=False)
         return out

@@ -35,10 +35,10 @@ SEEN = "gaussian_noise"  # the corruption noise-augmented training draws from
 
 
 def main() -> None:
-    from mumo.config import RunConfig
     from mumo.data.shift.corruptions import CORRUPTIONS
     from mumo.data.shift.ood import corrupted_split
     from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.ensemble import DeepEnsemble
     from mumo.tasks.vqa.model import load_model

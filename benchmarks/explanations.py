@@ -47,8 +47,8 @@ ACCURACY_TOLERANCE = 0.005
 
 
 def _split(run: Path):
-    from mumo.config import RunConfig
     from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
 
     cfg = Run(run).config(RunConfig)
@@ -76,6 +76,7 @@ def map_methods(run: Path) -> dict:
 
 def attention_of(run: Path) -> dict:
     """Test accuracy (all test images) and attention scores (the benchmark's images) of one run."""
+    from mumo.runs import Run
     from mumo.tasks.vqa.accuracy import evaluate_split
     from mumo.tasks.vqa.explain import evaluate_explanations
     from mumo.tasks.vqa.model import load_model
@@ -85,7 +86,7 @@ def attention_of(run: Path) -> dict:
     acc = evaluate_split(model, test)
     att = evaluate_explanations(model, cfg, test, ("attention",), max_images=n, progress=False)
     scores = att["methods"]["attention"]
-    state = json.loads((run / "state.json").read_text())
+    state = Run(run).state
     return {
         "test_accuracy": acc["accuracy"],
         **({"test_relational": acc["accuracy_relational"]} if "accuracy_relational" in acc else {}),

@@ -25,9 +25,9 @@ def probe(run: Path) -> dict:
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from mumo.config import RunConfig
     from mumo.data.vqa.sort_of_clevr import COLORS, IMAGE_SIZE, load_sort_of_clevr, read_records
     from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import sort_of_clevr_root
     from mumo.tasks.vqa.model import load_model
 

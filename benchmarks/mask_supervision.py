@@ -26,10 +26,10 @@ def run(epochs: int, weight: float, non_relational_only: bool) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from mumo.config import load_config
     from mumo.data.vqa.masks import pool_to_grid, sort_of_clevr_question_masks
     from mumo.data.vqa.sort_of_clevr import is_relational, load_sort_of_clevr
     from mumo.models import create_model
+    from mumo.tasks import load_config
     from mumo.tasks.vqa.data import sort_of_clevr_root
 
     cfg = load_config("mcan-cpu", ["data.name=sort-of-clevr", "data.image_size=75", "model.cnn_skip=true",

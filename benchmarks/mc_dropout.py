@@ -41,8 +41,8 @@ def _time(fn, repeats: int, device: torch.device) -> float:
 
 
 def main() -> None:
-    from mumo.config import RunConfig
     from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
     from mumo.uncertainty.mc_dropout import mc_forward, mc_forward_naive

@@ -35,9 +35,9 @@ CONDITIONS = {"pixel-noise-0.3": (0.3, 1), "pixel-noise-0.5": (0.5, 2), "severit
 
 
 def main() -> None:
-    from mumo.config import RunConfig
     from mumo.data.shift.ood import gaussian_noise_split
     from mumo.runs import Run
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.ensemble import DeepEnsemble
     from mumo.tasks.vqa.model import load_model

@@ -4,7 +4,8 @@ Checks out an earlier revision (default: 7f08b5c, the last one before the task p
 models checkpointed apart) into a temporary git worktree, trains small runs with ITS code through its CLI (a
 plain VQA run, an attention-trained run whose checkpoint holds the old training wrapper, a lip-sync expert
 under its old name ``syncnet``), asks its CLI for ``evaluate --json``, ``predict --json`` and ``sync --json``,
-then asks today's CLI the same on the same run directories and compares every figure.
+then asks today's CLI the same on the same run directories and compares every figure (timings aside). The VQA
+runs are trained by today's code too, and the two runs' weights compared tensor by tensor.
 
     python benchmarks/old_runs.py [--rev 7f08b5c]    # writes benchmarks/results/old_runs.json
 """
@@ -36,11 +37,15 @@ def mumo(src: Path, *args: str) -> str:
     return proc.stdout
 
 
+TIMINGS = {"seconds"}  # wall-clock figures, which differ between any two runs
+
+
 def differences(a: object, b: object, path: str = "") -> list[str]:
-    """Every place two JSON values differ (exact equality: the same numbers, not close ones)."""
+    """Every place two JSON values differ (exact equality: the same numbers, not close ones), timings aside."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{path}.{k}: only in one" for k in set(a) ^ set(b)]
-        return out + [d for k in set(a) & set(b) for d in differences(a[k], b[k], f"{path}.{k}")]
+        same = (set(a) & set(b)) - TIMINGS
+        return out + [d for k in same for d in differences(a[k], b[k], f"{path}.{k}")]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r} then, {b!r} now"]
@@ -58,6 +63,25 @@ def main() -> int:
         return compare(old / "src", ROOT / "src", work, args.rev)
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
+
+
+def same_weights(then: Path, now: Path) -> bool:
+    """Whether two runs' last checkpoints hold the same tensors: the earlier single model.safetensors (a training
+    wrapper's keys: the model under ``vqa.``) against today's model.safetensors plus the files beside it."""
+    import torch
+    from safetensors.torch import load_file
+
+    def last(run: Path) -> Path:
+        return run / "checkpoints" / json.loads((run / "state.json").read_text())["last"]
+
+    old = load_file(last(then) / "model.safetensors")
+    new: dict = {}
+    for f in sorted(last(now).glob("*.safetensors")):
+        if not f.name.startswith("optimizer"):
+            tensors = load_file(f)
+            prefix = "vqa." if f.stem == "model" and any(k.startswith("vqa.") for k in old) else ""
+            new |= {prefix + k: v for k, v in tensors.items()}
+    return set(old) == set(new) and all(torch.equal(old[k], new[k]) for k in old)
 
 
 def clip_video(faces: Path, path: Path) -> Path:
@@ -91,6 +115,11 @@ def compare(old: Path, new: Path, work: Path, rev: str) -> int:
     for name, extra in (("vqa", []), ("vqa-aan", ["train.attention_loss=aan"])):
         run = work / name
         mumo(old, "train", "vqa", "--out", str(run), *TINY, *extra)
+        # training itself: today's code, the same command, ends with the same weights (split into files per model)
+        mumo(new, "train", "vqa", "--out", str(work / f"{name}-now"), *TINY, *extra)
+        same = same_weights(run, work / f"{name}-now")
+        checks[f"{name}: train"] = {"command": f"mumo train vqa {' '.join(extra)}", "identical": same}
+        print(f"{name + ': train':32s} {'identical weights' if same else 'OTHER WEIGHTS'}")
         check(f"{name}: evaluate", "evaluate", str(run), "--json")
         check(f"{name}: evaluate --mc-samples --ood", "evaluate", str(run), "--mc-samples", "5", "--ood", "noise",
               "--density-images", "200", "--json")  # fmt: skip

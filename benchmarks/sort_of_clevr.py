@@ -29,8 +29,8 @@ from _common import RESULTS
 
 
 def main() -> None:
-    from mumo.config import load_config
     from mumo.data.vqa.sort_of_clevr import FAMILIES
+    from mumo.tasks import load_config
     from mumo.tasks.vqa.train import train_vqa
 
     parser = argparse.ArgumentParser()
@@ -56,10 +56,11 @@ def main() -> None:
     t0 = time.perf_counter()
     summary = train_vqa(load_config("mcan-cpu", overrides), run, progress=False)
     wall = time.perf_counter() - t0
-    history = json.loads((run / "state.json").read_text())["history"]
-    from mumo.config import RunConfig
     from mumo.runs import Run
+
+    history = Run(run).state["history"]
     from mumo.tasks.vqa.accuracy import evaluate_split
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.model import load_model
 

@@ -48,11 +48,11 @@ def trained(root: Path, epochs: int, overrides: list[str]) -> Path:
     from mumo.tasks.sync.task import load_sync_config, train_sync
 
     out = RUNS / f"sync-cpu-{root.name}-{epochs}ep"
-    done = (out / "state.json").exists()
-    if done and Run(out).finished_epochs == epochs:
+    done = Run(out).finished_epochs
+    if done == epochs:
         return out
     cfg = load_sync_config("sync-cpu", [f"data.root={root}", f"train.epochs={epochs}", *overrides])
-    train_sync(cfg, out, resume=done, progress=False)
+    train_sync(cfg, out, resume=done > 0, progress=False)
     return out
 
 
@@ -106,13 +106,14 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     from mumo.data.av.clips import load_clips, sample_pairs
+    from mumo.runs import Run
     from mumo.tasks.sync.task import _eval_metrics, load_sync_expert, score_clip, shift_clip
 
     t_start = time.perf_counter()
     root = talking_faces(args.clips)
     run = trained(root, args.epochs, args.overrides)
     model = load_sync_expert(run)
-    state = json.loads((run / "state.json").read_text())
+    state = Run(run).state
     test = load_clips(root, "test", progress=False)
     pairs = sample_pairs(test, 4000, torch.Generator().manual_seed(2))
     test_eval = _eval_metrics(model, pairs)

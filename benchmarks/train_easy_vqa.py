@@ -35,8 +35,10 @@ def main() -> int:
     if proc.returncode != 0:
         print(proc.stderr, file=sys.stderr)
         return proc.returncode
+    from mumo.runs import Run
+
     summary = json.loads(proc.stdout)
-    state = json.loads((run_dir / "state.json").read_text())
+    state = Run(run_dir).state
     result = {
         "command": "mumo train vqa",
         "preset": "mcan-cpu",

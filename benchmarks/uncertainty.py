@@ -101,11 +101,11 @@ SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=
 
 
 def main(reuse_sort_of_clevr: bool = False) -> None:
-    from mumo.config import RunConfig
     from mumo.data.shift.ood import gaussian_noise_split, ood_split
     from mumo.data.vqa.split import VQASplit
     from mumo.runs import Run
     from mumo.tasks.vqa.accuracy import predict_logits
+    from mumo.tasks.vqa.config import RunConfig
     from mumo.tasks.vqa.data import load_data
     from mumo.tasks.vqa.density import fit_split_density
     from mumo.tasks.vqa.ensemble import load_ensemble
