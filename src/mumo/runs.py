@@ -153,8 +153,3 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(f"{prefix}{k} ({va!r} in the checkpoint, {vb!r} now)")
     return out
-
-
-def prepare_run_dir(cfg: Any, out: Path, *, resume: bool, schema: type) -> Any:
-    """:meth:`Run.prepare` of the directory ``out``."""
-    return Run(out).prepare(cfg, resume=resume, schema=schema)
