@@ -30,32 +30,68 @@ class TrainConfig:
     epochs: int = 13
     batch_size: int = 64  # samples per training batch, in the unit the task states (VQA: images; sync: pairs)
     eval_batch_size: int = 128  # the same unit, for validation and evaluation
-    lr: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps: float = 1e-9
-    weight_decay: float = 0.0
+    lr: float = 1e-4  # > 0 and finite
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])  # Adam's (beta1, beta2), each in [0, 1)
+    eps: float = 1e-9  # > 0
+    weight_decay: float = 0.0  # >= 0
     warmup_epochs: int = 3  # lr x 1/(w+1), 2/(w+1), ... during the first w epochs
     decay_epochs: list[int] = field(default_factory=lambda: [10, 12])  # lr x decay_rate from these epochs
-    decay_rate: float = 0.2
+    decay_rate: float = 0.2  # in (0, 1]; 1 = no decay
     grad_clip: float = 0.0  # 0 = no clipping (MCAN)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
-    seed: int = 0  # seeds the validation split, the initial weights, the batch order and the dropout masks
+    seed: int = 0  # in [0, 2**32); seeds the validation split, initial weights, batch order and dropout masks
     # deep-ensemble member k (docs/uncertainty.md): members of one recipe share the seed's data split but draw
     # their initial weights, batch order and dropout masks from init_seed; member 0 is the plain run
     member: int = 0
     cpu: bool = False  # force the CPU even when a GPU is present
 
     def __post_init__(self) -> None:
+        import math
+
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, not {self.epochs}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ConfigError(f"train.batch_size and train.eval_batch_size must be >= 1, not {self.batch_size}")
+        for key, size in (("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size)):
+            if size < 1:
+                raise ConfigError(f"train.{key} must be >= 1, not {size}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"train.lr must be a finite number > 0, not {self.lr}")
+        if len(self.betas) != 2 or not all(math.isfinite(b) and 0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1) (Adam's beta1, beta2), not {self.betas}")
+        if not (math.isfinite(self.eps) and self.eps > 0):
+            raise ConfigError(f"train.eps must be a finite number > 0, not {self.eps}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"train.weight_decay must be a finite number >= 0, not {self.weight_decay}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"train.warmup_epochs must be >= 0 (0 = no warm-up), not {self.warmup_epochs}")
+        if any(e < 1 for e in self.decay_epochs):  # 1-based epochs (mumo.train.optim.lr_factor)
+            raise ConfigError(f"train.decay_epochs must be 1-based epochs >= 1, not {list(self.decay_epochs)}")
+        # 0 would set the learning rate to 0 from the first decay epoch on (train.lr must be > 0); 1 = no decay
+        if not (math.isfinite(self.decay_rate) and 0.0 < self.decay_rate <= 1.0):
+            raise ConfigError(f"train.decay_rate must lie in (0, 1], not {self.decay_rate}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise ConfigError(f"train.grad_clip must be a finite number >= 0 (0 = no clipping), not {self.grad_clip}")
         if self.mixed_precision in ("False", "false"):  # YAML 1.1 reads a bare `no` (mixed_precision=no) as false
             self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"train.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}")
+        # one range every generator it seeds accepts: numpy's default_rng (evaluation's OOD images) refuses negatives,
+        # and the seeds derived from it (seed * 1_000_003 + epoch, ...) must fit torch's 64-bit manual_seed
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"train.seed must lie in [0, 2**32), not {self.seed}")
         if self.member < 0:
             raise ConfigError(f"train.member must be >= 0, not {self.member}")
+
+    def check_machine(self) -> None:
+        """Refuse what this machine cannot train (before a run writes anything; a saved run still loads anywhere):
+        fp16 needs a CUDA GPU."""
+        if self.mixed_precision == "fp16":
+            import torch
+
+            if self.cpu or not torch.cuda.is_available():
+                where = "train.cpu=true" if self.cpu else "no CUDA GPU on this machine"
+                raise ConfigError(
+                    f"train.mixed_precision=fp16 needs a GPU ({where}); use train.mixed_precision=bf16 or no"
+                )
 
     @property
     def init_seed(self) -> int:
@@ -159,6 +195,20 @@ def load_config(preset: str | None, overrides: list[str] | None = None, *, schem
         merged = OmegaConf.merge(*layers)
         if preset:
             merged.preset = LEGACY_PRESETS.get(preset, preset)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe(exc)) from None
+    return _to_dataclass(merged)
+
+
+def apply_overrides(cfg: Any, overrides: list[str], *, schema: type) -> Any:
+    """``cfg`` (a config of ``schema``, such as a run's saved one) with dotted ``key=value`` overrides applied."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        merged = OmegaConf.merge(
+            OmegaConf.structured(cfg), OmegaConf.from_dotlist([_rename_override(i, schema) for i in overrides])
+        )
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe(exc)) from None
     return _to_dataclass(merged)

@@ -15,8 +15,16 @@ build its model) comes from :func:`mumo.tasks.task_of_run`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +43,23 @@ from mumo.train.loop import is_main_process
 
 # artifacts.json "kind" values written by earlier versions, and the name each has now
 LEGACY_KINDS = {"syncnet": "sync"}
+LOCK_FILE = ".lock"  # held by the process training into the run
+# what mumo writes into a run directory: anything else there is a user's, and a new run refuses the directory
+RUN_ENTRIES = {
+    CONFIG_FILE, ARTIFACTS_FILE, STATE_FILE, LOCK_FILE, "checkpoints", "logs", "plots", "question_bank.json",
+    "temperature.json", "feature_density.safetensors",
+}  # fmt: skip
+
+
+# inside mumo's folders of a run, the names mumo writes (checkpoints and their temporaries, TensorBoard events)
+OWN_ENTRIES = {
+    "checkpoints": re.compile(r"\.?epoch-\d{4,}(\.tmp)?"),
+    "logs": re.compile(r"events\.out\.tfevents\..*"),
+}
+
+
+class RunInUseError(CheckpointError):
+    """Another process is training into the run directory."""
 
 
 @dataclass(frozen=True)
@@ -109,18 +134,75 @@ class Run:
         return path
 
     # creating and resuming
-    def prepare(self, cfg: Any, *, resume: bool, schema: type) -> Any:
-        """Check the directory before any training; returns the config to train with.
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run directory for the whole block (a training or a resume).
 
-        A new run refuses a directory that already holds a run (never overwrite work); a resume
-        refuses a config that differs from the checkpoint's (``cfg=None`` takes the saved one), except
-        for a larger ``train.epochs``: that extends the run (the new value is saved).
+        A second process asking for it is refused at once with a RunInUseError naming the holder. Only rank 0 of
+        a multi-process training locks. The directory is created for the lock; when the block ends without a run
+        written into it (refused, or failed before anything was written), the lock file, and the directory if it
+        created it, are removed again: nothing is left.
         """
+        if not is_main_process():
+            yield
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file, not a directory")
+        created = not self.path.exists()
+        had_lock = (self.path / LOCK_FILE).exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run directory {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunInUseError(
+                f"{self.path} is in use by {holder}; one training at a time per run directory: wait for it to end "
+                "or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"mumo pid {os.getpid()} on {socket.gethostname()} since {datetime.now():%Y-%m-%d %H:%M:%S}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+            if not had_lock and not (self.path / CONFIG_FILE).exists():  # no run was written: leave no trace
+                (self.path / LOCK_FILE).unlink(missing_ok=True)
+                if created and not any(self.path.iterdir()):
+                    self.path.rmdir()
+
+    def prepare(self, cfg: Any, *, resume: bool, schema: type) -> tuple[Any, bool]:
+        """Check the directory before any training; returns the config to train with and whether to resume.
+
+        - A new run refuses a directory that holds a run with a finished epoch (never overwrite work) and a
+          non-empty directory that is not a mumo run (never delete a user's files). A run that never finished
+          an epoch (killed in its first epoch, or failed as it started) is taken over: it has nothing to lose.
+        - A resume refuses a config that differs from the checkpoint's (``cfg=None`` takes the saved one), except
+          for a larger ``train.epochs``: that extends the run (the new value is saved). A run with no finished
+          epoch resumes from the start (the returned ``resume`` is then False).
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file, not a directory")
+        if cfg is not None:
+            cfg.train.check_machine()
         if resume:
-            read_state(self.path)
             saved = self.config(schema)
+            saved.train.check_machine()
+            if self.finished_epochs == 0:  # nothing was checkpointed: train from the start
+                return (saved if cfg is None else cfg), False
+            read_state(self.path)
             if cfg is None:
-                return saved
+                return saved, True
             diff = _differences(config_to_dict(saved), config_to_dict(cfg))
             if diff and not (
                 len(diff) == 1 and diff[0].startswith("train.epochs ") and cfg.train.epochs > saved.train.epochs
@@ -128,17 +210,42 @@ class Run:
                 raise ConfigError(f"--resume config differs from the checkpoint's: {'; '.join(diff)}")
             if diff and is_main_process():
                 atomic_write_text(self.path / CONFIG_FILE, config_to_yaml(cfg))  # extended: more epochs
-            return cfg
-        if is_main_process() and ((self.path / STATE_FILE).exists() or (self.path / CONFIG_FILE).exists()):
-            raise ConfigError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+            return cfg, True
         if cfg is None:
             raise ConfigError("a new run needs a config")
-        return cfg
+        if is_main_process() and self.path.is_dir():
+            if self.finished_epochs > 0:
+                raise ConfigError(
+                    f"{self.path} already holds a run; pass --resume to continue it or choose another --out"
+                )
+            foreign = self._foreign_entries()
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise ConfigError(
+                    f"{self.path} is not empty and holds files that are not a mumo run's ({shown}); choose an empty "
+                    "or new --out"
+                )
+        return cfg, False
+
+    def _foreign_entries(self) -> list[str]:
+        """What the directory holds that mumo did not write (paths relative to it), sorted."""
+        out = [p.name for p in self.path.iterdir() if p.name not in RUN_ENTRIES]
+        for folder, own in OWN_ENTRIES.items():
+            if (self.path / folder).is_dir():
+                out += [f"{folder}/{p.name}" for p in (self.path / folder).iterdir() if not own.fullmatch(p.name)]
+            elif (self.path / folder).exists():
+                out.append(folder)
+        return sorted(out)
 
     def create(self, cfg: Any, artifacts: dict[str, Any]) -> None:
-        """Write the config and the artifacts of a new run (rank 0 only), atomically."""
+        """Write the config and the artifacts of a new run (rank 0 only), atomically; what a run that never
+        finished an epoch left in the directory (logs, a half-written checkpoint) is removed first."""
         self.path.mkdir(parents=True, exist_ok=True)
         if is_main_process():
+            for folder, own in OWN_ENTRIES.items():  # only what mumo wrote: a prepared folder holds nothing else
+                for entry in (self.path / folder).glob("*") if (self.path / folder).is_dir() else ():
+                    if own.fullmatch(entry.name):
+                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             atomic_write_text(self.path / CONFIG_FILE, config_to_yaml(cfg))
             atomic_write_text(self.path / ARTIFACTS_FILE, json.dumps(artifacts))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from mumo.cli import data, evaluate, explain, fit, predict, probe, sync, train, vqa_eval
+from mumo.cli._errors import run_friendly
 
 
 def build_app() -> typer.Typer:
@@ -25,8 +28,9 @@ def build_app() -> typer.Typer:
     return app
 
 
-def main() -> None:
-    build_app()()
+def main(args: list[str] | None = None) -> None:
+    """Run ``mumo`` (``args``: the command line after ``mumo``, default ``sys.argv[1:]``) and exit with its status."""
+    sys.exit(run_friendly(build_app(), args, prog_name="mumo"))
 
 
 if __name__ == "__main__":

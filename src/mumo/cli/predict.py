@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -39,10 +40,13 @@ def predict_cmd(
     """Answer a question about an image, with its uncertainty; optionally abstain."""
     from mumo.data.images import load_image
     from mumo.data.text import check_question
+    from mumo.errors import ConfigError
     from mumo.serve.predict import load
     from mumo.uncertainty.mc_dropout import check_num_samples
 
-    check_question(question)  # fail fast, before loading the model
+    if abstain is not None and not math.isfinite(abstain):  # fail fast, before reading RUN or loading the model
+        raise ConfigError(f"--abstain must be a finite number (the {abstain_on} threshold), not {abstain}")
+    check_question(question)
     load_image(image)
     if mc_samples is not None:
         check_num_samples(mc_samples)

@@ -22,7 +22,9 @@ def train_run(
     json_out: bool,
 ) -> None:
     """Train (or, with ``resume``, continue) a run of the task ``task_name`` and print its summary."""
+    from mumo.config import apply_overrides
     from mumo.errors import ConfigError
+    from mumo.runs import Run
     from mumo.tasks import get_task
     from mumo.train.loop import is_main_process
 
@@ -32,9 +34,12 @@ def train_run(
         extra.append(f"{task.data_key}={data}")
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN, the run directory to continue")
-    cfg = None if resume and not (preset or extra) else task.load_config(preset, extra)
+    if resume and not preset:  # overrides change the run's saved config (nothing else need be restated)
+        cfg = apply_overrides(Run(out).config(task.schema), extra, schema=task.schema) if extra else None
+    else:
+        cfg = task.load_config(preset, extra)
     run_dir = out or task.default_run_dir(cfg)
-    if is_main_process():
+    if out is None and is_main_process():  # a folder mumo chose: say which
         typer.echo(f"run directory: {run_dir}", err=True)
     summary = task.train(cfg, run_dir, resume=resume)
     if not is_main_process():  # under torchrun / accelerate launch only rank 0 reports

@@ -26,6 +26,11 @@ def _read_json(path: Path, role: str) -> Any:
         raise MumoError(f"{role} file is not UTF-8 text: {path}") from None
     except json.JSONDecodeError as exc:
         raise MumoError(f"{role} file is not valid JSON: {path} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # [[[[...]]]] deeper than Python's recursion limit
+        raise MumoError(f"{path}: not a VQA {role} file (nested too deeply)") from None
+    except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits() (4300)
+        reason = "a number with too many digits" if "digits" in str(exc) else " ".join(str(exc).split())
+        raise MumoError(f"{path}: not a VQA {role} file ({reason})") from None
     except OSError as exc:
         raise MumoError(f"cannot read {role} file {path}: {exc.strerror}") from None
 

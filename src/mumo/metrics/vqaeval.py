@@ -147,7 +147,9 @@ def _require_list(obj: Any, key: str, role: str) -> list:
 def _question_id(obj: Any, role: str, where: str) -> int | str:
     qid = _require(obj, "question_id", role, where)
     if isinstance(qid, bool) or not isinstance(qid, int | str):
-        raise MumoError(f"{role} file: 'question_id' must be an integer{where}, not {qid!r}")
+        text = repr(qid)  # a whole list or object would make the one-line error a page long
+        shown = text if len(text) <= 40 else f"{text[:40]}... (a {type(qid).__name__})"
+        raise MumoError(f"{role} file: 'question_id' must be an integer{where}, not {shown}")
     return qid
 
 

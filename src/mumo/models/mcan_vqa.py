@@ -54,6 +54,14 @@ class MCANConfig:
     aleatoric_samples: int = 20  # T logit-noise samples in the aleatoric loss (U-CAM's code uses 100)
 
     def __post_init__(self) -> None:
+        from itertools import pairwise
+
+        sizes = ("hidden", "heads", "layers", "ff", "flat_mlp", "flat_glimpses", "flat_out", "word_dim", "region_dim")
+        for key in sizes:
+            if getattr(self, key) < 1:  # layers=0 builds, but the first forward fails (no guided attention to stack)
+                raise ConfigError(f"model.{key} must be >= 1, not {getattr(self, key)}")
+        if any(c < 1 for c in self.cnn_channels):  # an empty list is fine: the grid is then the pixels themselves
+            raise ConfigError(f"model.cnn_channels must be widths >= 1, not {self.cnn_channels}")
         if self.hidden % self.heads:
             raise ConfigError(f"model.hidden={self.hidden} is not divisible by model.heads={self.heads}")
         if self.image_encoder not in ("cnn", "regions"):
@@ -63,7 +71,7 @@ class MCANConfig:
         if self.aleatoric not in ("none", "kendall-gal", "ucam"):
             raise ConfigError(f"model.aleatoric must be 'none', 'kendall-gal' or 'ucam', not {self.aleatoric!r}")
         if self.aleatoric_samples < 1:
-            raise ConfigError("model.aleatoric_samples must be >= 1")
+            raise ConfigError(f"model.aleatoric_samples must be >= 1, not {self.aleatoric_samples}")
         if self.word_vectors not in ("none", "glove-6b-50d"):
             raise ConfigError(f"model.word_vectors must be 'none' or 'glove-6b-50d', not {self.word_vectors!r}")
         if self.word_vectors == "glove-6b-50d" and self.word_dim != 50:
@@ -77,7 +85,35 @@ class MCANConfig:
         if self.answer_mlp < 0:
             raise ConfigError(f"model.answer_mlp must be >= 0 (0 = a linear classifier), not {self.answer_mlp}")
         if not 0 <= self.cnn_pool <= len(self.cnn_channels):
-            raise ConfigError("model.cnn_pool must be between 0 and len(model.cnn_channels)")
+            raise ConfigError(f"model.cnn_pool must be between 0 and len(model.cnn_channels), not {self.cnn_pool}")
+        # Sizes that cannot fit are refused here, before anything is allocated or written. The rule: at most
+        # 2**31 weights (8 GiB in float32; about 32 GiB to train with the gradients and Adam's two moments), a fixed
+        # bound so that a config is valid on every machine (mcan-small has ~50 M, MCAN-large ~200 M). The estimate
+        # counts the dominant weight matrices, without biases, norms and the parts sized by the data (vocabulary x
+        # word_dim, answers x flat_out): (keys, weights) per part, the keys named when the total is too large.
+        h, channels = self.hidden, self.cnn_channels
+        parts: list[tuple[tuple[str, ...], int]] = [
+            (("layers", "hidden"), self.layers * 12 * h * h),  # attention q, k, v, merge: 1 in SA, 2 in SGA
+            (("layers", "hidden", "ff"), self.layers * 4 * h * self.ff),  # the FFN of every SA and SGA block
+            (("hidden", "word_dim"), 4 * h * (self.word_dim + h)),  # the question LSTM
+            (("hidden", "flat_mlp"), 2 * h * self.flat_mlp),  # AttFlat's MLP, question and image side
+            (("hidden", "flat_glimpses", "flat_out"), 2 * h * self.flat_glimpses * self.flat_out),  # AttFlat's merge
+            (("flat_out", "answer_mlp"), self.flat_out * self.answer_mlp),
+        ]
+        if self.image_encoder == "cnn":
+            widths = [5, *channels]  # RGB + 2 coordinate channels in, then one 3x3 conv per block
+            parts.append((("cnn_channels",), sum(9 * a * b for a, b in pairwise(widths))))
+            parts.append((("cnn_channels", "hidden"), (widths[-1] + (channels[0] if self.cnn_skip else 0)) * h))
+        else:
+            parts.append((("region_dim", "hidden"), self.region_dim * h))
+        total = sum(n for _, n in parts)
+        if total > 2**31:
+            keys = max(parts, key=lambda part: part[1])[0]
+            named = ", ".join(f"model.{k}={getattr(self, k)}" for k in keys)
+            raise ConfigError(
+                f"the model would have about {total:.2g} weights, more than the 2**31 (8 GiB in float32) a run may "
+                f"have; most of them come from {named}"
+            )
 
 
 class LayerNorm(nn.Module):

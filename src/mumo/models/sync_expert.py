@@ -77,20 +77,49 @@ class SyncExpertConfig:
 
     def __post_init__(self) -> None:
         if len(self.face_channels) != len(_FACE_STAGES) or len(self.face_residual) != len(_FACE_STAGES):
-            raise ConfigError(f"face_channels and face_residual need {len(_FACE_STAGES)} entries, one per stage")
+            raise ConfigError(
+                f"model.face_channels and model.face_residual need {len(_FACE_STAGES)} entries, one per stage, not "
+                f"{self.face_channels} and {self.face_residual}"
+            )
         if len(self.audio_channels) != len(_AUDIO_STAGES) or len(self.audio_residual) != len(_AUDIO_STAGES):
-            raise ConfigError(f"audio_channels and audio_residual need {len(_AUDIO_STAGES)} entries, one per stage")
-        sizes = (self.frames, self.face_height, self.face_width, self.mel_bins, self.mel_steps, self.embedding)
-        if min(*sizes, *self.face_channels, *self.audio_channels) < 1:
-            raise ConfigError("frames, input sizes, channels and embedding must be >= 1")
-        if min(*self.face_residual, *self.audio_residual) < 0:
-            raise ConfigError("residual block counts must be >= 0")
+            raise ConfigError(
+                f"model.audio_channels and model.audio_residual need {len(_AUDIO_STAGES)} entries, one per stage, "
+                f"not {self.audio_channels} and {self.audio_residual}"
+            )
+        for key in ("frames", "face_height", "face_width", "mel_bins", "mel_steps", "embedding"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key} must be >= 1, not {getattr(self, key)}")
+        for key in ("face_channels", "audio_channels"):
+            if min(getattr(self, key)) < 1:
+                raise ConfigError(f"model.{key} must be widths >= 1, not {getattr(self, key)}")
+        for key in ("face_residual", "audio_residual"):
+            if min(getattr(self, key)) < 0:
+                raise ConfigError(f"model.{key} must be residual block counts >= 0, not {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must lie in [0, 1), not {self.dropout}")
+            raise ConfigError(f"model.dropout must lie in [0, 1), not {self.dropout}")
         if min(self.face_grid) < 1:
             raise ConfigError(f"a {self.face_height}x{self.face_width} face is too small for the face stream")
         if min(self.mel_grid) < 1:
             raise ConfigError(f"a {self.mel_bins}x{self.mel_steps} mel window is too small for the audio stream")
+        # Sizes that cannot fit are refused before anything is allocated: at most 2**31 conv weights (8 GiB in
+        # float32), the bound MCANConfig uses (sync-wav2lip has ~14 M). Counted: every stage's strided conv,
+        # its residual 3x3 convs, the valid conv over the last grid and the final 1x1 block, per stream.
+        total = 2 * self.embedding * self.embedding
+        streams = (
+            (self.face_in_channels, self.face_channels, self.face_residual, _FACE_STAGES, self.face_grid),
+            (1, self.audio_channels, self.audio_residual, _AUDIO_STAGES, self.mel_grid),
+        )
+        for cin, channels, residual, stages, (gh, gw) in streams:
+            for cout, n_res, ((kh, kw), _, _) in zip(channels, residual, stages, strict=True):
+                total += kh * kw * cin * cout + n_res * 9 * cout * cout
+                cin = cout
+            total += gh * gw * cin * self.embedding
+        if total > 2**31:
+            named = ", ".join(f"model.{k}={getattr(self, k)}" for k in ("face_channels", "audio_channels", "embedding"))
+            raise ConfigError(
+                f"the sync expert would have about {total:.2g} weights, more than the 2**31 (8 GiB in float32) a run "
+                f"may have: {named}"
+            )
 
     @property
     def face_in_channels(self) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from torch import nn
 
 from mumo.errors import CheckpointError
 
+CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}")  # the checkpoint directories mumo writes (and prunes)
 MODEL_NAME = "model"  # the shipped model's name: model.safetensors, what inference loads
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -40,11 +42,15 @@ ARTIFACTS_FILE = "artifacts.json"
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a half-written file left beside the real one
+        raise
 
 
 def _optimizer_to_flat(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -87,33 +93,48 @@ def save_checkpoint(
     ``optimizers``: each training step's optimiser state (:func:`optimizer_name`).
     """
     ckpt_root = run_dir / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    name = f"epoch-{epoch + 1:04d}"
+    name = checkpoint_name(epoch)
     tmp = ckpt_root / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for model_name, model in models.items():
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / f"{model_name}.safetensors"))
-    for i, optimizer in enumerate(optimizers):
-        tensors, info = _optimizer_to_flat(optimizer.state_dict())
-        save_file(tensors, str(tmp / f"{optimizer_name(i)}.safetensors"))
-        (tmp / f"{optimizer_name(i)}.json").write_text(json.dumps(info), encoding="utf-8")
-    (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, **meta}, indent=2), encoding="utf-8")
-    final = ckpt_root / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-
     state = read_state(run_dir) if (run_dir / STATE_FILE).exists() else {}
-    state["last"] = name
-    if is_best or "best" not in state:
-        state["best"] = name
-    state.setdefault("history", [])
-    state["history"] = [h for h in state["history"] if h["epoch"] < epoch] + [{"epoch": epoch, **meta}]
-    atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2))
-    for old in ckpt_root.iterdir():
-        if old.name not in (state["last"], state["best"]):
+    previous = state.get("last")
+    try:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for model_name, model in models.items():
+            weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(weights, str(tmp / f"{model_name}.safetensors"))
+        for i, optimizer in enumerate(optimizers):
+            tensors, info = _optimizer_to_flat(optimizer.state_dict())
+            save_file(tensors, str(tmp / f"{optimizer_name(i)}.safetensors"))
+            (tmp / f"{optimizer_name(i)}.json").write_text(json.dumps(info), encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, **meta}, indent=2), encoding="utf-8")
+        final = ckpt_root / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+
+        state["last"] = name
+        if is_best or "best" not in state:
+            state["best"] = name
+        state.setdefault("history", [])
+        state["history"] = [h for h in state["history"] if h["epoch"] < epoch] + [{"epoch": epoch, **meta}]
+        atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2))
+    except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished directory
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = f"the last good checkpoint, {previous}, is kept" if previous else "no epoch was saved"
+        reason = getattr(exc, "strerror", None) or exc
+        raise CheckpointError(
+            f"could not write the checkpoint of epoch {epoch + 1} into {ckpt_root}: {reason}; {kept} (free space, "
+            "then resume with --resume)"
+        ) from None
+    for old in ckpt_root.iterdir():  # only the checkpoints mumo wrote: a user's files are never touched
+        if CHECKPOINT_NAME.fullmatch(old.name) and old.name not in (state["last"], state["best"]):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_name(epoch: int) -> str:
+    """The directory name of epoch ``epoch``'s (0-based) checkpoint: ``epoch-0001`` for the first."""
+    return f"epoch-{epoch + 1:04d}"
 
 
 def read_run_json(run_dir: Path, name: str, missing: str) -> dict[str, Any]:
@@ -141,11 +162,18 @@ def read_state(run_dir: Path) -> dict[str, Any]:
 
 
 def checkpoint_dir(run_dir: Path, which: str = "best") -> Path:
-    """Directory of the ``best`` or ``last`` checkpoint of a run."""
+    """Directory of the ``best`` or ``last`` checkpoint of a run (only the run's own ``epoch-NNNN`` names are
+    followed: a state.json pointing elsewhere is a corrupted run)."""
     state = read_state(run_dir)
     if which not in state:
         raise CheckpointError(f"{run_dir}/{STATE_FILE} names no {which!r} checkpoint")
-    path = Path(run_dir) / "checkpoints" / state[which]
+    name = state[which]
+    if not isinstance(name, str) or not CHECKPOINT_NAME.fullmatch(name):
+        raise CheckpointError(
+            f"corrupted run: {Path(run_dir) / STATE_FILE}: its {which!r} checkpoint {name!r} is not one of the run's "
+            "own (epoch-NNNN)"
+        )
+    path = Path(run_dir) / "checkpoints" / name
     if not path.is_dir():
         raise CheckpointError(f"checkpoint directory missing: {path}")
     return path

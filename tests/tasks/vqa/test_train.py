@@ -95,7 +95,7 @@ def _train_cmd(out, epochs=3):
     overrides = [
         *TINY_OVERRIDES,
         f"train.epochs={epochs}",
-        "data.max_train_images=600",
+        "data.max_train_images=300",
         "train.batch_size=8",
     ]
     return [sys.executable, "-m", "mumo.cli", "train", "vqa", "--out", str(out), *overrides]

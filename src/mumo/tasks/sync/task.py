@@ -43,10 +43,13 @@ class SyncDataConfig:
     min_shift: int = 2  # a negative's mel window is at least this many frames away
 
     def __post_init__(self) -> None:
-        if self.pairs_per_epoch < 2 or self.eval_pairs < 2:
-            raise ConfigError("data.pairs_per_epoch and data.eval_pairs must be >= 2")
+        if self.max_clips < 0:
+            raise ConfigError(f"data.max_clips must be >= 0 (0 = all clips), not {self.max_clips}")
+        for key in ("pairs_per_epoch", "eval_pairs"):  # half in sync, half off: at least one of each
+            if getattr(self, key) < 2:
+                raise ConfigError(f"data.{key} must be >= 2, not {getattr(self, key)}")
         if self.min_shift < 1:
-            raise ConfigError("data.min_shift must be >= 1")
+            raise ConfigError(f"data.min_shift must be >= 1, not {self.min_shift}")
 
 
 def _sync_train_defaults() -> TrainConfig:
@@ -118,11 +121,16 @@ def build_sync_task(cfg: SyncRunConfig, train: list[LipSyncClip], val: list[LipS
 
 def train_sync(cfg: SyncRunConfig, out: Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train the expert on ``cfg.data.root`` into ``out``; evaluates the best checkpoint on the test clips."""
-    out = Path(out)
     if not cfg.data.root:
         raise ConfigError("mumo train sync needs data.root (or --data DIR): a talking-face data set")
     run = Run(out)
-    cfg = run.prepare(cfg, resume=resume, schema=SyncRunConfig)
+    with run.lock():  # one training per run directory; refused at once when another holds it
+        return _train_sync(run, cfg, resume=resume, progress=progress)
+
+
+def _train_sync(run: Run, cfg: SyncRunConfig, *, resume: bool, progress: bool) -> dict[str, Any]:
+    out = run.path
+    cfg, resume = run.prepare(cfg, resume=resume, schema=SyncRunConfig)
     t0 = time.perf_counter()
     root = Path(cfg.data.root)
     train = load_clips(root, "train", max_clips=cfg.data.max_clips, progress=progress)

@@ -33,6 +33,12 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), not {self.val_fraction}")
+        if self.max_question_len < 1:
+            raise ConfigError(f"data.max_question_len must be >= 1, not {self.max_question_len}")
+        if self.image_size < 1:
+            raise ConfigError(f"data.image_size must be >= 1, not {self.image_size}")
+        if self.max_train_images < 0:
+            raise ConfigError(f"data.max_train_images must be >= 0 (0 = all images), not {self.max_train_images}")
 
 
 @dataclass
@@ -58,8 +64,10 @@ class VQAObjective:
             raise ConfigError(
                 f"objective.attention_loss must be one of {', '.join(ATTENTION_LOSSES)}, not {self.attention_loss!r}"
             )
-        if self.attention_weight < 0 or self.uncertainty_weight < 0:
-            raise ConfigError("objective.attention_weight and objective.uncertainty_weight must be >= 0")
+        for key in ("attention_weight", "uncertainty_weight"):
+            weight = getattr(self, key)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ConfigError(f"objective.{key} must be a finite number >= 0, not {weight}")
         if not (math.isfinite(self.augment_pixel_noise) and self.augment_pixel_noise >= 0):
             raise ConfigError(
                 f"objective.augment_pixel_noise must be a standard deviation >= 0, not {self.augment_pixel_noise}"

@@ -165,17 +165,21 @@ def shift_name(key: str, value: float | dict, human: bool = False) -> str:
 
 
 def _temperature_option(option: str | float) -> float | None:
-    """--temperature as a number, or None for ``auto`` (the run's fitted T, else 1)."""
+    """--temperature as a number, or None for ``auto`` (the run's fitted T, else 1); ConfigError unless it is
+    ``auto``, ``none`` or a number from 1e-3 to 1e3 (not nan, inf or 1e-300)."""
     if option == "auto":
         return None
     if option == "none":
         return 1.0
+    low, high = 1e-3, 1e3  # a sane range: beyond it the answers are all but argmax or uniform
     try:
         value = float(option)
-    except ValueError:
-        raise ConfigError(f"--temperature must be auto, none or a positive number, not {option!r}") from None
-    if not value > 0:
-        raise ConfigError(f"--temperature must be > 0, not {option}")
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--temperature must be auto, none or a number from {low:g} to {high:g}, not {option!r}"
+        ) from None
+    if not (math.isfinite(value) and low <= value <= high):  # nan fails both comparisons
+        raise ConfigError(f"--temperature must be > 0, a number from {low:g} to {high:g}, not {option}")
     return value
 
 

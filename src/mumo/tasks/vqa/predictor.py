@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -11,7 +12,7 @@ from torch import nn
 
 from mumo.data.images import ImageInput, load_image
 from mumo.data.text import Vocab, check_question
-from mumo.errors import MumoError
+from mumo.errors import ConfigError, MumoError
 from mumo.explain.hooks import capture
 from mumo.runs import Run
 from mumo.tasks.vqa.config import RunConfig
@@ -132,6 +133,8 @@ class VQAPredictor:
         """
         if top_k < 1:
             raise MumoError(f"top_k must be >= 1, not {top_k}")
+        if abstain is not None and not math.isfinite(abstain):
+            raise ConfigError(f"abstain must be a finite threshold, not {abstain}")
         if abstain_on not in ABSTAIN_SCORES:
             raise MumoError(f"abstain_on must be one of {', '.join(ABSTAIN_SCORES)}, not {abstain_on!r}")
         if abstain_on == "feature_density" and self.density is None:

@@ -104,9 +104,14 @@ def train_vqa(
 
     Returns a summary: best val accuracy, test accuracy, wall time, training samples/s.
     """
-    out = Path(out)
     run = Run(out)
-    cfg = run.prepare(cfg, resume=resume, schema=RunConfig)
+    with run.lock():  # one training per run directory; refused at once when another holds it
+        return _train_vqa(run, cfg, resume=resume, progress=progress, evaluate_test=evaluate_test)
+
+
+def _train_vqa(run: Run, cfg: RunConfig | None, *, resume: bool, progress: bool, evaluate_test: bool) -> dict:
+    out = run.path
+    cfg, resume = run.prepare(cfg, resume=resume, schema=RunConfig)
     t0 = time.perf_counter()
     data = load_data(cfg)
     task = build_task(cfg, data)
