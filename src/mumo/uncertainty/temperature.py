@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import torch
-from scipy.optimize import minimize_scalar
 
 from mumo.errors import MumoError
 
@@ -56,6 +55,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, bounds: tuple
 
     def nll(log_t: float) -> float:
         return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), y))
+
+    from scipy.optimize import minimize_scalar  # here, not at import: SciPy costs ~0.4 s to import
 
     res = minimize_scalar(nll, bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-5})
     return float(math.exp(res.x))
