@@ -217,14 +217,23 @@ def apply_overrides(cfg: Any, overrides: list[str], *, schema: type) -> Any:
 def config_from_yaml(path: str | Path, *, schema: type) -> Any:
     """Read a saved ``config.yaml`` back into ``schema`` (unknown keys are errors; keys of earlier versions are
     read under their names now)."""
+    import yaml
+
     try:
         saved = OmegaConf.to_container(OmegaConf.load(path))
-        if not isinstance(saved, dict):
-            raise ConfigError(f"{path} holds no config (a YAML mapping)")
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as exc:  # a !!python tag included
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"corrupted run: {path}: not a config file ({first})") from None
+    if not isinstance(saved, dict) or not saved:
+        raise ConfigError(f"corrupted run: {path}: holds no config (a YAML mapping of the run's settings)")
+    try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), _rename_legacy(saved, schema))
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from None
-    return _to_dataclass(merged)
+        raise ConfigError(f"corrupted run: {path}: {_describe(exc)}") from None
+    try:
+        return _to_dataclass(merged)
+    except ConfigError as exc:
+        raise ConfigError(f"corrupted run: {path}: {exc}") from None
 
 
 def config_to_yaml(cfg: Any) -> str:

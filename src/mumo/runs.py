@@ -122,10 +122,7 @@ class Run:
         path = self.file(name)
         if not path.exists():
             return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{path} is corrupted: {exc}") from None
+        return read_run_json(self.path, name, "has no such file")
 
     def write_json(self, name: str, data: Any) -> Path:
         """Attach a JSON file, written atomically."""

@@ -151,9 +151,12 @@ def read_run_json(run_dir: Path, name: str, missing: str) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"{run_dir} {missing} (no {name})")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is corrupted: {exc}") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise CheckpointError(f"corrupted run: {path}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"corrupted run: {path}: holds a {type(data).__name__}, not a JSON object")
+    return data
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mumo.devices import resolve_device
-from mumo.errors import ConfigError
+from mumo.errors import CheckpointError, ConfigError
 from mumo.models import create_model
 from mumo.runs import Run
 from mumo.tasks.vqa.config import RunConfig
@@ -39,7 +39,12 @@ def load_artifacts(run_dir: Path) -> dict[str, Any]:
     """The run's vocabulary and answers; checks that it is a VQA run."""
     run = Run(run_dir)
     run.require_kind("vqa", "a VQA model")
-    return run.artifacts
+    art = run.artifacts
+    for key in ("vocab", "answers"):
+        value = art.get(key)
+        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            raise CheckpointError(f"corrupted run: {run.file('artifacts.json')}: {key!r} is not a list of words")
+    return art
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
