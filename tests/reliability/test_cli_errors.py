@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_config
+from tests.reliability._cli import assert_one_line_error, mumo
 
 MISSING = "no-such-run"  # never read: the checks of these command lines come first
 
@@ -43,20 +44,6 @@ BAD_JSON = {
     "nested 100k deep": ("[" * 100_000 + "]" * 100_000, "(nested too deeply)"),
     "a 5000-digit integer": ('{"questions": [{"question_id": ' + "9" * 5000 + "}]}", "(a number with too many digits)"),
 }
-
-
-def mumo(*args: object) -> subprocess.CompletedProcess:
-    """``mumo ARGS`` run by ``main()``'s entry point in this process, its output captured."""
-    import contextlib
-    import io
-
-    from mumo.cli.__main__ import build_app
-    from mumo.cli._errors import run_friendly
-
-    argv = [str(a) for a in args]
-    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
-        code = run_friendly(build_app(), argv, prog_name="mumo")
-    return subprocess.CompletedProcess(["mumo", *argv], code, out.getvalue(), err.getvalue())
 
 
 def test_the_console_script_is_the_same_entry_point():
@@ -101,18 +88,6 @@ def outcomes(micro_run, bad_json) -> dict[str, subprocess.CompletedProcess]:
     for name in BAD_JSON:
         commands[name] = ["vqa-eval", "--questions", bad_json[name], "--annotations", other, "--results", other]
     return {name: mumo(*args) for name, args in commands.items()}
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), result.stderr
-    line = lines[0]
-    assert line.startswith("error: "), line
-    assert "Traceback" not in result.stderr and "╭" not in result.stderr and "│" not in result.stderr
-    for fragment in fragments:
-        assert fragment in line, line
-    return line
 
 
 @pytest.mark.parametrize("name", list(USAGE_ERRORS))

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.reliability._cli import assert_one_line_error, mumo
+
 CASES = {  # name: (file, content, what the line says)
     "config.yaml not YAML": ("config.yaml", "model: [unclosed\n", "config.yaml: not a config file"),
     "config.yaml a list": ("config.yaml", "- 1\n- 2\n", "config.yaml: holds no config"),
@@ -33,8 +35,6 @@ CASES = {  # name: (file, content, what the line says)
 
 @pytest.fixture(scope="module")
 def outcomes(tiny_run, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, object]]:
-    from tests.reliability.test_cli_errors import mumo
-
     out = {}
     for name, (file, content, _) in CASES.items():
         run = tmp_path_factory.mktemp("corrupt") / "run"
@@ -48,11 +48,9 @@ def outcomes(tiny_run, tmp_path_factory) -> dict[str, tuple[subprocess.Completed
 def test_a_corrupted_run_is_one_line_naming_the_file(outcomes, name):
     result, run = outcomes[name]
     file, _, says = CASES[name]
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert lines[0].startswith("error: ") and says in lines[0], lines[0]
+    line = assert_one_line_error(result, says)
     if name != "config.yaml an unknown key":
-        assert "corrupted run: " in lines[0] and str(run / file) in lines[0], lines[0]
+        assert "corrupted run: " in line and str(run / file) in line, line
     assert not (run / "PWNED").exists() and not list(run.parent.glob("PWNED"))
 
 

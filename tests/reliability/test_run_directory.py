@@ -20,6 +20,7 @@ from mumo.errors import CheckpointError, ConfigError
 from mumo.tasks.vqa.model import load_model
 from mumo.tasks.vqa.train import train_vqa
 from tests.conftest import TINY_OVERRIDES, tiny_config
+from tests.reliability._cli import assert_one_line_error
 
 SMALL = ("train.epochs=1", "data.max_train_images=32")
 
@@ -27,14 +28,6 @@ SMALL = ("train.epochs=1", "data.max_train_images=32")
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "TQDM_DISABLE": "1", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
     return subprocess.run([sys.executable, "-m", "mumo.cli", *args], capture_output=True, text=True, env=env)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def _tree(path: Path) -> dict[str, bytes]:
@@ -47,7 +40,7 @@ def test_a_folder_of_user_files_is_refused_and_left_as_it_was(tmp_path):
     (out / "checkpoints" / "mine" / "w.bin").write_bytes(b"weights of my own")
     (out / "notes.txt").write_text("keep me")
     before = _tree(out)
-    _one_line_error(_cli("train", "vqa", "--out", str(out), *TINY_OVERRIDES, *SMALL), "not empty", "checkpoints")
+    assert_one_line_error(_cli("train", "vqa", "--out", str(out), *TINY_OVERRIDES, *SMALL), "not empty", "checkpoints")
     assert _tree(out) == before and sorted(p.name for p in out.iterdir()) == ["checkpoints", "notes.txt"]
 
 
@@ -80,11 +73,11 @@ def test_a_second_training_into_the_same_folder_is_refused_at_once_and_the_first
         time.sleep(0.05)
     t0 = time.perf_counter()
     second = _cli("train", "vqa", "--out", str(out), *TINY_OVERRIDES, "model.hidden=32", *SMALL)
-    _one_line_error(second, "in use by mumo pid", str(first.pid))
+    assert_one_line_error(second, "in use by mumo pid", str(first.pid))
     assert time.perf_counter() - t0 < 60  # refused at once, not after the first one's training
     resumed = _cli("train", "vqa", "--out", str(out), "--resume")  # a resume is refused the same way
     if first.poll() is None:
-        _one_line_error(resumed, "in use by")
+        assert_one_line_error(resumed, "in use by")
     stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr[-2000:]
     summary = json.loads(stdout)
@@ -122,23 +115,23 @@ def test_resume_overrides_apply_to_the_saved_config(tmp_path):
     proc = _cli("train", "vqa", "--out", str(out), "--resume", "train.epochs=2", "--json")  # nothing restated
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(json.loads((out / "state.json").read_text())["history"]) == 2
-    _one_line_error(_cli("train", "vqa", "--out", str(out), "--resume", "model.hidden=16"), "model.hidden")
+    assert_one_line_error(_cli("train", "vqa", "--out", str(out), "--resume", "model.hidden=16"), "model.hidden")
 
 
-def test_out_that_is_a_file_is_a_one_line_error(tmp_path):
+def test_out_that_is_a_file_is_aassert_one_line_error(tmp_path):
     out = tmp_path / "a-file"
     out.write_text("mine")
-    _one_line_error(_cli("train", "vqa", "--out", str(out), *TINY_OVERRIDES, *SMALL), "is a file")
+    assert_one_line_error(_cli("train", "vqa", "--out", str(out), *TINY_OVERRIDES, *SMALL), "is a file")
     assert out.read_text() == "mine"
 
 
-def test_out_in_a_read_only_directory_is_a_one_line_error(tmp_path):
+def test_out_in_a_read_only_directory_is_aassert_one_line_error(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode:
         pytest.skip("needs root to mount a read-only tmpfs (root writes through file permissions)")
     try:
-        _one_line_error(_cli("train", "vqa", "--out", str(ro / "run"), *TINY_OVERRIDES, *SMALL), "cannot write")
+        assert_one_line_error(_cli("train", "vqa", "--out", str(ro / "run"), *TINY_OVERRIDES, *SMALL), "cannot write")
     finally:
         subprocess.run(["umount", str(ro)])
 
