@@ -46,4 +46,4 @@ def test_sort_of_clevr_refuses_a_non_empty_out(tmp_path):
 def test_sort_of_clevr_refuses_negative_counts(tmp_path):
     result = mumo("data", "sort-of-clevr", "--out", tmp_path / "x", "--train", -1)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert ">= 0" in result.output
+    assert "between 1 and 1,000,000, not -1" in result.output

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -12,22 +15,33 @@ from mumo.cli._errors import friendly_errors
 app = typer.Typer(help="Generate data sets.", no_args_is_help=True, pretty_exceptions_enable=False)
 
 
+@contextlib.contextmanager
+def _interruptible(out: Path) -> Iterator[None]:
+    """Ctrl-C: one line saying that ``out`` was left as it was (the generators build their set beside it and
+    rename it into place only when complete), exit status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"interrupted; {out} is left as it was (run the command again)", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
 @app.command("sort-of-clevr")
 @friendly_errors
 def sort_of_clevr_cmd(
     out: Annotated[Path, typer.Option(help="output directory (absent or empty)")],
-    train: Annotated[int, typer.Option(help="training images")] = 9800,
-    test: Annotated[int, typer.Option(help="test images")] = 200,
-    seed: Annotated[int, typer.Option(help="random seed; the same seed gives byte-identical files")] = 0,
+    train: Annotated[int, typer.Option(help="training images, 1 to 1,000,000 (about 12 KB each on disk)")] = 9800,
+    test: Annotated[int, typer.Option(help="test images, 1 to 1,000,000")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed in [0, 2**32); the same seed gives byte-identical files")] = 0,
 ) -> None:
     """Sort-of-CLEVR (Santoro et al. 2017): 75x75 scenes of 6 objects, 20 questions each (10 relational),
     object masks, and the paper's 9,800 / 200 split by default."""
     from tqdm import tqdm
 
-    from mumo.data.vqa.sort_of_clevr import META_FILE, SPLITS, check_output_dir, generate
+    from mumo.data.vqa.sort_of_clevr import META_FILE, SPLITS, check_arguments, generate
 
-    check_output_dir(out, n_train=train, n_test=test)
-    with tqdm(total=train + test, desc="sort-of-clevr", unit="img") as bar:
+    check_arguments(out, n_train=train, n_test=test, seed=seed)
+    with _interruptible(out), tqdm(total=train + test, desc="sort-of-clevr", unit="img") as bar:
         meta = generate(out, n_train=train, n_test=test, seed=seed, progress=bar.update)
     n_q = meta["questions_per_image"]
     for split in SPLITS:
@@ -41,15 +55,16 @@ def sort_of_clevr_cmd(
 def preprocess_cmd(
     videos: Annotated[Path, typer.Option(help="raw videos: <speaker>/<clip>.mp4 (LRS2-style)")],
     out: Annotated[Path, typer.Option(help="output directory (absent or empty)")],
-    val_fraction: Annotated[float, typer.Option(help="fraction of speakers for validation")] = 0.15,
-    test_fraction: Annotated[float, typer.Option(help="fraction of speakers for test")] = 0.15,
-    seed: Annotated[int, typer.Option(help="seed of the speaker split")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="fraction of speakers for validation, in [0, 1)")] = 0.15,
+    test_fraction: Annotated[float, typer.Option(help="fraction of speakers for test, in [0, 1)")] = 0.15,
+    seed: Annotated[int, typer.Option(help="seed of the speaker split, in [0, 2**32)")] = 0,
 ) -> None:
     """Turn raw talking-face videos into mumo's lip-sync layout: 25-fps 96x96 face crops (OpenCV Haar
     detection, boxes smoothed over 5 frames) and 16 kHz audio.wav per clip, filelists split by speaker."""
     from mumo.data.av.clips import preprocess_videos
 
-    res = preprocess_videos(videos, out, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    with _interruptible(out):
+        res = preprocess_videos(videos, out, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     typer.echo(
         f"wrote {res['written']} clips to {out} (" + ", ".join(f"{k} {v}" for k, v in res["splits"].items()) + ")"
     )
@@ -63,13 +78,14 @@ def talking_faces_cmd(
     out: Annotated[Path, typer.Option(help="output directory (absent, empty, or a previous talking-faces set)")],
     clips: Annotated[int, typer.Option(help="number of clips (1.5-4 s each)")] = 600,
     speakers: Annotated[int | None, typer.Option(help="identities (default clips // 5, at least 3)")] = None,
-    seed: Annotated[int, typer.Option(help="random seed; the same seed gives byte-identical files")] = 0,
+    seed: Annotated[int, typer.Option(help="random seed in [0, 2**32); the same seed gives byte-identical files")] = 0,
 ) -> None:
     """Synthetic talking faces, offline: espeak-ng speech with phoneme timings, visemes rendered on
     procedurally varied faces at 25 fps, 16 kHz audio; LRS2-style layout with train/val/test filelists
     whose speakers are disjoint."""
     from mumo.data.av.talking_faces import generate_talking_faces
 
-    meta = generate_talking_faces(out, clips=clips, speakers=speakers, seed=seed)
+    with _interruptible(out):
+        meta = generate_talking_faces(out, clips=clips, speakers=speakers, seed=seed)
     counts = meta.get("counts", {})
     typer.echo(f"wrote {clips} clips to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -22,13 +23,22 @@ def sync_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Audio-video offset (frames; positive = audio lags), LSE-D, LSE-C and the sync probability with its
-    MC-dropout uncertainty."""
+    MC-dropout uncertainty. Only the audio the video spans is read; a separate audio file much longer or
+    shorter than the video gets a ``warning: ...`` line on stderr with both lengths."""
+    from mumo.data.av.clips import LengthMismatchWarning
     from mumo.tasks import ScoresSync, require
     from mumo.uncertainty.mc_dropout import check_num_samples
 
     check_num_samples(mc_samples)
     task = require(run, ScoresSync, "mumo sync", "a lip-sync expert")
-    res = task.sync_video(run, video, audio, mc_samples=mc_samples, seed=seed, device=device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LengthMismatchWarning)
+        res = task.sync_video(run, video, audio, mc_samples=mc_samples, seed=seed, device=device)
+    for w in caught:  # after a success only: an error stays the one line it is
+        if issubclass(w.category, LengthMismatchWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:  # anyone else's warning, as Python would have shown it
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
     if json_out:
         typer.echo(strict_json(res))
         return

@@ -7,8 +7,10 @@ normalised to [-4, 4] exactly as Rudrabha/Wav2Lip's ``audio.melspectrogram`` (re
 Video at 25 fps gives 3.2 mel steps per frame; a 5-frame window is paired with a 16-step mel window that
 starts at ``mel_start(frame) = floor(80 * frame / fps)``.
 
-Every bad input (missing, empty, not audio, corrupted, no audio stream, no samples, silent) raises
-``MumoError`` naming the file. soundfile, PyAV, soxr and librosa come with the ``audio`` extra and are
+Every bad input (missing, empty, not audio, corrupted, no audio stream, no samples, silent, a sample rate
+below ``MIN_SAMPLE_RATE``) raises ``MumoError`` naming the file. ``load_audio(..., offset=, duration=)`` reads
+only that span (a seek for soundfile's formats, a decode that stops at its end for the others), so memory
+follows the span, not the file. soundfile, PyAV, soxr and librosa come with the ``audio`` extra and are
 imported only when needed.
 """
 
@@ -26,6 +28,10 @@ from mumo.errors import ConfigError, MumoError, check_input_file
 
 MEL_STEPS_PER_SECOND = 80  # 16 kHz / hop 200
 SILENCE_DBFS = -90.0  # a track whose peak is below this is treated as silent (16-bit LSB ≈ -90.3 dBFS)
+# The lowest sample rate accepted from a file: 4 kHz keeps 0-2 kHz, the lowest band that still carries speech
+# (telephone speech is 8 kHz). A lower rate is a broken or mislabelled file (a "1 Hz" WAV would be stretched
+# 16000 times by the resampler), never speech, so it is refused rather than resampled.
+MIN_SAMPLE_RATE = 4000
 _NOT_AUDIO_FORMATS = ("image2", "tty")  # FFmpeg demuxers that "open" still images and text files
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -40,7 +46,14 @@ def _import(name: str):
         raise MumoError(f"audio input/output needs '{name}': pip install 'mumo[audio]'") from exc
 
 
-def load_audio(path: str | Path, *, sample_rate: int = 16000, allow_silent: bool = False) -> torch.Tensor:
+def load_audio(
+    path: str | Path,
+    *,
+    sample_rate: int = 16000,
+    allow_silent: bool = False,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> torch.Tensor:
     """Load any common audio file (or the audio track of a video) as mono float32 at ``sample_rate``.
 
     wav/flac/ogg/aiff (and mp3 with libsndfile >= 1.1) are read with soundfile; anything else (mp3, m4a, aac,
@@ -49,33 +62,76 @@ def load_audio(path: str | Path, *, sample_rate: int = 16000, allow_silent: bool
     behind ``librosa.load``'s default ``res_type="soxr_hq"``). A float file that goes past full scale (or a
     resampling overshoot) is scaled down by its peak, never clipped.
 
+    Only ``duration`` seconds from ``offset`` are read: soundfile seeks to them, PyAV decodes from the start,
+    drops what comes before ``offset`` and stops at the span's end. Memory follows the span, not the file (a
+    2-hour track read for a 1-second video costs what a 1-second file does).
+
     A silent track (all zeros, or a peak below ``SILENCE_DBFS`` = -90 dBFS) is refused by default: its mel
     spectrogram is the constant floor (-4 everywhere), so it carries no lip-sync signal and a sync expert or
     generator trained on it learns nothing (Wav2Lip's NaN-mel trouble with TTS voices has the same root).
-    Pass ``allow_silent=True`` when a silent track is expected (e.g. padding, or a deliberate negative).
+    Pass ``allow_silent=True`` when a silent track is expected (e.g. padding, or a deliberate negative). The
+    silence and the peak are those of the span read.
 
     Args:
         path: the audio or video file.
         sample_rate: output rate in Hz (Wav2Lip and Lip2Wav use 16 kHz).
         allow_silent: accept a silent track instead of raising.
+        offset: where to start reading, in seconds from the start of the file.
+        duration: how many seconds to read (fewer when the file ends first); None reads to the end.
 
     Returns:
         (T,) float32 waveform in [-1, 1].
 
     Raises:
-        MumoError: the file is missing, empty, not audio, corrupted, has no audio stream or no samples, or is
-            silent (unless ``allow_silent``).
+        MumoError: the file is missing, empty, not audio, corrupted, has no audio stream or no samples, has a
+            sample rate below ``MIN_SAMPLE_RATE``, or is silent (unless ``allow_silent``).
     """
     if sample_rate <= 0:
         raise MumoError(f"sample_rate must be positive, not {sample_rate}")
+    if not (math.isfinite(offset) and offset >= 0.0):
+        raise MumoError(f"offset must be a finite number of seconds >= 0, not {offset}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0.0):
+        raise MumoError(f"duration must be a finite number of seconds > 0 (or None for all), not {duration}")
     path = Path(path)
     check_input_file(path, "audio")
 
-    decoded = _read_soundfile(path)
+    decoded = _read_soundfile(path, offset=offset, duration=duration)
     if decoded is None:
-        decoded = _read_av(path)
+        decoded = _read_av(path, offset=offset, duration=duration)
     samples, rate = decoded  # (C, T) float32, Hz
     return condition_audio(samples, rate, path, sample_rate=sample_rate, allow_silent=allow_silent)
+
+
+def audio_duration(path: str | Path) -> float | None:
+    """How many seconds of audio a file holds, from its header (nothing is decoded); None when the container
+    does not say. Checks what :func:`load_audio` checks before decoding (the file, an audio stream, the rate).
+
+    Raises:
+        MumoError: the file is missing, empty, not audio, has no audio stream or a rate below
+            ``MIN_SAMPLE_RATE``.
+    """
+    path = Path(path)
+    check_input_file(path, "audio")
+    info = _soundfile_info(path)
+    if info is not None:
+        frames, rate = info
+        return frames / rate if frames > 0 else None
+    av = _import("av")
+    with _open_av(path) as container:
+        stream = container.streams.audio[0]
+        _check_rate(stream.rate, path)
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if container.duration:
+            return container.duration / av.time_base
+    return None
+
+
+def _check_rate(rate: int | None, path: Path) -> None:
+    if rate is not None and rate < MIN_SAMPLE_RATE:
+        raise MumoError(
+            f"audio sample rate of {rate} Hz is too low to hold speech (at least {MIN_SAMPLE_RATE} Hz): {path}"
+        )
 
 
 def condition_audio(
@@ -84,6 +140,7 @@ def condition_audio(
     """Decoded (C, T) or (T,) float samples at ``rate`` -> what :func:`load_audio` returns (mono, resampled,
     peak-limited, silence refused); ``path`` only names the source in errors. Lets a caller that already
     decoded a video's audio track (``read_video``) skip decoding it again."""
+    _check_rate(rate, Path(path))
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))  # (C, T)
     if samples.shape[-1] == 0:
         raise MumoError(f"audio file holds no samples: {path}")
@@ -108,59 +165,110 @@ def condition_audio(
     return torch.from_numpy(np.ascontiguousarray(mono))  # (T,)
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
-    """(C, T) float32 samples and the rate, or None when libsndfile cannot read the file."""
+def _soundfile_info(path: Path) -> tuple[int, int] | None:
+    """(frames, rate) from the header, or None when libsndfile cannot read the file.
+
+    Raises:
+        MumoError: the rate is below ``MIN_SAMPLE_RATE``.
+    """
     sf = _import("soundfile")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+        info = sf.info(str(path))
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError):
+        return None
+    _check_rate(int(info.samplerate), path)  # outside the try: MumoError is a ValueError
+    return int(info.frames), int(info.samplerate)
+
+
+def _read_soundfile(path: Path, *, offset: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int] | None:
+    """(C, T) float32 samples of the span and the rate, or None when libsndfile cannot read the file. The span
+    is reached by a seek: nothing before it is decoded, nothing after it is read."""
+    sf = _import("soundfile")
+    info = _soundfile_info(path)
+    if info is None:
+        return None
+    frames, rate = info
+    start = min(round(offset * rate), max(frames, 0))
+    count = -1 if duration is None else max(1, round(duration * rate))
+    try:
+        data, rate = sf.read(str(path), frames=count, start=start, dtype="float32", always_2d=True)  # (T, C)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError):
         return None
     return np.ascontiguousarray(data.T), int(rate)  # (C, T)
 
 
-def _read_av(path: Path) -> tuple[np.ndarray, int]:
-    """(C, T) float32 samples and the rate of the first audio stream, decoded with FFmpeg (PyAV)."""
+def _open_av(path: Path):
+    """An open PyAV container of ``path`` that holds an audio stream (the caller closes it)."""
     av = _import("av")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise MumoError(f"not an audio file, or corrupted: {path} ({exc})") from None
-    with container:
-        fmt = container.format.name
-        if fmt in _NOT_AUDIO_FORMATS or fmt.endswith("_pipe"):
-            raise MumoError(f"not an audio file: {path} (FFmpeg reads it as an image or text: {fmt})")
-        if not container.streams.audio:
-            raise MumoError(f"no audio stream in {path}")
-        decoded = decode_audio_stream(container, path)
+    fmt = container.format.name
+    if fmt in _NOT_AUDIO_FORMATS or fmt.endswith("_pipe"):
+        container.close()
+        raise MumoError(f"not an audio file: {path} (FFmpeg reads it as an image or text: {fmt})")
+    if not container.streams.audio:
+        container.close()
+        raise MumoError(f"no audio stream in {path}")
+    return container
+
+
+def _read_av(path: Path, *, offset: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
+    """(C, T) float32 samples of the span and the rate of the first audio stream, decoded with FFmpeg (PyAV)."""
+    with _open_av(path) as container:
+        _check_rate(container.streams.audio[0].rate, path)
+        decoded = decode_audio_stream(container, path, offset=offset, duration=duration)
     if decoded is None:
         raise MumoError(f"audio stream of {path} decodes to no samples")
     return decoded
 
 
-def decode_audio_stream(container, path: str | Path) -> tuple[np.ndarray, int] | None:
+def decode_audio_stream(
+    container, path: str | Path, *, offset: float = 0.0, duration: float | None = None
+) -> tuple[np.ndarray, int] | None:
     """(C, T) float32 samples and the rate of an open PyAV container's first audio stream, decoded from the
     start (resampler flushed, the encoder's padding of the last frame dropped); None when it holds no samples.
 
+    Only ``duration`` seconds (None: all) from ``offset`` are kept: the samples before ``offset`` are dropped
+    as they are decoded and the decoding stops at the span's end, so memory follows the span, not the stream.
+
     Raises:
-        MumoError: the stream is corrupted or truncated.
+        MumoError: the stream is corrupted or truncated (within the span).
     """
     av = _import("av")
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
     chunks: list[np.ndarray] = []
     rate = stream.rate
+    first, end = 0, None  # the span, in samples, set at the first frame's rate
+    decoded = 0  # samples decoded so far
+
+    def keep(arrays) -> None:
+        nonlocal decoded
+        for a in arrays:  # (C, n) each
+            lo, hi = max(first - decoded, 0), a.shape[1] if end is None else min(end - decoded, a.shape[1])
+            if hi > lo:
+                chunks.append(a[:, lo:hi] if (lo, hi) != (0, a.shape[1]) else a)
+            decoded += a.shape[1]
+
     try:
-        for frame in container.decode(stream):
+        for i, frame in enumerate(container.decode(stream)):
             rate = frame.sample_rate
-            chunks.extend(out.to_ndarray() for out in resampler.resample(frame))  # (C, n) each
-        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+            if i == 0 and rate:
+                first = round(offset * rate)
+                end = None if duration is None else first + max(1, round(duration * rate))
+            keep(out.to_ndarray() for out in resampler.resample(frame))
+            if end is not None and decoded >= end:
+                break
+        keep(out.to_ndarray() for out in resampler.resample(None))
     except av.FFmpegError as exc:
         raise MumoError(f"corrupted or truncated audio in {path} ({exc})") from None
     if not chunks or not rate:
         return None
-    samples = np.concatenate(chunks, axis=1).astype(np.float32)  # (C, T)
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)  # (C, T)
     if stream.duration and stream.time_base:  # drop the encoder's padding of the last frame
-        samples = samples[:, : round(float(stream.duration * stream.time_base) * rate)]
+        samples = samples[:, : max(0, round(float(stream.duration * stream.time_base) * rate) - first)]
     return samples, int(rate)
 
 

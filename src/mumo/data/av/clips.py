@@ -18,6 +18,7 @@ steps floor(80 f / 25) .. +16.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mumo.data._output import check_seed, staged_output
 from mumo.errors import MumoError
 
 FPS = 25.0
@@ -34,6 +36,16 @@ MEL_STEPS = 16
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DETECT_STRIDE = 2  # raw videos: the face detector runs on every 2nd frame, boxes interpolated between
+# Audio read past a video's last frame. The last window's mel needs 12.5 ms (half an STFT window) past it;
+# the rest keeps the resampler's and the codec's edges away from the samples the windows use.
+AUDIO_MARGIN_SECONDS = 0.5
+# A separate audio file whose length differs from its video's by more than both of these gets a warning.
+MISMATCH_SECONDS = 1.0
+MISMATCH_FRACTION = 0.1
+
+
+class LengthMismatchWarning(UserWarning):
+    """A separate audio file much longer or shorter than its video (``mumo sync --audio``)."""
 
 
 @dataclass
@@ -144,16 +156,52 @@ def read_video_clip(path: str | Path, *, audio: str | Path | None = None, name: 
 
     Frames in long face-detection gaps are replaced by the nearest usable crop *and* listed in
     ``skipped_frames``, so callers can tell how much of the clip had no face.
+
+    Only the audio the video spans is read (its first ``T / 25`` seconds plus ``AUDIO_MARGIN_SECONDS``, the
+    audio taken to start with the video), from a separate file or from the video's own track: the windows
+    never use more, and memory stays that of the clip however long the audio runs. A separate audio file whose
+    length differs widely from the video's (see :func:`length_mismatch`) gets a ``LengthMismatchWarning``
+    with both lengths: a longer one is cut at the video's end, a shorter one leaves the video's end unscored
+    (only the windows with audio are made, as before).
     """
-    from mumo.data.av.audio import MelFrontEnd, load_audio
+    from mumo.data.av.audio import MelFrontEnd, audio_duration, load_audio
     from mumo.data.av.faces import lower_half
 
     path = Path(path)
-    clip, crops, wav = _face_crops(path, need_audio=audio is None)
+    audio_seconds = audio_duration(audio) if audio is not None else None  # checks the file before the faces
+    clip, crops, wav = _face_crops(path, need_audio=audio is None, audio_past_end=AUDIO_MARGIN_SECONDS)
+    video_seconds = crops.shape[0] / FPS
     if audio is not None:
-        wav = load_audio(audio)
+        wav = load_audio(audio, duration=video_seconds + AUDIO_MARGIN_SECONDS)  # (T,) at 16 kHz
+        if wav.shape[0] < (video_seconds + AUDIO_MARGIN_SECONDS - 0.01) * 16000:  # the file ended first: all read
+            audio_seconds = wav.shape[0] / 16000
     mel = (front or MelFrontEnd())(wav)
-    return LipSyncClip(name or path.stem, lower_half(crops), mel, skipped_frames=clip.skipped_frames)
+    out = LipSyncClip(name or path.stem, lower_half(crops), mel, skipped_frames=clip.skipped_frames)
+    if audio is not None and audio_seconds is not None:
+        message = length_mismatch(audio, audio_seconds, path, video_seconds, out.num_windows)
+        if message:
+            warnings.warn(message, LengthMismatchWarning, stacklevel=2)
+    return out
+
+
+def length_mismatch(
+    audio: str | Path, audio_seconds: float, video: str | Path, video_seconds: float, windows: int
+) -> str | None:
+    """What to tell the user when a separate audio file's length differs from its video's by more than
+    ``MISMATCH_SECONDS`` and more than ``MISMATCH_FRACTION`` of the video's length; None otherwise."""
+    gap = audio_seconds - video_seconds
+    if abs(gap) <= max(MISMATCH_SECONDS, MISMATCH_FRACTION * video_seconds):
+        return None
+    if gap > 0:
+        return (
+            f"the audio {audio} lasts {audio_seconds:.2f} s but the video {video} only {video_seconds:.2f} s: "
+            f"only the audio's first {video_seconds:.2f} s are read and scored (taken to start with the video)"
+        )
+    return (
+        f"the audio {audio} lasts only {audio_seconds:.2f} s but the video {video} {video_seconds:.2f} s: only "
+        f"the video's first {audio_seconds:.2f} s are scored ({windows} windows), its last "
+        f"{-gap:.2f} s have no audio"
+    )
 
 
 def load_clips(root: str | Path, split: str, *, max_clips: int = 0, progress: bool = True) -> list[LipSyncClip]:
@@ -212,6 +260,35 @@ def split_by_speaker(entries: list[str], *, val_fraction: float, test_fraction: 
     return out
 
 
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise MumoError unless both fractions lie in [0, 1) and their sum below 1 (training keeps the rest)."""
+    for name, f in (("val", val_fraction), ("test", test_fraction)):
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f < 1:
+            raise MumoError(f"--{name}-fraction must lie in [0, 1), not {f!r}")
+    if val_fraction + test_fraction >= 1:
+        raise MumoError(
+            "--val-fraction + --test-fraction must be below 1 (training gets the rest of the speakers), not "
+            f"{val_fraction} + {test_fraction} = {val_fraction + test_fraction:g}"
+        )
+
+
+def _check_train_speakers(entries: list[str], splits: dict, what: str) -> None:
+    """Raise MumoError when the speaker split of ``entries`` leaves training without a speaker."""
+    if entries and not splits["train"]:
+        n = len({e.split("/")[0] for e in entries})
+        val, test = ({e.split("/")[0] for e in splits[s]} for s in ("val", "test"))
+        raise MumoError(
+            f"the split of the {n} speakers of {what} would leave training none "
+            f"(val {len(val)}, test {len(test)}); lower --val-fraction / --test-fraction or add speakers"
+        )
+
+
+def _entry(src: Path, path: Path) -> str:
+    """The ``speaker/clip`` name of a raw video under ``src``."""
+    rel = path.relative_to(src).with_suffix("")
+    return "/".join(rel.parts[-2:]) if len(rel.parts) >= 2 else f"{rel.parts[0]}/{rel.parts[0]}"
+
+
 def preprocess_videos(
     src: str | Path,
     out: str | Path,
@@ -223,49 +300,68 @@ def preprocess_videos(
 ) -> dict:
     """Raw ``src/<speaker>/<clip>.mp4`` videos -> the layout above (96x96 face crops at 25 fps + 16 kHz
     audio.wav per clip, filelists split by speaker). Videos that cannot be used (no audio, no face,
-    unreadable, shorter than one window) are skipped and reported with the reason, never fatal."""
+    unreadable, shorter than one window) are skipped and reported with the reason, never fatal.
+
+    The arguments, and whether training would get a speaker, are checked before anything is written; the
+    set is built in a folder beside ``out`` and renamed to it when complete, so an error or Ctrl-C leaves
+    ``out`` as it was (:func:`mumo.data._output.staged_output`).
+
+    Raises:
+        MumoError: a fraction outside [0, 1) or a sum of 1 or more, a seed outside [0, 2**32), ``out`` a file
+            or a non-empty directory, no video under ``src``, none usable, or no speaker left for training.
+    """
     from mumo.data.av.audio import save_wav
 
+    check_split_fractions(val_fraction, test_fraction)
+    check_seed(seed)
     src, out = Path(src), Path(out)
+    if out.exists() and not out.is_dir():
+        raise MumoError(f"{out} exists and is not a directory; choose a new output directory")
+    if out.exists() and any(out.iterdir()):
+        raise MumoError(f"{out} is not empty; choose a new output directory")
     videos = sorted(p for p in src.rglob("*.mp4") if p.is_file())
     if not videos:
         raise MumoError(f"no .mp4 videos under {src} (expected <speaker>/<clip>.mp4)")
-    if out.exists() and any(out.iterdir()):
-        raise MumoError(f"{out} is not empty; choose a new output directory")
+    entries = [_entry(src, p) for p in videos]
+    split = {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}
+    _check_train_speakers(entries, split_by_speaker(entries, **split), f"the videos under {src}")
     written, skipped = [], {}
-    for path in tqdm(videos, desc="preprocess", disable=not progress):
-        rel = path.relative_to(src).with_suffix("")
-        entry = "/".join(rel.parts[-2:]) if len(rel.parts) >= 2 else f"{rel.parts[0]}/{rel.parts[0]}"
-        try:
-            clip, crops, wav = _face_crops(path)
-        except MumoError as exc:
-            skipped[str(path)] = str(exc)
-            continue
-        clip_dir = out / entry
-        clip_dir.mkdir(parents=True, exist_ok=True)
-        for i, frame in enumerate(crops.numpy()):
-            Image.fromarray(frame).save(clip_dir / f"{i:05d}.png", compress_level=6)
-        save_wav(clip_dir / "audio.wav", wav)
-        (clip_dir / "meta.json").write_text(
-            json.dumps({"source": str(path), "fps": FPS, "skipped_frames": clip.skipped_frames})
-        )
-        written.append(entry)
-    if not written:
-        raise MumoError(f"none of the {len(videos)} videos under {src} could be used: {skipped}")
-    (out / "filelists").mkdir(parents=True, exist_ok=True)
-    splits = split_by_speaker(written, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-    for split, entries in splits.items():
-        (out / "filelists" / f"{split}.txt").write_text("".join(f"{e}\n" for e in entries))
+    with staged_output(out) as stage:
+        for path, entry in zip(tqdm(videos, desc="preprocess", disable=not progress), entries, strict=True):
+            try:
+                clip, crops, wav = _face_crops(path)
+            except MumoError as exc:
+                skipped[str(path)] = str(exc)
+                continue
+            clip_dir = stage / entry
+            clip_dir.mkdir(parents=True, exist_ok=True)
+            for i, frame in enumerate(crops.numpy()):
+                Image.fromarray(frame).save(clip_dir / f"{i:05d}.png", compress_level=6)
+            save_wav(clip_dir / "audio.wav", wav)
+            (clip_dir / "meta.json").write_text(
+                json.dumps({"source": str(path), "fps": FPS, "skipped_frames": clip.skipped_frames})
+            )
+            written.append(entry)
+        if not written:
+            raise MumoError(f"none of the {len(videos)} videos under {src} could be used: {skipped}")
+        splits = split_by_speaker(written, **split)
+        _check_train_speakers(written, splits, f"the {len(written)} usable videos ({len(skipped)} skipped)")
+        (stage / "filelists").mkdir(parents=True, exist_ok=True)
+        for name, names in splits.items():
+            (stage / "filelists" / f"{name}.txt").write_text("".join(f"{e}\n" for e in names))
     return {"written": len(written), "skipped": skipped, "splits": {k: len(v) for k, v in splits.items()}}
 
 
-def _face_crops(path: Path, *, need_audio: bool = True) -> tuple[LipSyncClip, torch.Tensor, torch.Tensor | None]:
-    """(clip with skipped frames, (T, 96, 96, 3) face crops at 25 fps, 16 kHz audio) of one raw video."""
+def _face_crops(
+    path: Path, *, need_audio: bool = True, audio_past_end: float | None = None
+) -> tuple[LipSyncClip, torch.Tensor, torch.Tensor | None]:
+    """(clip with skipped frames, (T, 96, 96, 3) face crops at 25 fps, 16 kHz audio) of one raw video;
+    ``audio_past_end``: decode the video's own track only this many seconds past its last frame."""
     from mumo.data.av.audio import condition_audio
     from mumo.data.av.faces import HaarFaceDetector, crop_faces, track_faces
     from mumo.data.av.video import read_video, resample_fps
 
-    video = read_video(path)
+    video = read_video(path, audio_past_end=audio_past_end)
     if video.audio is None and need_audio:
         raise MumoError(f"{path} has no audio track; pass a separate audio file (--audio)")
     frames = video.frames

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import wave
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from mumo.data._output import check_seed, staged_output
 from mumo.data.av.espeak import SAMPLE_RATE, Speech, synthesize
 from mumo.data.av.visemes import FPS, FRAME_SIZE, FaceIdentity, mouth_track, render_face
 from mumo.errors import MumoError
@@ -95,7 +95,9 @@ def generate_talking_faces(
     """Write a synthetic talking-face data set (layout in the module docstring).
 
     Args:
-        out_dir: absent, empty, or a previous talking-faces set (which is replaced).
+        out_dir: absent, empty, or a previous talking-faces set, replaced only once the new set is complete: the
+            set is built in a folder beside ``out_dir`` and renamed into place, so an error or Ctrl-C leaves
+            ``out_dir`` as it was (:func:`mumo.data._output.staged_output`).
         clips: number of clips, assigned to speakers in turn.
         speakers: number of people; default ``max(3, clips // 5)``. Split 70/15/15 by speaker, at least
             one speaker per split, so at least 3.
@@ -107,7 +109,8 @@ def generate_talking_faces(
         The contents of ``out_dir/meta.json``.
 
     Raises:
-        MumoError: ``out_dir`` holds something else, a count is invalid, or espeak-ng is missing.
+        MumoError: ``out_dir`` holds something else, a count or the seed (outside [0, 2**32)) is invalid, or
+            espeak-ng is missing.
     """
     n_speakers = max(3, clips // 5) if speakers is None else speakers
     if clips < 1:
@@ -118,8 +121,15 @@ def generate_talking_faces(
         raise MumoError(f"speakers ({n_speakers}) cannot exceed clips ({clips}): every speaker needs a clip")
     if size < 32:
         raise MumoError(f"frame size must be >= 32 pixels, not {size}")
-    out = Path(out_dir)
-    _prepare_output_dir(out)
+    check_seed(seed)
+    previous = _check_output_dir(Path(out_dir))
+    with staged_output(out_dir, replace=previous) as out:
+        meta = _generate(out, clips=clips, n_speakers=n_speakers, seed=seed, size=size, progress=progress)
+    return meta
+
+
+def _generate(out: Path, *, clips: int, n_speakers: int, seed: int, size: int, progress: bool) -> dict:
+    """The set into the empty folder ``out``; returns its meta.json."""
     _write_json(out / META_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION, "complete": False})
 
     width = max(3, len(str(n_speakers - 1)))
@@ -236,13 +246,13 @@ def _write_clip(clip_dir: Path, person: dict, rng: np.random.Generator, *, size:
     return speech.engine
 
 
-def _prepare_output_dir(out: Path) -> None:
-    """Accept an absent or empty directory; empty a previous talking-faces set; refuse anything else."""
+def _check_output_dir(out: Path) -> bool:
+    """Accept an absent or empty directory (False) or a previous talking-faces set, to be replaced once the new
+    one is complete (True); refuse anything else. Nothing is written or removed here."""
     if out.exists() and not out.is_dir():
         raise MumoError(f"{out} exists and is not a directory; choose another output directory")
     if not out.exists() or not any(out.iterdir()):
-        out.mkdir(parents=True, exist_ok=True)
-        return
+        return False
     try:
         previous = json.loads((out / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -261,11 +271,7 @@ def _prepare_output_dir(out: Path) -> None:
             f"{out} holds a talking-faces data set plus other files ({', '.join(foreign[:5])}); "
             "refusing to replace it, choose another output directory"
         )
-    for p in out.iterdir():
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
+    return True
 
 
 def _write_json(path: Path, obj: dict) -> None:

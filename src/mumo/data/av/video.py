@@ -71,8 +71,12 @@ def is_variable_frame_rate(timestamps: torch.Tensor, tick: float = 0.0, toleranc
     return bool((steps - median).abs().max() > tolerance * median + 1.5 * tick)
 
 
-def read_video(path: str | Path) -> Video:
+def read_video(path: str | Path, *, audio_past_end: float | None = None) -> Video:
     """Decode every frame (and the first audio track, if any) of a video file.
+
+    ``audio_past_end``: decode the audio track only up to this many seconds past the end of the last frame
+    (the audio counted from its own start, as the lip-sync reader aligns it), so a short video with a long
+    track costs what its frames do; None decodes the whole track.
 
     Raises:
         MumoError: the file is missing, empty, corrupted or truncated, not a video, or holds no frames.
@@ -93,7 +97,11 @@ def read_video(path: str | Path) -> Video:
         frames, times = _decode_video(container, vstream, path)
         tick = float(vstream.time_base) if vstream.time_base else 0.0  # read while the container is open
         fps = float(vstream.average_rate) if vstream.average_rate else 0.0
-    audio, audio_rate = _decode_audio(path)
+    audio_seconds = None
+    if audio_past_end is not None:  # the frames' span from time 0, the last frame's interval included
+        last = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        audio_seconds = times[-1] - min(times[0], 0.0) + max(last, 0.0) + max(audio_past_end, 0.0)
+    audio, audio_rate = _decode_audio(path, audio_seconds)
 
     timestamps = torch.tensor(times, dtype=torch.float64)  # (T,)
     vfr = is_variable_frame_rate(timestamps, tick=tick)
@@ -131,14 +139,15 @@ def _decode_video(container, stream, path: Path) -> tuple[list[np.ndarray], list
     return frames, times
 
 
-def _decode_audio(path: Path) -> tuple[torch.Tensor | None, int | None]:
-    """The first audio track, mono, from a fresh container: seeking the video's container back to 0 made
-    the AAC decoder drop its first frame (~20 ms of silence at the start, unlike ``load_audio``)."""
+def _decode_audio(path: Path, seconds: float | None = None) -> tuple[torch.Tensor | None, int | None]:
+    """The first audio track (its first ``seconds`` only, when given), mono, from a fresh container: seeking the
+    video's container back to 0 made the AAC decoder drop its first frame (~20 ms of silence at the start,
+    unlike ``load_audio``)."""
     from mumo.data.av.audio import decode_audio_stream
 
     av = _import_av()
     with av.open(str(path)) as container:
-        decoded = decode_audio_stream(container, path) if container.streams.audio else None
+        decoded = decode_audio_stream(container, path, duration=seconds) if container.streams.audio else None
     if decoded is None:
         return None, None
     samples, rate = decoded  # (C, T)
