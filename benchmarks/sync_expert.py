@@ -45,7 +45,8 @@ def talking_faces(clips: int, seed: int = 0) -> Path:
 def trained(root: Path, epochs: int, overrides: list[str]) -> Path:
     """The sync-cpu expert trained on ``root`` (cached; an interrupted run resumes)."""
     from mumo.runs import Run
-    from mumo.tasks.sync.task import load_sync_config, train_sync
+    from mumo.tasks.sync.config import load_sync_config
+    from mumo.tasks.sync.task import train_sync
 
     out = RUNS / f"sync-cpu-{root.name}-{epochs}ep"
     done = Run(out).finished_epochs

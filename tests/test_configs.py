@@ -3,7 +3,7 @@ import pytest
 from mumo.config import config_from_yaml, config_to_yaml, list_presets, preset_section
 from mumo.errors import ConfigError
 from mumo.tasks import get_task, load_config
-from mumo.tasks.sync.task import SyncRunConfig
+from mumo.tasks.sync.config import SyncRunConfig
 from mumo.tasks.vqa.config import RunConfig
 
 

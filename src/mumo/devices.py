@@ -7,6 +7,8 @@ chosen device, so the same seed gives the same samples on one device, not across
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from mumo.errors import ConfigError
@@ -32,3 +34,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a plain single process (read from the environment)."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mumo.config import config_from_yaml, config_to_dict, config_to_yaml
+from mumo.devices import is_main_process
 from mumo.errors import CheckpointError, ConfigError
 from mumo.train.checkpoint import (
     ARTIFACTS_FILE,
@@ -39,7 +40,6 @@ from mumo.train.checkpoint import (
     read_run_json,
     read_state,
 )
-from mumo.train.loop import is_main_process
 
 # artifacts.json "kind" values written by earlier versions, and the name each has now
 LEGACY_KINDS = {"syncnet": "sync"}
@@ -94,6 +94,8 @@ class Run:
     def config(self, schema: type) -> Any:
         """``config.yaml`` read back into ``schema`` (unknown keys are errors)."""
         if not (self.path / CONFIG_FILE).exists():
+            if (self.path / ARTIFACTS_FILE).is_file():  # the rest of a run is here: its config was lost
+                raise CheckpointError(f"corrupted run: {self.path / CONFIG_FILE}: missing")
             raise CheckpointError(f"{self.path} is not a mumo run (no {CONFIG_FILE})")
         return config_from_yaml(self.path / CONFIG_FILE, schema=schema)
 

@@ -23,10 +23,10 @@ def train_run(
 ) -> None:
     """Train (or, with ``resume``, continue) a run of the task ``task_name`` and print its summary."""
     from mumo.config import apply_overrides
+    from mumo.devices import is_main_process
     from mumo.errors import ConfigError
     from mumo.runs import Run
     from mumo.tasks import get_task
-    from mumo.train.loop import is_main_process
 
     task = get_task(task_name)
     extra = list(overrides or [])

@@ -131,11 +131,6 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     return Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
 
 
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun / accelerate launch, or a plain single process (read from the environment)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def check_process_count(task: Task, world_size: int) -> None:
     """Refuse more processes than training batches per epoch (they would only repeat data)."""
     if task.num_batches is not None and world_size > task.num_batches:

@@ -101,7 +101,8 @@ def test_bad_layouts_give_clear_errors(tmp_path, layout):
 
 
 def test_training_learns_sync_and_scores_offsets(layout, tmp_path):
-    from mumo.tasks.sync.task import load_sync_config, load_sync_expert, score_clip, shift_clip, train_sync
+    from mumo.tasks.sync.config import load_sync_config
+    from mumo.tasks.sync.task import load_sync_expert, score_clip, shift_clip, train_sync
 
     cfg = load_sync_config(
         "sync-cpu",

@@ -199,7 +199,7 @@ def test_pixel_noise_augmentation_trains_and_refuses_what_it_cannot_do(tmp_path,
     from dataclasses import replace
 
     from mumo.tasks import load_config
-    from mumo.tasks.sync.task import load_sync_config
+    from mumo.tasks.sync.config import load_sync_config
     from mumo.tasks.vqa.train import build_task
 
     cfg = tiny_config("train.epochs=1", "data.max_train_images=64", "objective.augment_pixel_noise=0.2")

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from mumo.errors import CheckpointError
-from mumo.tasks.sync.task import SyncRunConfig, load_sync_config, load_sync_expert, sync_video, train_sync
+from mumo.tasks.sync.config import SyncRunConfig, load_sync_config
 
 _NOT_EVALUATED = (
     "this run holds a lip-sync expert, not a VQA model: `mumo evaluate` scores VQA runs; score the expert on a "
@@ -38,6 +38,8 @@ class SyncTask:
             from mumo.runs import Run
 
             cfg = Run(out).config(SyncRunConfig)
+        from mumo.tasks.sync.task import train_sync  # the loop and accelerate only when training
+
         return train_sync(cfg, out, resume=resume, progress=progress)
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
@@ -50,6 +52,8 @@ class SyncTask:
         return lines
 
     def load_model(self, run: str | Path, which: str = "best", device: str = "cpu") -> nn.Module:
+        from mumo.tasks.sync.task import load_sync_expert
+
         return load_sync_expert(run, which, device)
 
     def evaluation_options(self, **options: Any) -> Any:
@@ -59,4 +63,6 @@ class SyncTask:
         raise CheckpointError(_NOT_EVALUATED)
 
     def sync_video(self, run: str | Path, video: Path, audio: Path | None, **options: Any) -> dict[str, Any]:
+        from mumo.tasks.sync.task import sync_video
+
         return sync_video(run, video, audio, **options)

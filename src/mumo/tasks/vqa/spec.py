@@ -10,7 +10,6 @@ from torch import nn
 
 from mumo.tasks.vqa.config import RunConfig, load_vqa_config
 from mumo.tasks.vqa.model import load_model
-from mumo.tasks.vqa.train import default_run_dir, train_vqa
 
 
 class VQATask:
@@ -27,9 +26,13 @@ class VQATask:
         return load_vqa_config(preset or self.default_preset, overrides)
 
     def default_run_dir(self, cfg: RunConfig) -> Path:
+        from mumo.tasks.vqa.train import default_run_dir  # the loop and accelerate only when training
+
         return default_run_dir(cfg)
 
     def train(self, cfg: RunConfig | None, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
+        from mumo.tasks.vqa.train import train_vqa
+
         return train_vqa(cfg, out, resume=resume, progress=progress)
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:

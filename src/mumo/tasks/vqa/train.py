@@ -16,6 +16,7 @@ from torch import nn
 
 from mumo.data.shift.augment import random_pixel_noise
 from mumo.data.vqa.split import image_batches
+from mumo.devices import is_main_process
 from mumo.errors import ConfigError
 from mumo.models import create_model
 from mumo.runs import Run
@@ -25,7 +26,7 @@ from mumo.tasks.vqa.data import VQAData, load_data
 from mumo.tasks.vqa.loss import vqa_loss
 from mumo.tasks.vqa.model import attention_objective, load_model
 from mumo.tasks.vqa.question_bank import save_question_order
-from mumo.train.loop import FitResult, Step, Task, check_process_count, fit, is_main_process
+from mumo.train.loop import FitResult, Step, Task, check_process_count, fit
 from mumo.types import VQABatch
 
 
