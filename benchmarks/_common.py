@@ -22,17 +22,22 @@ def trained_run(name: str, overrides: list[str]) -> Path:
 
     out = RUNS / name
     key = {"cache_version": CACHE_VERSION, "overrides": overrides}
-    key_file = out / "benchmark_key.json"
+    key_file = RUNS / f"{name}.key.json"  # beside the run: a run directory holds only what mumo writes
+    if (out / "benchmark_key.json").exists():  # where earlier versions kept it
+        RUNS.mkdir(parents=True, exist_ok=True)
+        (out / "benchmark_key.json").replace(key_file)
     if out.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != key):
         print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
         shutil.rmtree(out)
-    if Run(out).finished_epochs == load_config("mcan-cpu", overrides).train.epochs:
+    done = Run(out).finished_epochs if out.exists() else 0
+    if done == load_config("mcan-cpu", overrides).train.epochs:
         return out
+    if done:
         print(f"resuming unfinished benchmark run {out}", file=sys.stderr)
         train_vqa(None, out, resume=True, progress=False, evaluate_test=False)
         return out
     print(f"training {name} ({' '.join(overrides) or 'default preset'}) into {out}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
+    RUNS.mkdir(parents=True, exist_ok=True)
     key_file.write_text(json.dumps(key) + "\n")
     train_vqa(load_config("mcan-cpu", overrides), out, progress=False, evaluate_test=False)
     return out

@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mumo.errors import ConfigError
+from mumo.errors import ConfigError, special_file_kind
 
 
 @dataclass
@@ -219,6 +219,8 @@ def config_from_yaml(path: str | Path, *, schema: type) -> Any:
     read under their names now)."""
     import yaml
 
+    if Path(path).exists() and not Path(path).is_file():  # a directory, a FIFO or /dev/zero: never opened
+        raise ConfigError(f"corrupted run: {path}: {special_file_kind(Path(path))}, not a config file")
     try:
         saved = OmegaConf.to_container(OmegaConf.load(path))
     except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as exc:  # a !!python tag included

@@ -31,5 +31,22 @@ def check_input_file(path: Path, what: str, error: type[MumoError] = MumoError) 
         raise error(f"{what} file not found: {path}")
     if path.is_dir():
         raise error(f"{what} path is a directory: {path}")
+    if not path.is_file():  # a device (/dev/zero), a FIFO or a socket: it has no size, and may never end
+        raise error(f"{what} path is {special_file_kind(path)}, not a regular file: {path}")
     if path.stat().st_size == 0:
         raise error(f"{what} file is empty (0 bytes): {path}")
+
+
+def special_file_kind(path: Path) -> str:
+    """What a path that is neither a regular file nor a directory is, in words ("a FIFO (named pipe)" ...)."""
+    import stat
+
+    mode = path.stat().st_mode
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISFIFO: "a FIFO (named pipe)",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")

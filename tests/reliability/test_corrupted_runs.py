@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from tests.reliability._cli import assert_one_line_error, mumo
 
@@ -30,7 +32,39 @@ CASES = {  # name: (file, content, what the line says)
     ),
     "state.json a list": ("state.json", "[]", "state.json: holds a list"),
     "state.json nested too deeply": ("state.json", "[" * 100_000 + "]" * 100_000, "state.json: not valid JSON"),
+    "config.yaml missing": ("config.yaml", None, "config.yaml: missing"),
+    "config.yaml asks for a huge tensor": ("config.yaml", lambda text: text.replace("ff: 32", "ff: 100000000000"),
+                                           "model.ff=100000000000"),
+    "model.safetensors a tensor of the wrong shape": (
+        "checkpoints/BEST/model.safetensors", "decoder.0.ffn.net.0.weight",
+        "decoder.0.ffn.net.0.weight is (7, 3) in the file, (32, 16) in the model",
+    ),
 }  # fmt: skip
+
+
+def _resolve(file: str, run) -> str:
+    """``file`` with BEST standing for the checkpoint ``mumo evaluate`` loads."""
+    if "BEST" not in file:
+        return file
+    return file.replace("BEST", json.loads((run / "state.json").read_text())["best"])
+
+
+def _corrupt(path, content) -> None:
+    """Write ``content`` into ``path``: text, None (delete it), a function of the old text, or (for a
+    .safetensors file) the name of the tensor to replace by one of the wrong shape."""
+    if content is None:
+        path.unlink()
+    elif callable(content):
+        old = path.read_text()
+        path.write_text(content(old))
+        assert path.read_text() != old
+    elif path.suffix == ".safetensors":
+        tensors = load_file(path)
+        assert content in tensors
+        tensors[content] = torch.zeros(7, 3)
+        save_file(tensors, path)
+    else:
+        path.write_text(content)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +73,7 @@ def outcomes(tiny_run, tmp_path_factory) -> dict[str, tuple[subprocess.Completed
     for name, (file, content, _) in CASES.items():
         run = tmp_path_factory.mktemp("corrupt") / "run"
         shutil.copytree(tiny_run, run)
-        (run / file).write_text(content)
+        _corrupt(run / _resolve(file, run), content)
         out[name] = (mumo("evaluate", run, "--images", "5"), run)
     return out
 
@@ -50,7 +84,8 @@ def test_a_corrupted_run_is_one_line_naming_the_file(outcomes, name):
     file, _, says = CASES[name]
     line = assert_one_line_error(result, says)
     if name != "config.yaml an unknown key":
-        assert "corrupted run: " in line and str(run / file) in line, line
+        assert "corrupted run: " in line and str(run / _resolve(file, run)) in line, line
+    assert (run / "state.json").exists() and (run / "checkpoints").is_dir()  # nothing deleted
     assert not (run / "PWNED").exists() and not list(run.parent.glob("PWNED"))
 
 

@@ -118,14 +118,14 @@ def test_resume_overrides_apply_to_the_saved_config(tmp_path):
     assert_one_line_error(_cli("train", "vqa", "--out", str(out), "--resume", "model.hidden=16"), "model.hidden")
 
 
-def test_out_that_is_a_file_is_aassert_one_line_error(tmp_path):
+def test_out_that_is_a_file_is_refused_in_one_line(tmp_path):
     out = tmp_path / "a-file"
     out.write_text("mine")
     assert_one_line_error(_cli("train", "vqa", "--out", str(out), *TINY_OVERRIDES, *SMALL), "is a file")
     assert out.read_text() == "mine"
 
 
-def test_out_in_a_read_only_directory_is_aassert_one_line_error(tmp_path):
+def test_out_in_a_read_only_directory_is_refused_in_one_line(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode:

@@ -10,11 +10,13 @@ import typer
 
 from mumo.cli._errors import friendly_errors
 from mumo.cli._json import strict_json
-from mumo.errors import MumoError
+from mumo.errors import MumoError, special_file_kind
 
 
 def _read_json(path: Path, role: str) -> Any:
     """Parse one JSON file; a missing, unreadable or invalid file is a MumoError naming it."""
+    if path.exists() and not path.is_dir() and not path.is_file():  # /dev/zero or a FIFO would never end
+        raise MumoError(f"{role} file is {special_file_kind(path)}, not a regular file: {path}")
     try:
         with path.open(encoding="utf-8") as f:
             return json.load(f)

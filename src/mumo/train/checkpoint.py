@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mumo.errors import CheckpointError
+from mumo.errors import CheckpointError, special_file_kind
 
 CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}")  # the checkpoint directories mumo writes (and prunes)
 MODEL_NAME = "model"  # the shipped model's name: model.safetensors, what inference loads
@@ -150,6 +150,8 @@ def read_run_json(run_dir: Path, name: str, missing: str) -> dict[str, Any]:
     path = run_dir / name
     if not path.exists():
         raise CheckpointError(f"{run_dir} {missing} (no {name})")
+    if not path.is_file():
+        raise CheckpointError(f"corrupted run: {path}: {special_file_kind(path)}, not a JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
@@ -185,6 +187,8 @@ def checkpoint_dir(run_dir: Path, which: str = "best") -> Path:
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise CheckpointError(f"checkpoint file missing: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"corrupted run: {path}: {special_file_kind(path)}, not a safetensors file")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -202,11 +206,45 @@ def load_weights(
     """Load ``<name>.safetensors`` from a checkpoint directory (or ``weights`` read from it) into ``model``
     (strict)."""
     weights = read_weights(ckpt, name) if weights is None else weights
+    problem = state_dict_mismatch(model.state_dict(), weights)
+    if problem:
+        raise CheckpointError(f"corrupted run: {ckpt / f'{name}.safetensors'} does not fit the run's model: {problem}")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{ckpt / f'{name}.safetensors'} does not fit this model: {first}") from None
+        raise CheckpointError(
+            f"corrupted run: {ckpt / f'{name}.safetensors'} does not fit the run's model: {first}"
+        ) from None
+
+
+def state_dict_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], *, show: int = 3) -> str:
+    """What keeps ``found`` from loading strictly where ``expected`` is (the model's own state dict), in one
+    phrase naming the tensors (the first ``show`` of each kind): wrong shapes, missing and unexpected names;
+    "" when they fit."""
+
+    def names(items: list[str]) -> str:
+        more = f" and {len(items) - show} more" if len(items) > show else ""
+        return ", ".join(items[:show]) + more
+
+    def shape(t: torch.Tensor) -> str:
+        return "(" + ", ".join(str(d) for d in t.shape) + ")"
+
+    wrong = [
+        f"{k} is {shape(found[k])} in the file, {shape(v)} in the model"
+        for k, v in expected.items()
+        if k in found and tuple(found[k].shape) != tuple(v.shape)
+    ]
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    parts = []
+    if wrong:
+        parts.append(names(wrong))
+    if missing:
+        parts.append(f"{len(missing)} tensor(s) missing ({names(missing)})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected tensor(s) ({names(extra)})")
+    return "; ".join(parts)
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Path, name: str = "optimizer") -> None:
