@@ -1,4 +1,5 @@
-"""SyncNet-style expert: shapes, score range, MC dropout, the loss, and learning a synthetic sync signal."""
+"""SyncNet-style expert: the reference layout, shapes, score range, MC dropout, the loss, and learning a synthetic
+sync signal."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
+from mumo.config import config_from_yaml, config_to_yaml
 from mumo.errors import ConfigError, MumoError
-from mumo.models.sync_expert import SyncExpert, SyncExpertConfig, stack_frames, sync_loss
+from mumo.models.sync_expert import ConvBlock, SyncExpert, SyncExpertConfig, stack_frames, sync_loss
+from mumo.tasks.sync.config import SyncRunConfig, load_sync_config
 from mumo.uncertainty.mc_dropout import dropout_modules, mc_forward, mc_forward_naive
 
 TINY = {
@@ -47,6 +51,121 @@ def test_preset_sizes():
     n_cpu = sum(p.numel() for p in SyncExpert(cfg=cpu).parameters())
     assert n_cpu * 8 < n_full
     assert SyncExpertConfig.from_name("sync-cpu", dropout=0.3).dropout == 0.3
+
+
+# Wav2Lip's SyncNet_color (models/syncnet.py, blocks from models/conv.py, github.com/Rudrabha/Wav2Lip), stage by
+# stage: (cin, cout, kernel, stride, padding, residual blocks after it). Every block is Conv2d (with bias) +
+# BatchNorm2d + ReLU; a residual block is a 3x3, stride 1, padding 1 conv adding its input before the ReLU.
+WAV2LIP_FACE = [
+    (15, 32, (7, 7), (1, 1), (3, 3), 0),
+    (32, 64, (5, 5), (1, 2), (1, 1), 2),
+    (64, 128, (3, 3), (2, 2), (1, 1), 3),
+    (128, 256, (3, 3), (2, 2), (1, 1), 2),
+    (256, 512, (3, 3), (2, 2), (1, 1), 2),
+    (512, 512, (3, 3), (2, 2), (1, 1), 0),
+    (512, 512, (3, 3), (1, 1), (0, 0), 0),  # valid conv over the 3x3 grid -> 1x1
+    (512, 512, (1, 1), (1, 1), (0, 0), 0),
+]
+WAV2LIP_AUDIO = [
+    (1, 32, (3, 3), (1, 1), (1, 1), 2),
+    (32, 64, (3, 3), (3, 1), (1, 1), 2),
+    (64, 128, (3, 3), (3, 3), (1, 1), 2),
+    (128, 256, (3, 3), (3, 2), (1, 1), 2),
+    (256, 512, (3, 3), (1, 1), (0, 0), 0),  # valid conv over the 3x3 grid -> 1x1
+    (512, 512, (1, 1), (1, 1), (0, 0), 0),
+]
+WAV2LIP_PARAMETERS = 16_435_072  # 13,031,808 face + 3,403,264 audio, counted on the layout above
+OLD_WAV2LIP_PARAMETERS = 13_926_400  # sync-wav2lip before, face_residual [0, 2, 2, 2, 1, 0]
+
+
+def _stream_blocks(model: SyncExpert, stream: str) -> list[ConvBlock]:
+    """Every block of one stream in order: its encoder, then the final 1x1 block (after the dropout)."""
+    encoder, out = getattr(model, f"{stream}_encoder"), getattr(model, f"{stream}_out")
+    blocks = [*encoder, out]
+    assert all(isinstance(b, ConvBlock) for b in blocks)
+    return blocks
+
+
+def _stages(blocks: list[ConvBlock]) -> list[tuple]:
+    """(cin, cout, kernel, stride, padding, residual blocks) per stage, read off the built modules."""
+    stages: list[tuple] = []
+    for b in blocks:
+        conv = b.conv
+        assert conv.bias is not None and isinstance(b.norm, nn.BatchNorm2d) and b.norm.num_features == conv.out_channels
+        if b.residual:  # a residual block: 3x3, stride 1, padding 1, same width, added to the previous stage
+            assert stages and (conv.in_channels, conv.out_channels) == (stages[-1][1],) * 2
+            assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 3), (1, 1), (1, 1))
+            stages[-1] = (*stages[-1][:5], stages[-1][5] + 1)
+        else:
+            stages.append((conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, 0))
+    return stages
+
+
+def _reference_stream(layout: list[tuple]) -> nn.Sequential:
+    """The reference's stream in plain torch.nn, from the layout table: Conv2d + BatchNorm2d + ReLU per block."""
+    blocks = []
+    for cin, cout, kernel, stride, padding, n_res in layout:
+        blocks.append(nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.BatchNorm2d(cout), nn.ReLU()))
+        blocks += [nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1), nn.BatchNorm2d(cout)) for _ in range(n_res)]
+    return nn.Sequential(*blocks)
+
+
+def _run_reference(stream: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    for block in stream:
+        x = block(x) if len(block) == 3 else torch.relu(block(x) + x)  # residual: add before the ReLU
+    return x
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_sync_wav2lip_is_the_reference_layout_and_parameter_count():
+    model = SyncExpert(cfg=SyncExpertConfig.from_name("sync-wav2lip"))
+    assert _stages(_stream_blocks(model, "face")) == WAV2LIP_FACE
+    assert _stages(_stream_blocks(model, "audio")) == WAV2LIP_AUDIO
+    # Nothing else holds parameters; the only extras are the two parameter-free MC dropouts before the 1x1 blocks.
+    known = (SyncExpert, nn.Sequential, ConvBlock, nn.Conv2d, nn.BatchNorm2d)
+    extras = [m for m in model.modules() if not isinstance(m, known)]
+    assert extras == [model.face_dropout, model.audio_dropout] and all(isinstance(m, nn.Dropout) for m in extras)
+    face, audio = _reference_stream(WAV2LIP_FACE), _reference_stream(WAV2LIP_AUDIO)
+    assert _count(face) + _count(audio) == WAV2LIP_PARAMETERS
+    assert _count(model) == WAV2LIP_PARAMETERS
+    assert _count(model.face_encoder) + _count(model.face_out) == _count(face) == 13_031_808
+    assert _count(model.audio_encoder) + _count(model.audio_out) == _count(audio) == 3_403_264
+    assert SyncExpertConfig() == SyncExpertConfig.from_name("sync-wav2lip")  # the defaults are the reference
+
+
+def test_sync_wav2lip_computes_what_the_reference_computes_with_its_weights():
+    # The reference's weights, block for block (conv_block.0 -> conv, conv_block.1 -> norm), give the same
+    # embeddings; in eval mode the dropouts, the only difference, are the identity.
+    torch.manual_seed(0)
+    model = SyncExpert(cfg=SyncExpertConfig.from_name("sync-wav2lip"))
+    faces, mels = _inputs(2)
+    for stream, layout, x in (("face", WAV2LIP_FACE, faces), ("audio", WAV2LIP_AUDIO, mels)):
+        ref = _reference_stream(layout)
+        for block in ref:
+            block[1].running_mean.uniform_(-0.1, 0.1)
+            block[1].running_var.uniform_(0.5, 2.0)
+        ref.eval()
+        for ours, theirs in zip(_stream_blocks(model, stream), ref, strict=True):
+            ours.conv.load_state_dict(theirs[0].state_dict())
+            ours.norm.load_state_dict(theirs[1].state_dict())
+        with torch.no_grad():
+            want = nn.functional.normalize(_run_reference(ref, x).flatten(1), dim=1)
+            got = getattr(model.eval(), f"embed_{'faces' if stream == 'face' else 'audio'}")(x)
+        torch.testing.assert_close(got, want)
+
+
+def test_runs_saved_with_the_old_sync_wav2lip_layout_still_load(tmp_path):
+    # A run's config.yaml holds its whole model section, so a run trained with the earlier sync-wav2lip defaults
+    # (one residual block fewer at 128 and at 512 channels) rebuilds its own layout, not the new defaults.
+    old = load_sync_config("sync-wav2lip", ["model.face_residual=[0,2,2,2,1,0]"])
+    (tmp_path / "config.yaml").write_text(config_to_yaml(old))
+    assert "face_residual" in (tmp_path / "config.yaml").read_text()
+    saved = config_from_yaml(tmp_path / "config.yaml", schema=SyncRunConfig)
+    assert saved.model.face_residual == [0, 2, 2, 2, 1, 0]
+    assert _count(SyncExpert(cfg=saved.model)) == OLD_WAV2LIP_PARAMETERS
 
 
 def test_embeddings_unit_norm_non_negative_and_score_in_unit_interval():

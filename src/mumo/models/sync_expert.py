@@ -10,8 +10,25 @@ pair of embeddings:
 Every block is Conv2d + BatchNorm + ReLU, residual blocks adding their input before the ReLU. Both
 streams end in a ReLU, so the L2-normalised embeddings are non-negative and their cosine similarity, the
 sync score, lies in [0, 1]: it is trained with plain BCE against in-sync (1) / off-sync (0) labels.
-(Wav2Lip reads frames with OpenCV, so its released expert saw BGR channels: flip the colour order, and
-rename the layers, before loading those weights here.)
+
+The defaults (preset ``sync-wav2lip``) are the block layout of Wav2Lip's ``SyncNet_color``
+(``models/syncnet.py``, blocks from ``models/conv.py``), block for block; (kernel, stride, padding) then
+residual 3x3 blocks (stride 1, padding 1) per stage:
+
+- face: 15->32 (7, 1, 3); 32->64 (5, (1, 2), 1) + 2; 64->128 (3, 2, 1) + 3; 128->256 (3, 2, 1) + 2;
+  256->512 (3, 2, 1) + 2; 512->512 (3, 2, 1); 512->512 (3, 1, 0), the valid conv over the 3x3 grid;
+  512->512 1x1 (``face_out``);
+- audio: 1->32 (3, 1, 1) + 2; 32->64 (3, (3, 1), 1) + 2; 64->128 (3, 3, 1) + 2; 128->256 (3, (3, 2), 1) + 2;
+  256->512 (3, 1, 0), the valid conv; 512->512 1x1 (``audio_out``).
+
+That is 16,435,072 parameters (13,031,808 face, 3,403,264 audio), the reference's exact count. What differs
+from the reference, none of it a parameter: the ``nn.Dropout`` before each stream's final 1x1 block (below;
+the identity in eval mode, so an eval-mode forward pass computes the reference's embeddings), the cosine score
+(clamped to [0, 1]) computed in the model, the input colour order and the layer names. Wav2Lip reads frames
+with OpenCV, so its released expert saw BGR channels: flip the colour order, and rename the layers, before
+loading those weights here: its ``face_encoder.0-15`` and ``audio_encoder.0-12`` are ours, its
+``face_encoder.16`` / ``audio_encoder.13`` our ``face_out`` / ``audio_out``, and in each block its
+``conv_block.0`` / ``conv_block.1`` our ``conv`` / ``norm``.
 
 Each stream has an ``nn.Dropout`` before its final 1x1 block. Everything before the two dropouts is the
 deterministic :meth:`SyncExpert.trunk`, the rest the stochastic :meth:`SyncExpert.head`, so
@@ -69,7 +86,7 @@ class SyncExpertConfig:
     mel_steps: int = 16  # mel steps per window (5 frames x 3.2 steps)
     # Widths: one entry per strided stage (the spatial schedule is fixed, see _FACE_STAGES / _AUDIO_STAGES)
     face_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 512])
-    face_residual: list[int] = field(default_factory=lambda: [0, 2, 2, 2, 1, 0])  # residual 3x3 blocks per stage
+    face_residual: list[int] = field(default_factory=lambda: [0, 2, 3, 2, 2, 0])  # residual 3x3 blocks per stage
     audio_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     audio_residual: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
     embedding: int = 512  # E, both streams
@@ -102,7 +119,7 @@ class SyncExpertConfig:
         if min(self.mel_grid) < 1:
             raise ConfigError(f"a {self.mel_bins}x{self.mel_steps} mel window is too small for the audio stream")
         # Sizes that cannot fit are refused before anything is allocated: at most 2**31 conv weights (8 GiB in
-        # float32), the bound MCANConfig uses (sync-wav2lip has ~14 M). Counted: every stage's strided conv,
+        # float32), the bound MCANConfig uses (sync-wav2lip has 16.4 M). Counted: every stage's strided conv,
         # its residual 3x3 convs, the valid conv over the last grid and the final 1x1 block, per stream.
         total = 2 * self.embedding * self.embedding
         streams = (
