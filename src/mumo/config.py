@@ -35,7 +35,7 @@ class TrainConfig:
     eps: float = 1e-9  # > 0
     weight_decay: float = 0.0  # >= 0
     warmup_epochs: int = 3  # lr x 1/(w+1), 2/(w+1), ... during the first w epochs
-    decay_epochs: list[int] = field(default_factory=lambda: [10, 12])  # lr x decay_rate from these epochs
+    decay_epochs: list[int] = field(default_factory=lambda: [10, 12])  # lr x decay_rate once this many epochs are done
     decay_rate: float = 0.2  # in (0, 1]; 1 = no decay
     grad_clip: float = 0.0  # 0 = no clipping (MCAN)
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
@@ -63,8 +63,11 @@ class TrainConfig:
             raise ConfigError(f"train.weight_decay must be a finite number >= 0, not {self.weight_decay}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"train.warmup_epochs must be >= 0 (0 = no warm-up), not {self.warmup_epochs}")
-        if any(e < 1 for e in self.decay_epochs):  # 1-based epochs (mumo.train.optim.lr_factor)
-            raise ConfigError(f"train.decay_epochs must be 1-based epochs >= 1, not {list(self.decay_epochs)}")
+        if any(e < 1 for e in self.decay_epochs):  # epochs done before a decay (mumo.train.optim.lr_factor)
+            raise ConfigError(
+                f"train.decay_epochs must be epoch counts >= 1 (decay once that many are done), not "
+                f"{list(self.decay_epochs)}"
+            )
         # 0 would set the learning rate to 0 from the first decay epoch on (train.lr must be > 0); 1 = no decay
         if not (math.isfinite(self.decay_rate) and 0.0 < self.decay_rate <= 1.0):
             raise ConfigError(f"train.decay_rate must lie in (0, 1], not {self.decay_rate}")

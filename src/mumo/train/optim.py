@@ -24,11 +24,14 @@ def lr_factor(epoch: int, cfg: TrainConfig) -> float:
     """Multiplier of ``cfg.lr`` during ``epoch`` (0-based).
 
     Warm-up: (epoch + 1) / (warmup_epochs + 1) for the first ``warmup_epochs`` epochs (MCAN: 1/4, 2/4,
-    3/4); then 1; times ``decay_rate`` for every 1-based epoch in ``decay_epochs`` that has been reached.
+    3/4); then 1; times ``decay_rate`` for every e in ``decay_epochs`` once e epochs are done, i.e. from the
+    (e + 1)-th epoch on, as mcan-vqa's ``if epoch in LR_DECAY_LIST`` with its 0-based ``epoch``: MCAN's [10, 12]
+    trains epochs 11 and 12 at 0.2x and epoch 13 at 0.04x. (Before this was corrected, mumo decayed one epoch
+    earlier; the shipped presets were shifted with it, so they train as they did.)
     """
     factor = (epoch + 1) / (cfg.warmup_epochs + 1) if epoch < cfg.warmup_epochs else 1.0
     for e in cfg.decay_epochs:
-        if epoch + 1 >= e:
+        if epoch >= e:
             factor *= cfg.decay_rate
     return factor
 
