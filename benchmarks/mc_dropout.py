@@ -64,7 +64,7 @@ def main() -> None:
             batch = batch.to(device)
             model.eval()
             one = _time(lambda b=batch: model(b), repeats, device)
-            for scope in ("all", "head"):
+            for scope in ("all", "attflat"):  # attflat was called head (older result files)
                 fast = _time(lambda b=batch, s=scope: mc_forward(model, b, num_samples=T, scope=s), repeats, device)
                 naive = _time(
                     lambda b=batch, s=scope: mc_forward_naive(model, b, num_samples=T, scope=s),

@@ -7,7 +7,8 @@ from [0, 0.2], milder than every shifted condition but ImageNet-C severities 1-3
 
 - deterministic: the default model, dropout off, softmax;
 - mc-dropout: the default model, T = 20 MC-dropout passes through every dropout module;
-- mc-dropout-head: the same with only the answer head's dropout sampling (the fast scope);
+- mc-dropout-head: the same with scope attflat (only the dropout inside AttFlat's scoring MLPs samples: the fast
+  scope, formerly called head; its mutual information is not comparable with mc-dropout's);
 - aleatoric: the aleatoric model, dropout off, probabilities under its learned logit noise;
 - aleatoric+mc: the aleatoric model with T = 20 passes;
 - temperature: the default model, dropout off, logits divided by one temperature fitted on its validation
@@ -139,7 +140,7 @@ def main(reuse_sort_of_clevr: bool = False) -> None:
     methods = {
         "deterministic": ("default", None, "all"),
         "mc-dropout": ("default", T, "all"),
-        "mc-dropout-head": ("default", T, "head"),
+        "mc-dropout-head": ("default", T, "attflat"),  # the label keeps the scope's old name (results files)
         "aleatoric": ("kendall-gal", None, "all"),
         "aleatoric+mc": ("kendall-gal", T, "all"),
         "temperature": ("default", None, "all"),

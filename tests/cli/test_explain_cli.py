@@ -25,6 +25,7 @@ def test_explain_gradcam_png_and_json(tiny_run, shape_png, tmp_path):
     res = json.loads(result.stdout)
     assert res.keys() >= {"answer", "probability", "map", "grid", "method", "overlay", "uncertainty"}
     assert res["method"] == "gradcam" and res["grid"] == [4, 4] and res["overlay"] == str(out)
+    assert res["target"] == "logit"  # Grad-CAM of the answer's pre-softmax score by default
     assert len(res["map"]) == 16 and all(v >= 0 for v in res["map"])
     assert 0.0 < res["probability"] <= 1.0
     with Image.open(out) as img:
@@ -74,6 +75,27 @@ def test_explain_evaluate_json_and_table(tiny_run):
     assert lines[1].split() == ["method", "rank", "corr", "pointing", "energy", "undefined"]
     assert [line.split()[0] for line in lines[2:5]] == ["attention", "gradcam", "ucam"]
     assert lines[5].startswith("attention vs Grad-CAM rank correlation: ")
+    assert lines[6] == "maps are gradients: gradcam of logit, ucam of predictive-entropy"
+    assert {m: s["target"] for m, s in res["methods"].items()} == {
+        "attention": None, "gradcam": "logit", "ucam": "predictive-entropy",
+    }  # fmt: skip
+
+
+def test_explain_target_option(tiny_run, shape_png):
+    """--target log-prob: Grad-CAM of the answer's log-softmax, recorded in the JSON and the text."""
+    logit = json.loads(_explain(tiny_run, shape_png, "--method", "gradcam", "--json").stdout)
+    result = _explain(tiny_run, shape_png, "--method", "gradcam", "--target", "log-prob", "--json")
+    assert result.exit_code == 0, result.output
+    log_prob = json.loads(result.stdout)
+    assert log_prob["target"] == "log-prob" and logit["target"] == "logit"
+    assert log_prob["answer"] == logit["answer"] and log_prob["map"] != logit["map"]
+    text = _explain(tiny_run, shape_png, "--method", "gradcam", "--target", "log-prob")
+    assert text.exit_code == 0, text.output
+    assert text.output.splitlines()[1] == "gradcam map of the answer's log-prob on a 4x4 grid:"
+    res = mumo("explain", tiny_run, "--evaluate", "--images", "3", "--samples", "3", "--target", "log-prob", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["methods"]["gradcam"]["target"] == "log-prob"
+    _assert_clean_error(_explain(tiny_run, shape_png, "--target", "prob"), "logit, log-prob")
 
 
 def test_explain_bad_method_and_options(tiny_run, shape_png, tmp_path):

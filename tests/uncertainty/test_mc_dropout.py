@@ -6,7 +6,15 @@ from mumo.errors import MumoError
 from mumo.models import create_model
 from mumo.tasks import load_config
 from mumo.types import VQABatch
-from mumo.uncertainty.mc_dropout import MAX_SAMPLES, dropout_modules, mc_dropout, mc_forward, mc_forward_naive
+from mumo.uncertainty.mc_dropout import (
+    MAX_SAMPLES,
+    dropout_modules,
+    mc_dropout,
+    mc_forward,
+    mc_forward_naive,
+    num_sampled_dropout,
+    resolve_scope,
+)
 
 SHRINK = [
     "model.hidden=16", "model.heads=2", "model.layers=2", "model.ff=32", "model.flat_mlp=8", "model.flat_out=24",
@@ -110,22 +118,77 @@ def test_large_t_keeps_memory_bounded_by_chunking():
     assert max(calls) <= 60 and len(calls) == 50
 
 
-def test_head_scope_samples_only_the_answer_head_and_matches_the_naive_loop():
+def test_attflat_scope_samples_only_the_attflat_mlps_and_matches_the_naive_loop():
     model, batch = _model(), _batch()
-    head_modules = set(dropout_modules(model, "head"))
-    assert head_modules and head_modules < set(dropout_modules(model))
-    fast = mc_forward(model, batch, num_samples=6, seed=2, scope="head")
-    naive = mc_forward_naive(model, batch, num_samples=6, seed=2, scope="head")
+    attflat_modules = set(dropout_modules(model, "attflat"))
+    assert attflat_modules and attflat_modules < set(dropout_modules(model))
+    fast = mc_forward(model, batch, num_samples=6, seed=2, scope="attflat")
+    naive = mc_forward_naive(model, batch, num_samples=6, seed=2, scope="attflat")
     assert torch.allclose(fast, naive, atol=1e-6)
     assert not torch.allclose(fast[0], fast[1])
-    # with only the head sampling, the co-attention output is the deterministic one
+    # with only AttFlat sampling, the co-attention output is the deterministic one
     model.eval()
     with torch.no_grad():
         det = model.coattend(model.trunk(batch))
-        state = model.trunk(batch, scope="head")
+        state = model.trunk(batch, scope="attflat")
     assert torch.allclose(det.image, state.image) and torch.allclose(det.question, state.question)
     with pytest.raises(MumoError, match="scope"):
         mc_forward(model, batch, num_samples=2, scope="encoder")
+
+
+def _hand_counted_dropout(model) -> tuple[list[nn.Dropout], list[nn.Dropout]]:
+    """MCAN's dropout modules named one by one from its definition: (every one, AttFlat's)."""
+    attflat = [model.flat_question.mlp[2], model.flat_image.mlp[2]]  # Linear, ReLU, Dropout, Linear
+    every = list(attflat)
+    for sa in model.encoder:  # attention weights, FFN, two residual branches
+        every += [sa.att.dropout, sa.ffn.net[2], sa.drop1, sa.drop2]
+    for sga in model.decoder:  # two attentions' weights, FFN, three residual branches
+        every += [sga.self_att.dropout, sga.guided_att.dropout, sga.ffn.net[2], sga.drop1, sga.drop2, sga.drop3]
+    if model.region_dropout.p > 0:
+        every.append(model.region_dropout)
+    return every, attflat
+
+
+@pytest.mark.parametrize("extra", [(), ("model.layers=1",), ("model.region_dropout=0.2",)])
+def test_the_number_of_sampled_dropout_modules_is_the_hand_count(extra):
+    model, batch = _model(*extra), _batch()
+    every, attflat = _hand_counted_dropout(model)
+    assert all(isinstance(m, nn.Dropout) and m.p > 0 for m in every)
+    assert set(every) == {m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0}
+    layers = model.cfg.layers
+    assert len(every) == 10 * layers + 2 + (model.cfg.region_dropout > 0) and len(attflat) == 2
+    assert num_sampled_dropout(model, "all") == len(every)
+    assert num_sampled_dropout(model, "attflat") == 2
+    # and they are the modules that draw masks in an MC pass (the fast path's head and the naive loop alike)
+    for scope, expected in (("all", every), ("attflat", attflat)):
+        with torch.no_grad(), mc_dropout(model, seed=0, scope=scope) as sampler:
+            sampler.first, sampler.count = 0, 1
+            model(batch)
+        assert sampler.sampled == {id(m) for m in expected}, scope
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Dropout(0.0), nn.Linear(4, 4), nn.Dropout(0.1))
+    assert num_sampled_dropout(plain) == 2  # p = 0 never samples
+    with pytest.raises(MumoError, match="scope 'attflat' is not offered"):
+        num_sampled_dropout(plain, "attflat")
+
+
+def test_head_is_a_deprecated_alias_of_attflat():
+    model, batch = _model(), _batch()
+    with pytest.warns(FutureWarning, match="'head' is deprecated.*'attflat'"):
+        assert resolve_scope(model, "head") == "attflat"
+    assert resolve_scope(model, "attflat") == "attflat" and resolve_scope(model, "all") == "all"
+    with pytest.warns(FutureWarning):
+        assert dropout_modules(model, "head") == dropout_modules(model, "attflat")
+    with pytest.warns(FutureWarning):
+        assert num_sampled_dropout(model, "head") == 2
+    with pytest.warns(FutureWarning):
+        old = mc_forward(model, batch, num_samples=4, seed=2, scope="head")
+    with pytest.warns(FutureWarning):
+        old_naive = mc_forward_naive(model, batch, num_samples=4, seed=2, scope="head")
+    new = mc_forward(model, batch, num_samples=4, seed=2, scope="attflat")
+    assert torch.equal(old, new) and torch.allclose(old_naive, new, atol=1e-6)
+    assert model.trunk_is_deterministic("head")  # the model's own methods take the old name too
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    assert resolve_scope(plain, "head") == "head"  # no alias where the model offers no attflat scope
 
 
 def test_masks_keep_the_requested_fraction_and_preserve_the_mean():
@@ -146,7 +209,7 @@ def test_masks_keep_the_requested_fraction_and_preserve_the_mean():
 
 def test_dropout_in_the_cnn_makes_the_trunk_stochastic_and_uses_the_naive_loop():
     model, batch = _model("model.cnn_dropout=0.2"), _batch()
-    assert not model.trunk_is_deterministic("all") and model.trunk_is_deterministic("head")
+    assert not model.trunk_is_deterministic("all") and model.trunk_is_deterministic("attflat")
     fast = mc_forward(model, batch, num_samples=4, seed=5)
     naive = mc_forward_naive(model, batch, num_samples=4, seed=5)
     assert torch.allclose(fast, naive, atol=1e-6)

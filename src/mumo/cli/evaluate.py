@@ -21,7 +21,13 @@ def evaluate_cmd(
     mc_samples: Annotated[
         int | None, typer.Option(help="T MC-dropout passes; adds calibration, misclassification, OOD figures")
     ] = None,
-    mc_scope: Annotated[str, typer.Option(help="dropout modules that sample: all, or head (answer head only)")] = "all",
+    mc_scope: Annotated[
+        str,
+        typer.Option(
+            help="dropout modules that sample: all, or attflat (only MCAN's AttFlat scoring MLPs: cheaper, its "
+            "mutual information is not comparable with all's; head is a deprecated alias)"
+        ),
+    ] = "all",
     ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
     pixel_noise: Annotated[
         float | None,

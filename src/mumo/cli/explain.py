@@ -17,6 +17,13 @@ def explain_cmd(
     image: Annotated[Path | None, typer.Option(help="image file to explain (with --question)")] = None,
     question: Annotated[str | None, typer.Option(help="question about --image")] = None,
     method: Annotated[str, typer.Option(help="attention, gradcam or ucam")] = "gradcam",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Grad-CAM: the answer score explained, logit (pre-softmax, as in Selvaraju et al.) or log-prob "
+            "(log-softmax: a contrast against the other answers that vanishes as the model saturates)"
+        ),
+    ] = "logit",
     out: Annotated[Path | None, typer.Option(help="write an overlay PNG here (image, map, question, answer)")] = None,
     evaluate: Annotated[
         bool, typer.Option("--evaluate", help="score every method's maps against the ground-truth object masks")
@@ -40,7 +47,9 @@ def explain_cmd(
         raise ConfigError(f"--samples must be at least 1, not {samples}")
     check_num_samples(samples)
     task = require(run, Explains, "mumo explain", "a VQA model")
-    opts = task.explanation_options(method, ucam_variant=ucam_variant, samples=samples, negate=negate, seed=seed)
+    opts = task.explanation_options(
+        method, ucam_variant=ucam_variant, samples=samples, negate=negate, seed=seed, target=target
+    )
     if evaluate:
         if image is not None or question is not None or out is not None:
             raise ConfigError("--evaluate scores a whole split: drop --image, --question and --out")
@@ -57,7 +66,9 @@ def explain_cmd(
     lines = [
         f"{res['question']} -> {res['answer']} (p={res['probability']:.3f}"
         + (f", total uncertainty {unc['total']:.3f} nats" if unc else "") + ")",
-        f"{res['method']} map" + (f" on a {res['grid'][0]}x{res['grid'][1]} grid:" if res["grid"] else ":"),
+        f"{res['method']} map"
+        + (f" of the answer's {res['target']}" if res["method"] == "gradcam" else "")
+        + (f" on a {res['grid'][0]}x{res['grid'][1]} grid:" if res["grid"] else ":"),
     ]  # fmt: skip
     lines += _grid_text(res["map"], res["grid"])
     if "overlay" in res:
@@ -85,4 +96,7 @@ def format_scores(res: dict[str, Any]) -> str:
         )
     if "attention_gradcam_rank_correlation" in res:
         lines.append(f"attention vs Grad-CAM rank correlation: {res['attention_gradcam_rank_correlation']:.4f}")
+    targets = [f"{name} of {s['target']}" for name, s in res["methods"].items() if s.get("target")]
+    if targets:
+        lines.append("maps are gradients: " + ", ".join(targets))
     return "\n".join(lines)

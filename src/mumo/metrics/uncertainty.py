@@ -1,8 +1,16 @@
-"""Uncertainty quality: misclassification and OOD detection, selective prediction (risk–coverage, AURC) and PAvPU.
+"""Uncertainty quality: misclassification and OOD detection, selective prediction (risk–coverage, AURC, AUGRC,
+coverage at a risk level, effective reliability) and PAvPU.
 
 Every score is an *uncertainty* (higher = less certain: entropy, mutual information, 1 − max prob, ...). Detection
 tasks follow reference §3.6: positives (label 1) are the wrongly classified samples for misclassification detection
 and the OOD samples for OOD detection. Inputs are torch tensors, outputs plain Python floats (or tensors for curves).
+
+Selective prediction answers the samples whose uncertainty is at most a threshold. Tied scores are answered or
+refused together: a threshold never splits a tie, so operating points (`coverage_at_risk`, the effective
+reliability) only lie at score boundaries, and where a figure is read at a coverage that falls inside a tie
+(`risk_coverage_curve`, `aurc`, `risk_at_coverage`, `augrc`) each tied group contributes its average error, i.e.
+the figure is its expectation over a random order of the tied samples. No figure depends on the input order.
+The selective figures take hard (bool) or soft correctness in [0, 1] (VQA accuracy; the error is 1 − accuracy).
 """
 
 from __future__ import annotations
@@ -42,6 +50,55 @@ def _check_correct(scores: torch.Tensor, correct: torch.Tensor) -> tuple[np.ndar
             raise MumoError(f"correct must be a bool tensor (or integers in {{0, 1}}), got {correct.dtype}")
         correct = correct.bool()
     return s, correct.detach().cpu().numpy()
+
+
+def _check_accuracy(scores: torch.Tensor, correct: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Validate (N,) scores and (N,) correctness that may be soft: bool, integers in {0, 1} or real values in
+    [0, 1] (e.g. VQA accuracy); return float64 NumPy copies of the scores and the accuracies."""
+    if correct.ndim != 1 or scores.ndim != 1 or correct.shape[0] != scores.shape[0]:
+        raise MumoError(
+            f"scores and correct must both have shape (N,), got {tuple(scores.shape)} and {tuple(correct.shape)}"
+        )
+    s = _check_scores(scores)
+    if correct.is_complex():
+        raise MumoError(f"correct must be bool or real values in [0, 1], got {correct.dtype}")
+    acc = correct.detach().cpu().to(torch.float64).numpy()
+    if not ((acc >= 0) & (acc <= 1)).all():  # NaN fails both comparisons
+        raise MumoError("correct must be bool or real values in [0, 1] (soft correctness such as VQA accuracy)")
+    return s, acc
+
+
+def _tied_groups(s: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The samples sorted by increasing uncertainty, in groups of equal score.
+
+    (N,) scores and per-sample values -> ``(start, size, sums)``, each (U,) over the U distinct scores in
+    increasing order: the sorted position where each group starts, how many samples it holds and the sum of its
+    values (any order within a tie gives the same three).
+    """
+    order = np.argsort(s, kind="stable")  # (N,)
+    s_sorted = s[order]
+    start = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])  # (U,)
+    return start, np.diff(np.r_[start, len(s)]), np.add.reduceat(values[order], start)
+
+
+def _expected_cumulative_errors(s: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """(N,) expected error count among the k most certain samples, k = 1..N, each tied group's error spread
+    evenly over its samples (the expectation over a random order within ties); exact at group boundaries."""
+    start, size, errors = _tied_groups(s, 1.0 - acc)
+    before = np.cumsum(errors) - errors  # (U,) error of the groups before each group
+    group = np.repeat(np.arange(len(start)), size)  # (N,) group of each sorted position
+    k = np.arange(1, len(s) + 1)  # (N,)
+    return before[group] + errors[group] * ((k - start[group]) / size[group])
+
+
+def _boundary_points(s: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The operating points a threshold can reach: answering every sample whose score is ≤ one distinct score.
+
+    Returns ``(answered, total)``, each (U,) in increasing order of the threshold: how many samples are answered
+    and the sum of their ``values`` (N,).
+    """
+    start, size, sums = _tied_groups(s, values)
+    return start + size, np.cumsum(sums)
 
 
 def _ood_labels_and_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -288,51 +345,88 @@ def fpr_at_95_tpr(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> float:
 def risk_coverage_curve(scores: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Selective-prediction risk–coverage curve: error rate among the k most certain samples, k = 1..N.
 
-    Samples are sorted by increasing uncertainty with a stable sort, so tied scores keep their input order (the
-    curve, and `aurc`, can depend on that order when scores tie).
+    Ties: samples are sorted by increasing uncertainty, and each group of tied scores contributes its average error
+    to every position it spans, so risk_k is the expected error rate among the k most certain samples over a random
+    order of the tied ones. At the score boundaries (the coverages a threshold reaches) it is the exact error rate
+    of the answered samples; the curve never depends on the input order.
 
     Args:
         scores: Uncertainty per sample, (N,); lower means more certain (kept first).
-        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+        correct: Correctness per sample, (N,): bool (or integers in {0, 1}), or soft values in [0, 1] such as VQA
+            accuracy (the error is then 1 − correct).
 
     Returns:
-        ``(coverage, risk)``, each (N,) float64: coverage[k-1] = k / N and risk[k-1] = fraction of wrong predictions
-        among the k lowest-uncertainty samples.
+        ``(coverage, risk)``, each (N,) float64: coverage[k-1] = k / N and risk[k-1] = mean error among the k
+        lowest-uncertainty samples (ties averaged as above).
 
     Raises:
-        MumoError: On N = 0, shape mismatch, NaN/inf scores or non-binary ``correct``.
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or ``correct`` outside [0, 1] (or NaN).
     """
-    s, c = _check_correct(scores, correct)
-    order = np.argsort(s, kind="stable")  # (N,) most certain first, ties in input order
-    errors = (~c[order]).astype(np.float64)  # (N,)
+    s, acc = _check_accuracy(scores, correct)
     k = np.arange(1, len(s) + 1, dtype=np.float64)  # (N,)
-    return torch.from_numpy(k / len(s)), torch.from_numpy(np.cumsum(errors) / k)
+    return torch.from_numpy(k / len(s)), torch.from_numpy(_expected_cumulative_errors(s, acc) / k)
 
 
 def aurc(scores: torch.Tensor, correct: torch.Tensor) -> float:
     """Area under the risk–coverage curve, as the plain mean of the risk at coverages k/N, k = 1..N.
 
     AURC = (1/N) Σ_{k=1..N} risk_k, with risk_k the error rate among the k most certain samples (see
-    `risk_coverage_curve`, ties broken stably). This is a right Riemann sum over coverage (no point at coverage 0,
-    no trapezoid), the discrete form of Geifman et al. (2019). A random ranking gives about the overall error rate;
-    a perfect one gives the lowest value reachable for that error rate.
+    `risk_coverage_curve`: each tied group contributes its average error, so AURC is its expectation over a random
+    order of tied samples and does not depend on the input order). This is a right Riemann sum over coverage (no
+    point at coverage 0, no trapezoid), the discrete form of Geifman et al. (2019). A random ranking gives about
+    the overall error rate; a perfect one gives the lowest value reachable for that error rate.
 
     Args:
         scores: Uncertainty per sample, (N,); lower means more certain.
-        correct: Whether each prediction is right, (N,) bool (or integers in {0, 1}).
+        correct: Correctness per sample, (N,): bool (or integers in {0, 1}), or soft values in [0, 1].
 
     Returns:
         AURC in [0, 1] (lower is better).
 
     Raises:
-        MumoError: On N = 0, shape mismatch, NaN/inf scores or non-binary ``correct``.
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or ``correct`` outside [0, 1].
     """
     _, risk = risk_coverage_curve(scores, correct)
     return float(risk.mean())
 
 
+def augrc(scores: torch.Tensor, correct: torch.Tensor) -> float:
+    """Area under the generalized risk–coverage curve (Traub et al., 2024, "Overcoming common flaws in the
+    evaluation of selective classification systems").
+
+    The generalized risk at a coverage is the share of *all* N samples that are answered and wrong (the summed
+    error 1 − correct of the answered samples, divided by N, not by the number answered), so the most certain
+    samples do not dominate as they do in `aurc`. The curve runs through (0, 0) and one point per distinct score
+    (answering every sample with score ≤ it; ties are answered together), joined by straight lines, and AUGRC is
+    its area (the trapezoid rule). Joining the boundary points linearly is the same as letting each tied group
+    contribute its average error, so the figure does not depend on the input order. This follows the authors'
+    reference code (fd-shifts); torch-uncertainty's ``AUGRC`` integrates the same generalized risk over the
+    coverages k/N, k = 1..N, divided by 1 − 1/N, which differs by O(1/N) when scores do not tie.
+
+    Args:
+        scores: Uncertainty per sample, (N,); lower means more certain.
+        correct: Correctness per sample, (N,): bool (or integers in {0, 1}), or soft values in [0, 1].
+
+    Returns:
+        AUGRC in [0, 1/2] (lower is better; an all-wrong set gives 1/2, an all-right one 0).
+
+    Raises:
+        MumoError: On N = 0, shape mismatch, NaN/inf scores or ``correct`` outside [0, 1].
+    """
+    s, acc = _check_accuracy(scores, correct)
+    n = len(s)
+    answered, errors = _boundary_points(s, 1.0 - acc)
+    coverage = np.r_[0.0, answered / n]  # (U + 1,)
+    risk = np.r_[0.0, errors / n]  # (U + 1,) generalized risk
+    return float(np.sum(np.diff(coverage) * (risk[1:] + risk[:-1]) / 2))
+
+
 def risk_at_coverage(scores: torch.Tensor, correct: torch.Tensor, coverage: float = 0.8) -> float:
     """Error rate among the ⌈coverage · N⌉ most certain samples (e.g. risk at 80 % coverage).
+
+    Where that count falls inside a group of tied scores, the tie contributes its average error (the expected risk
+    over a random order of the tied samples; see `risk_coverage_curve`), so the input order does not matter.
+    ``correct`` may be soft, in [0, 1].
 
     Raises:
         MumoError: as `risk_coverage_curve`, or ``coverage`` outside (0, 1].
@@ -345,17 +439,101 @@ def risk_at_coverage(scores: torch.Tensor, correct: torch.Tensor, coverage: floa
 
 
 def coverage_at_risk(scores: torch.Tensor, correct: torch.Tensor, risk: float = 0.05) -> float:
-    """The largest coverage k / N whose error rate among the k most certain samples is ≤ ``risk``; 0 when even
-    the most certain sample is wrong and ``risk`` < 1 (e.g. coverage at 5 % risk).
+    """Coverage at a risk level (C@r, e.g. C@1 %, C@5 % in Whitehead et al., ECCV 2022): the largest share of
+    samples a threshold can answer, most certain first, while the error rate among the answered stays ≤ ``risk``.
+
+    Only thresholds are considered, so tied scores are answered or refused together: the candidate coverages are
+    the score boundaries, as in the reliable-VQA evaluation (``computeCatR``). The risk is the mean error
+    1 − correct of the answered samples, so soft correctness (VQA accuracy) gives the paper's risk. 0 when no
+    threshold answers anything within ``risk`` (torch-uncertainty's ``CovAtxRisk`` returns NaN there).
 
     Raises:
         MumoError: as `risk_coverage_curve`, or ``risk`` outside [0, 1].
     """
     if not 0 <= risk <= 1:
         raise MumoError(f"risk must lie in [0, 1], got {risk}")
-    coverage, curve = risk_coverage_curve(scores, correct)
-    ok = (curve <= risk + 1e-12).nonzero()
-    return float(coverage[ok[-1, 0]]) if len(ok) else 0.0
+    s, acc = _check_accuracy(scores, correct)
+    answered, errors = _boundary_points(s, 1.0 - acc)
+    ok = np.flatnonzero(errors / answered <= risk + 1e-12)
+    return float(answered[ok[-1]] / len(s)) if len(ok) else 0.0
+
+
+def _check_cost(cost: float) -> float:
+    cost = float(cost)
+    if not (math.isfinite(cost) and cost >= 0):
+        raise MumoError(f"cost must be a finite number >= 0, got {cost}")
+    return cost
+
+
+def _reliability_values(acc: np.ndarray, cost: float) -> np.ndarray:
+    """(N,) what answering each sample is worth: its accuracy when > 0, else − ``cost``."""
+    return np.where(acc > 0, acc, -cost)
+
+
+def effective_reliability(scores: torch.Tensor, correct: torch.Tensor, threshold: float, cost: float) -> float:
+    """Effective reliability Φ_c (Whitehead et al., "Reliable Visual Question Answering: Abstain Rather Than Answer
+    Incorrectly", ECCV 2022) when answering the samples whose uncertainty is ≤ ``threshold``.
+
+    Per sample, Φ_c(x) = acc(x) if answered and acc(x) > 0, −c if answered and acc(x) = 0, and 0 if abstained;
+    this returns the mean over all N samples. Tied scores fall on the same side of the threshold. The paper
+    reports Φ_1, Φ_10 and Φ_100 with the threshold chosen on validation data.
+
+    Args:
+        scores: Uncertainty per sample, (N,).
+        correct: Correctness per sample, (N,): bool (or integers in {0, 1}), or soft values in [0, 1] (VQA
+            accuracy, as in the paper).
+        threshold: Uncertainty at or below which a sample is answered.
+        cost: c ≥ 0, the penalty for answering wrongly (accuracy 0).
+
+    Returns:
+        Φ_c in [−c, 1] (higher is better; abstaining on everything gives 0).
+
+    Raises:
+        MumoError: as `risk_coverage_curve`, a NaN/inf ``threshold``, or a negative or non-finite ``cost``.
+    """
+    s, acc = _check_accuracy(scores, correct)
+    if not math.isfinite(float(threshold)):
+        raise MumoError(f"threshold must be a finite number, got {threshold}")
+    values = _reliability_values(acc, _check_cost(cost))
+    return float(np.where(s <= threshold, values, 0.0).mean())
+
+
+def best_effective_reliability(scores: torch.Tensor, correct: torch.Tensor, cost: float) -> float:
+    """The largest effective reliability Φ_c (`effective_reliability`) over every threshold on these samples.
+
+    An *oracle* figure: the threshold is chosen on the very samples it is scored on, so it is an upper bound on
+    the Φ_c a threshold chosen on validation data (the paper's protocol) reaches here. The thresholds are the
+    distinct scores (ties answered together) and one below them all (abstain on everything, Φ_c = 0), so the
+    result is ≥ 0. It is not the paper's "best possible Φ_c" of a perfect selector that answers exactly the
+    samples with accuracy > 0.
+
+    Raises:
+        MumoError: as `effective_reliability` (no threshold).
+    """
+    s, acc = _check_accuracy(scores, correct)
+    values = _reliability_values(acc, _check_cost(cost))
+    _, total = _boundary_points(s, values)  # (U,) N · Φ_c at each threshold
+    return float(max(0.0, total.max()) / len(s))
+
+
+RISK_LEVELS = (0.01, 0.05)  # C@1 %, C@5 %: the risk levels `selective_figures` reads the coverage at
+COSTS = (1.0, 10.0, 100.0)  # Φ_1, Φ_10, Φ_100: the costs of a wrong answer Whitehead et al. report
+
+
+def selective_figures(scores: torch.Tensor, correct: torch.Tensor) -> dict[str, float]:
+    """The selective-answering figures reliable-VQA work reports (Whitehead et al., ECCV 2022), for one score.
+
+    Returns:
+        ``coverage_at_1_risk`` and ``coverage_at_5_risk`` (`coverage_at_risk`), ``aurc``, ``augrc`` and
+        ``best_effective_reliability_1`` / ``_10`` / ``_100`` (`best_effective_reliability` at c = 1, 10, 100:
+        the threshold is chosen on these samples, an oracle upper bound).
+
+    Raises:
+        MumoError: as `risk_coverage_curve`.
+    """
+    out = {f"coverage_at_{round(100 * r)}_risk": coverage_at_risk(scores, correct, r) for r in RISK_LEVELS}
+    out |= {"aurc": aurc(scores, correct), "augrc": augrc(scores, correct)}
+    return out | {f"best_effective_reliability_{c:g}": best_effective_reliability(scores, correct, c) for c in COSTS}
 
 
 def pavpu(scores: torch.Tensor, correct: torch.Tensor, threshold: float) -> float:

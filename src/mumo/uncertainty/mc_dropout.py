@@ -18,6 +18,7 @@ Functional dropout (``F.dropout`` inside ``forward``) cannot be found or sampled
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,14 +30,32 @@ from mumo.types import ScopedDropout, TrunkHead
 
 MAX_SAMPLES = 10_000  # more passes than this is almost certainly a mistake
 DEFAULT_MAX_ROWS = 4096  # rows (samples x batch) per batched head call
+SCOPE_ALIASES = {"head": "attflat"}  # deprecated scope name -> the name it now has
+
+
+def resolve_scope(model: nn.Module, scope: str) -> str:
+    """``scope`` under its current name: a deprecated alias (``head``) becomes the scope it names (``attflat``)
+    when the model offers that scope, with a FutureWarning; any other name is returned unchanged."""
+    new = SCOPE_ALIASES.get(scope)
+    if new is not None and isinstance(model, ScopedDropout) and new in model.mc_scopes:
+        warnings.warn(
+            f"MC dropout scope {scope!r} is deprecated: it is called {new!r} now (it samples only the dropout "
+            "inside MCAN's AttFlat scoring MLPs, not an answer head)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return new
+    return scope
 
 
 def dropout_modules(model: nn.Module, scope: str = "all") -> list[nn.Dropout]:
     """The ``nn.Dropout`` modules (p > 0) that sample in an MC scope.
 
     ``all`` means every dropout module; other scopes are declared by a :class:`~mumo.types.ScopedDropout`
-    model, e.g. MCAN's ``head``: only the dropout after the co-attention.
+    model, e.g. MCAN's ``attflat``: only the dropout inside the two AttFlat scoring MLPs (``head`` is its
+    deprecated alias).
     """
+    scope = resolve_scope(model, scope)
     scoped = isinstance(model, ScopedDropout)
     if scope == "all" and not scoped:
         return [m for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
@@ -44,6 +63,15 @@ def dropout_modules(model: nn.Module, scope: str = "all") -> list[nn.Dropout]:
     if scope not in scopes:
         raise MumoError(f"MC dropout scope {scope!r} is not offered by this model; choose one of: {', '.join(scopes)}")
     return model.mc_dropout_modules(scope)
+
+
+def num_sampled_dropout(model: nn.Module, scope: str = "all") -> int:
+    """How many ``nn.Dropout`` modules (p > 0) sample masks in ``scope``: the ones :func:`mc_dropout` hooks.
+
+    Pure: the model is not run or changed. 0 when the model has none in this scope; MumoError for a scope the
+    model does not offer. MCAN: 10 per layer + 2 for ``all`` (more with region or CNN dropout), 2 for ``attflat``.
+    """
+    return len(dropout_modules(model, scope))
 
 
 def check_num_samples(num_samples: int) -> int:
@@ -62,6 +90,7 @@ class _MaskSampler:
         self.seed = seed
         self._generators: dict[tuple[int, str], torch.Generator] = {}
         self.first, self.count = 0, 0
+        self.sampled: set[int] = set()  # id() of every dropout module that has drawn masks in this context
 
     def _generator(self, t: int, device: torch.device) -> torch.Generator:
         key = (t, str(device))
@@ -85,6 +114,7 @@ class _MaskSampler:
     def hook(self, module: nn.Dropout, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
         if self.count == 0:
             raise RuntimeError("a dropout module ran outside an MC sample (is there dropout in the trunk?)")
+        self.sampled.add(id(module))
         x = inputs[0]  # (k * n, ...) sample-major
         if x.shape[0] % self.count:
             raise RuntimeError(f"dropout input of {x.shape[0]} rows is not {self.count} stacked samples")
@@ -104,6 +134,8 @@ def mc_dropout(model: nn.Module, *, seed: int = 0, scope: str = "all") -> Iterat
     Call ``sampler.first, sampler.count = t, k`` before a forward that holds samples t..t+k-1.
 
     Dropout modules outside ``scope`` stay off (eval mode).
+
+    ``sampler.sampled`` collects the ids of the dropout modules that drew masks (those of ``scope`` that ran).
 
     Raises:
         MumoError: the model has no ``nn.Dropout`` module with p > 0 in this scope.
@@ -153,6 +185,7 @@ def mc_forward_naive(
     """T full forward passes with dropout sampling: returns (T, B, ...) (a tuple of them when
     ``output_fn`` returns a tuple)."""
     check_num_samples(num_samples)
+    scope = resolve_scope(model, scope)
     outs = []
     with mc_dropout(model, seed=seed, scope=scope) as sampler:
         for t in range(num_samples):
@@ -181,6 +214,7 @@ def mc_forward(
     extends up to the first of them.
     """
     check_num_samples(num_samples)
+    scope = resolve_scope(model, scope)
     if not has_fast_path(model) or not model.trunk_is_deterministic(scope):
         return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn)
     outs = []

@@ -35,6 +35,19 @@ def test_the_registry_reaches_the_same_function(tiny_run):
     assert figures["mc_samples"] == 3 and 0.0 <= figures["ece"] <= 1.0
     assert figures["accuracy_mean_prediction"] == pytest.approx(figures["accuracy"], abs=0.2)
     assert any(line.startswith("ece") for line in report.lines())
+    # the reliable-VQA selective figures, for the predictive entropy and for every score
+    keys = {"coverage_at_1_risk", "coverage_at_5_risk", "aurc", "augrc", "best_effective_reliability_1",
+            "best_effective_reliability_10", "best_effective_reliability_100"}  # fmt: skip
+    assert set(figures["reliable_vqa_by_score"]) == set(figures["auroc_misclassification_by_score"])
+    for rv in (figures["reliable_vqa"], *figures["reliable_vqa_by_score"].values()):
+        assert set(rv) == keys
+        assert 0 <= rv["coverage_at_1_risk"] <= rv["coverage_at_5_risk"] <= 1
+        assert 0 <= rv["augrc"] <= min(0.5, rv["aurc"]) + 1e-12 and rv["aurc"] <= 1
+        assert 0 <= rv["best_effective_reliability_100"] <= rv["best_effective_reliability_10"]
+        assert rv["best_effective_reliability_10"] <= rv["best_effective_reliability_1"] <= 1
+    assert figures["reliable_vqa"] == figures["reliable_vqa_by_score"]["predictive_entropy"]
+    assert any(line.startswith("augrc (VQA accuracy)") for line in report.lines())
+    assert any(line.startswith("best Φ_1 / Φ_10 / Φ_100") for line in report.lines())
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from PIL import Image
 
 from mumo.data.vqa.split import VQASplit
 from mumo.errors import MumoError
+from mumo.explain.gradcam import grad_cam
+from mumo.explain.targets import AnswerLogit, AnswerLogProb
 from mumo.runs import Run
 from mumo.tasks.vqa import explain as vqa_explain
 from mumo.tasks.vqa.config import RunConfig
@@ -21,6 +23,7 @@ from mumo.tasks.vqa.explain import (
     explain_example,
     explain_run,
     ground_truth_maps,
+    map_target,
 )
 from mumo.tasks.vqa.model import load_artifacts
 from tests.conftest import tiny_config
@@ -68,6 +71,9 @@ def test_explain_run_scores_every_method(tiny_run, run_parts):
             _assert_scores(t, t["count"])
     # the attention weights are positive everywhere and the shape never fills the grid: always defined
     assert res["methods"]["attention"]["undefined"] == 0
+    # what every map is the gradient of
+    targets = {m: e["target"] for m, e in res["methods"].items()}
+    assert targets == {"attention": None, "gradcam": "logit", "ucam": "predictive-entropy"}
 
 
 def test_explain_run_val_split_and_a_subset_of_methods(tiny_run):
@@ -106,6 +112,76 @@ def test_explain_batch_maps(run_parts):
         explain_batch(model, batch, "ucam", ExplainOptions(ucam_variant="loss", samples=3))
     with pytest.raises(MumoError, match="choose one of"):
         ExplainOptions(ucam_variant="nope")
+
+
+def test_gradcam_explains_the_answer_logit_by_default_and_the_log_prob_on_request(run_parts):
+    model, _, data = run_parts
+    batch = data.test.batch(torch.arange(4))
+    assert ExplainOptions().target == "logit"
+    logit, _ = explain_batch(model, batch, "gradcam", FAST)
+    torch.testing.assert_close(logit, grad_cam(model, batch, AnswerLogit()).maps.detach())
+    log_prob, _ = explain_batch(model, batch, "gradcam", ExplainOptions(samples=3, target="log-prob"))
+    torch.testing.assert_close(log_prob, grad_cam(model, batch, AnswerLogProb()).maps.detach())
+    assert not torch.allclose(logit, log_prob)
+    shown = torch.zeros(batch.tokens.shape[0], dtype=torch.long)  # another answer than the argmax: answer 0
+    other, _ = explain_batch(model, batch, "gradcam", FAST, answers=shown)
+    torch.testing.assert_close(other, grad_cam(model, batch, AnswerLogit(shown)).maps.detach())
+    with pytest.raises(MumoError, match="unknown Grad-CAM target 'nope'; choose one of: logit, log-prob"):
+        ExplainOptions(target="nope")
+
+
+SCALE = 1e6
+
+
+def _saturated(model):
+    """The model with its answer logits multiplied by 10^6: the same answers, softmax saturated to one-hot."""
+    import copy
+
+    sat = copy.deepcopy(model)
+    with torch.no_grad():
+        sat.classifier.weight.mul_(SCALE)
+        sat.classifier.bias.mul_(SCALE)
+    return sat
+
+
+def test_the_logit_target_stays_defined_where_the_log_prob_gradient_vanishes(run_parts):
+    """On a saturated prediction (p = 1 in float32) ∂log p/∂A = ∂z_c/∂A − Σ_j p_j ∂z_j/∂A is exactly 0: the
+    log-prob map is all zero (undefined), while the logit's map is the unsaturated model's map, scaled."""
+    model, cfg, data = run_parts
+    sat = _saturated(model)
+    batch = data.test.batch(torch.arange(4))
+    with torch.no_grad():
+        out = sat(batch)
+    assert torch.equal(out.logits.argmax(-1), model(batch).logits.argmax(-1))
+    probs = out.logits.softmax(-1)  # (N, C)
+    saturated = (probs.max(-1).values == 1.0) & ((probs > 0).sum(-1) == 1)  # (N,) one-hot in float32
+    assert saturated.float().mean() > 0.5  # most questions (the rest have nearly tied answers)
+    log_prob, _ = explain_batch(sat, batch, "gradcam", ExplainOptions(samples=3, target="log-prob"))
+    logit, _ = explain_batch(sat, batch, "gradcam", FAST)
+    assert (log_prob[saturated] == 0).all()  # the gradient vanished: no map at all
+    assert torch.isfinite(logit).all() and (logit[saturated].amax(1) > 0).all()  # each saturated question has one
+    plain, _ = explain_batch(model, batch, "gradcam", FAST)
+    torch.testing.assert_close(logit / SCALE, plain, rtol=1e-3, atol=1e-5)  # the scale changes, not the map
+    # over a split: the logit target leaves fewer maps undefined than the log-prob
+    split = data.test.subset_images(torch.arange(10))
+    res = {
+        t: evaluate_explanations(
+            sat, cfg, split, ("gradcam",), opts=ExplainOptions(samples=3, target=t), progress=False
+        )["methods"]["gradcam"]
+        for t in ("logit", "log-prob")
+    }
+    assert res["log-prob"]["undefined"] > split.num_questions / 2
+    assert res["logit"]["undefined"] < res["log-prob"]["undefined"]
+    assert res["logit"]["target"] == "logit" and res["log-prob"]["target"] == "log-prob"
+
+
+def test_map_target_names_what_each_map_is_the_gradient_of():
+    assert map_target("attention", ExplainOptions()) is None
+    assert map_target("gradcam", ExplainOptions()) == "logit"
+    assert map_target("gradcam", ExplainOptions(target="log-prob")) == "log-prob"
+    assert map_target("ucam", ExplainOptions()) == "predictive-entropy"  # U-CAM: an uncertainty, not an answer
+    assert map_target("ucam", ExplainOptions(ucam_variant="loss", target="log-prob")) == "uncertainty-loss"
+    assert map_target("ucam", ExplainOptions(ucam_variant="aleatoric", negate=True)) == "neg-aleatoric-loss"
 
 
 def _synthetic_easy_vqa_split(corners: list[tuple[int, int]]) -> VQASplit:
@@ -228,6 +304,7 @@ def test_explain_example_writes_an_overlay(tiny_run, shape_png, tmp_path, method
     out = tmp_path / "x.png"
     res = explain_example(tiny_run, shape_png, "what shape is in the image?", method, opts=FAST, out=out)
     assert res["method"] == ("ucam-predictive" if method == "ucam" else method)
+    assert res["target"] == {"attention": None, "gradcam": "logit", "ucam": "predictive-entropy"}[method]
     assert res["question"] == "what shape is in the image?"
     assert res["answer"] in load_artifacts(tiny_run)["answers"]
     assert 0.0 < res["probability"] <= 1.0

@@ -135,3 +135,14 @@ def test_mcan_offers_every_capability_and_other_models_get_the_generic_paths():
     check_method(plain, "attention")  # needs no layer
     with pytest.raises(MumoError, match=r"Sequential declares no density_layer\(\)"):
         split_features(plain, None)
+
+
+def test_exact_match_counts_any_tied_top_answer_and_none_for_an_unanswerable_question():
+    from mumo.tasks.vqa.uncertainty import exact_match
+
+    targets = torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.3, 1.0, 0.0], [0.6, 0.6, 0.0]])
+    probs = torch.tensor([[0.1, 0.2, 0.7], [0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
+    correct, labels, answerable = exact_match(probs, targets)
+    assert correct.tolist() == [True, False, False, True]  # tied top answers 1 and 2: answer 2 is right
+    assert answerable.tolist() == [True, False, True, True]  # all-zero targets: no true answer at all
+    assert labels[[0, 2, 3]].tolist() == [2, 1, 1]  # the predicted one when tied, else the top one

@@ -35,7 +35,7 @@ from mumo.tasks.vqa.question_bank import question_bank
 from mumo.tasks.vqa.temperature import load_run_temperature
 from mumo.tasks.vqa.uncertainty import evaluate_uncertainty
 from mumo.train.checkpoint import atomic_write_text
-from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules
+from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules, num_sampled_dropout, resolve_scope
 
 SPLITS = ("val", "test")
 ABSTAIN_THRESHOLDS = (0.01, 0.1, 0.5)  # predictive entropy (nats) the selective figures always report
@@ -48,7 +48,7 @@ class EvaluateOptions:
     split: str = "test"  # val or test
     images: int | None = None  # evaluate on the split's first N images only (quick checks); None = all
     mc_samples: int | None = None  # T MC-dropout passes; adds calibration, misclassification and OOD figures
-    mc_scope: str = "all"  # dropout modules that sample: all, or head
+    mc_scope: str = "all"  # dropout modules that sample: all, or attflat (head: its deprecated alias)
     ood: str | None = None  # OOD set (mumo.data.shift.ood.OOD_SETS)
     pixel_noise: float | None = None  # near shift: N(0, std²) on the [0, 1] pixels of every image
     feature_noise: float | None = None  # near shift: N(0, std²) on the image features
@@ -135,6 +135,14 @@ class EvaluationReport:
                 ci = res.get(f"{key}_ci95")
                 interval = f"  (95 % CI {ci[0]:.4f}-{ci[1]:.4f})" if ci and ci[0] == ci[0] else ""  # nan: undefined
                 out.append(f"{key:24s} {res[key]:.4f}{interval}")
+        if "reliable_vqa" in res:  # predictive entropy, scored by VQA accuracy (Whitehead et al. 2022)
+            rv = res["reliable_vqa"]
+            out.append(
+                f"{'augrc (VQA accuracy)':24s} {rv['augrc']:.4f}  C@1% {rv['coverage_at_1_risk']:.4f}  "
+                f"C@5% {rv['coverage_at_5_risk']:.4f}"
+            )
+            phis = " / ".join(f"{rv[f'best_effective_reliability_{c}']:.4f}" for c in (1, 10, 100))
+            out.append(f"{'best Φ_1 / Φ_10 / Φ_100':24s} {phis}  (threshold chosen on these answers: an upper bound)")
         for sel in res.get("selective", []):
             out.append(
                 f"abstain above {sel['threshold']:g} nats: answers {sel['coverage']:.1%}, error rate among them "
@@ -212,7 +220,8 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
     models = members(model)
     cfg = Run(run).config(RunConfig)
     t = run_temperature(opts.temperature, run)
-    if opts.mc_samples is not None and not all(dropout_modules(m, opts.mc_scope) for m in models):
+    mc_scope = resolve_scope(models[0], opts.mc_scope)  # a deprecated alias (head) under its current name
+    if opts.mc_samples is not None and not all(dropout_modules(m, mc_scope) for m in models):
         raise ConfigError("this model has no dropout modules: MC dropout has nothing to sample")
     if opts.results_json is not None and cfg.data.name != "vqa-v2":
         raise ConfigError(f"--results-json needs a vqa-v2 run; this run used {cfg.data.name!r}")
@@ -275,7 +284,7 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
             if opts.question_bank > 0 and (opts.mc_samples is not None or len(models) > 1):
                 bank = question_bank(data.train, opts.question_bank, seed=seed)
             unc = evaluate_uncertainty(
-                model, target, mc_samples=opts.mc_samples, mc_scope=opts.mc_scope, ood=ood_data, density=density,
+                model, target, mc_samples=opts.mc_samples, mc_scope=mc_scope, ood=ood_data, density=density,
                 question_bank=bank, plots_dir=plots, images_per_batch=per_batch, seed=seed,
                 abstain=ABSTAIN_THRESHOLDS + ((opts.abstain,) if opts.abstain is not None else ()),
                 progress=opts.progress, temperature=t,
@@ -283,5 +292,7 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
                 probs=probs if opts.mc_samples is None and t == 1.0 else None,
             )  # fmt: skip
             res.update({k: v for k, v in unc.items() if k != "accuracy"})
+            # how many nn.Dropout modules sampled masks per model (0 without MC dropout)
+            res["mc_dropout_modules"] = num_sampled_dropout(models[0], mc_scope) if opts.mc_samples else 0
             res["accuracy_mean_prediction"] = unc["accuracy"]
     return EvaluationReport(res)

@@ -5,11 +5,18 @@ Methods (registered by name in ``explain_methods``; ``EXPLAIN_METHODS`` lists th
 question over the model's image grid (N, R):
 
 - ``attention``: MCAN's image attention (AttFlat weights, mean over glimpses);
-- ``gradcam``: Grad-CAM of the predicted answer's log-probability at the image features entering
-  the co-attention;
-- ``ucam``: U-CAM (:mod:`mumo.explain.uncertainty_cam`), variant ``predictive`` by default
-  (H[p̄] over T dropout passes, any model with dropout) or ``loss`` / ``aleatoric`` (models trained
-  with ``model.aleatoric=ucam``), with the public code's sign unless ``negate``.
+- ``gradcam``: Grad-CAM of the predicted answer's logit, the pre-softmax score y^c of Selvaraju et al.
+  (``target="logit"``, the default), or of its log-probability (``target="log-prob"``), at the image
+  features entering the co-attention. The log-probability's gradient is the logit's minus the
+  p-weighted mean of every answer's: a contrast against the other answers that vanishes as the model
+  saturates (p -> 1), leaving undefined (all-zero) maps;
+- ``ucam``: U-CAM (:mod:`mumo.explain.uncertainty_cam`), the gradient of an uncertainty, not of an
+  answer score (reference §4.2): variant ``predictive`` by default (H[p̄] over T dropout passes, any
+  model with dropout) or ``loss`` / ``aleatoric`` (U-CAM's loss L_U or its uncertainty part; models
+  trained with ``model.aleatoric=ucam``), with the public code's sign unless ``negate``. ``target``
+  does not apply to it.
+
+Every result records what each map is the gradient of (``target``, :func:`map_target`).
 
 Ground truth (reference §4.4): Sort-of-CLEVR's masks of the objects each question refers to, and
 easy-VQA's single shape segmented from its plain background, both pooled to the grid as the fraction
@@ -31,7 +38,7 @@ from mumo.data.vqa.split import VQASplit, image_batches
 from mumo.errors import ConfigError, MumoError
 from mumo.explain.attention import attention_maps
 from mumo.explain.gradcam import grad_cam
-from mumo.explain.targets import AnswerLogProb
+from mumo.explain.targets import AnswerLogit, AnswerLogProb
 from mumo.explain.uncertainty_cam import UCAM_VARIANTS, uncertainty_cam
 from mumo.metrics.attention import summarize_map_scores
 from mumo.metrics.vqa import soft_accuracy
@@ -41,20 +48,37 @@ from mumo.tasks.vqa.config import RunConfig
 from mumo.types import Explainable, VQABatch
 
 SCORED_DATASETS = ("easy-vqa", "sort-of-clevr")
+GRADCAM_TARGETS = {"logit": AnswerLogit, "log-prob": AnswerLogProb}  # Grad-CAM's score y of the explained answer
+UCAM_TARGETS = {"predictive": "predictive-entropy", "loss": "uncertainty-loss", "aleatoric": "aleatoric-loss"}
 
 
 @dataclass
 class ExplainOptions:
-    """How maps are computed (U-CAM's variant, samples and sign; the seed of its randomness)."""
+    """How maps are computed: Grad-CAM's ``target`` (``logit``: the pre-softmax answer score, as in Selvaraju
+    et al.; ``log-prob``: its log-softmax), U-CAM's variant, samples and sign; the seed of its randomness."""
 
     ucam_variant: str = "predictive"
     samples: int = 20
     negate: bool = False
     seed: int = 0
+    target: str = "logit"
 
     def __post_init__(self) -> None:
         if self.ucam_variant not in UCAM_VARIANTS:
             raise ConfigError(f"unknown U-CAM variant {self.ucam_variant!r}; choose one of: {', '.join(UCAM_VARIANTS)}")
+        if self.target not in GRADCAM_TARGETS:
+            raise ConfigError(f"unknown Grad-CAM target {self.target!r}; choose one of: {', '.join(GRADCAM_TARGETS)}")
+
+
+def map_target(method: str, opts: ExplainOptions) -> str | None:
+    """What ``method``'s map is the gradient of: Grad-CAM's ``opts.target`` of the explained answer (``logit``
+    or ``log-prob``); U-CAM's uncertainty (``predictive-entropy`` H[p̄], ``uncertainty-loss`` L_U or
+    ``aleatoric-loss`` gce + var + dep, ``neg-`` in front when negated); None for attention (no gradient)."""
+    if method == "gradcam":
+        return opts.target
+    if method == "ucam":
+        return ("neg-" if opts.negate else "") + UCAM_TARGETS[opts.ucam_variant]
+    return None
 
 
 # method(model, batch, opts, answers) -> (maps (N, R) detached and >= 0, the output they explain)
@@ -76,8 +100,9 @@ def _attention(
 def _gradcam(
     model: nn.Module, batch: VQABatch, opts: ExplainOptions, answers: torch.Tensor | None
 ) -> tuple[torch.Tensor, Any]:
-    """Grad-CAM of ``answers``' log-probability (default: the argmax) at ``model.explain_layer()``."""
-    res = grad_cam(model, batch, AnswerLogProb(answers))
+    """Grad-CAM of ``answers``' ``opts.target`` (logit or log-probability; default answers: the argmax) at
+    ``model.explain_layer()``."""
+    res = grad_cam(model, batch, GRADCAM_TARGETS[opts.target](answers))
     return res.maps.detach(), res.output
 
 
@@ -194,6 +219,7 @@ def evaluate_explanations(
             for t in sorted(set(types))
             for sel in [torch.tensor([x == t for x in types])]
         }
+        entry["target"] = map_target(m, opts)  # what the map is the gradient of (None: attention)
         res["methods"][m] = entry
     if "attention" in methods and "gradcam" in methods:  # how far the model's attention is from its explanation
         from mumo.metrics.attention import mean_ignoring_nan, rank_correlation
@@ -263,6 +289,7 @@ def explain_example(
     grid = getattr(output, "grid", None)
     res: dict[str, Any] = {
         "method": method if method != "ucam" else f"ucam-{opts.ucam_variant}",
+        "target": map_target(method, opts),  # what the map is the gradient of (None: attention)
         **pred.to_dict(),
         "grid": list(grid) if grid is not None else None,
         "map": cam[0].tolist(),

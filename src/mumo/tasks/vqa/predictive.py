@@ -66,8 +66,9 @@ def predictive_probs(
     ``model`` may be a :class:`DeepEnsemble` of M models: their samples stack member-major,
     (M·T, N, C) or (M, N, C), member k seeded with ``seed + k * MEMBER_SEED_STRIDE``.
 
-    ``mc_scope`` picks which dropout modules sample: ``all`` or, for MCAN, ``head`` (only the answer
-    head; the co-attention runs once, so T = 20 costs about 2-3 deterministic passes). ``temperature``
+    ``mc_scope`` picks which dropout modules sample: ``all`` or, for MCAN, ``attflat`` (only the dropout inside
+    the two AttFlat scoring MLPs; the co-attention runs once, so T = 20 costs about 2-3 deterministic passes,
+    but the mutual information is not comparable with ``all``'s; ``head`` is its deprecated alias). ``temperature``
     divides every pass's logits (and a learned logit noise's scale) before the softmax
     (:mod:`mumo.uncertainty.temperature`).
 

@@ -35,7 +35,11 @@ def fit_run_temperature(run_dir: str | Path, *, device: str = "auto") -> dict[st
     if val.num_questions == 0:
         raise MumoError("the run's validation split holds no questions to fit a temperature on")
     ids, logits = predict_logits(model, val, cfg.train.eval_batch_size)  # (N,), (N, C)
-    labels = val.targets[ids].argmax(-1)  # (N,)
+    targets = val.targets[ids]  # (N, C)
+    answerable = targets.max(-1).values > 0  # a question with no answer in the vocabulary has no label
+    logits, labels = logits[answerable], targets[answerable].argmax(-1)  # (n, C), (n,)
+    if labels.numel() == 0:
+        raise MumoError("no validation question has an answer in the run's answer vocabulary")
     t = fit_temperature(logits, labels)
     res = {
         "temperature": t,

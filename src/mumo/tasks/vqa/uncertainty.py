@@ -5,7 +5,8 @@ model), N questions, C answers. A deep ensemble (M models, :class:`mumo.tasks.vq
 its members' samples along T, member-major: (M·T, N, C), or (M, N, C) with dropout off. For a model with
 an aleatoric head each pass's probabilities are E_ε softmax(f_t + σ_t ε), so the expected entropy
 (aleatoric part) includes the learned noise.
-Calibration uses exact match against the top-scored answer of each question.
+Calibration uses exact match against the top-scored answers of each question (any of tied ones); questions
+with no answer scored above 0 count as wrong and are left out of ECE, NLL and Brier (:func:`exact_match`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from mumo.metrics.uncertainty import (
     risk_at_coverage,
     risk_coverage_curve,
     selective_answering,
+    selective_figures,
 )
 from mumo.tasks.vqa.density import fit_split_density, split_features
 from mumo.tasks.vqa.ensemble import DeepEnsemble
@@ -83,6 +85,22 @@ def _main_score(num_samples: int) -> str:
     return "mutual_information" if num_samples > 1 else "predictive_entropy"
 
 
+def exact_match(probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact-match correctness of the top answers of ``probs`` (N, C) against soft ``targets`` (N, C).
+
+    Returns (N,) each: ``correct`` (the answer is one of the top-scored ones, and that score is above 0), the
+    calibration ``labels`` (the predicted answer when it is among tied top-scored answers, else the first
+    top-scored one) and ``answerable`` (some answer scores above 0; a VQA v2 question whose annotators' answers
+    are all outside the answer vocabulary has none, and no label for calibration).
+    """
+    best = targets.max(-1).values  # (N,)
+    pred = probs.argmax(-1)  # (N,)
+    answerable = best > 0
+    correct = answerable & (targets.gather(1, pred[:, None]).squeeze(1) == best)
+    labels = torch.where(correct, pred, targets.argmax(-1))
+    return correct, labels, answerable
+
+
 def evaluate_uncertainty(
     model: nn.Module,
     split: VQASplit,
@@ -112,7 +130,10 @@ def evaluate_uncertainty(
     reported under ``*_by_score``. With ``density_fit`` (training questions) or a fitted ``density``
     the scores include ``feature_density``: the negative log density of the model's fused features
     under class Gaussians (:mod:`mumo.uncertainty.density`). ``selective`` says what abstaining above
-    each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU. With a
+    each threshold in ``abstain`` (predictive entropy, nats) would do: coverage, risk, PAvPU. ``reliable_vqa``
+    (predictive entropy) and ``reliable_vqa_by_score`` hold the reliable-VQA figures of
+    :func:`mumo.metrics.uncertainty.selective_figures` (C@1 %, C@5 %, AURC, AUGRC, best Φ_1/Φ_10/Φ_100 over
+    thresholds), scored by VQA accuracy (the split's soft target of the answer) rather than exact match. With a
     ``question_bank`` and MC dropout (or an ensemble) the scores include ``image_mutual_information``: the mean MI of
     the answers to the bank's questions about each question's image (:mod:`mumo.tasks.vqa.question_bank`).
     ``temperature`` scales the answer logits (temperature scaling) of every figure but the feature density
@@ -135,8 +156,9 @@ def evaluate_uncertainty(
             f"probs must be (T, {split.num_questions}, C) for the {split.name!r} split, not {tuple(probs.shape)}"
         )
     mean = probs.mean(0)  # (N, C)
-    labels = split.targets.argmax(-1)  # (N,)
-    correct = mean.argmax(-1) == labels
+    correct, labels, answerable = exact_match(mean, split.targets)
+    vqa_accuracy = split.targets.gather(1, mean.argmax(-1, keepdim=True)).squeeze(1)  # (N,) soft, in [0, 1]
+    cal_probs, cal_labels = mean[answerable], labels[answerable]  # calibration needs a true answer
     scores = uncertainty_scores(probs)
     first = members(model)[0]
     if density is None and density_fit is not None:
@@ -163,11 +185,12 @@ def evaluate_uncertainty(
         "ensemble_members": len(members(model)),
         "temperature": temperature,
         "accuracy": float(correct.float().mean()),
-        "ece": expected_calibration_error(mean, labels, n_bins=n_bins),
-        "ace": adaptive_calibration_error(mean, labels, n_bins=n_bins),
-        "mce": maximum_calibration_error(mean, labels, n_bins=n_bins),
-        "nll": negative_log_likelihood(mean, labels),
-        "brier": brier_score(mean, labels),
+        "ece": expected_calibration_error(cal_probs, cal_labels, n_bins=n_bins),
+        "ace": adaptive_calibration_error(cal_probs, cal_labels, n_bins=n_bins),
+        "mce": maximum_calibration_error(cal_probs, cal_labels, n_bins=n_bins),
+        "nll": negative_log_likelihood(cal_probs, cal_labels),
+        "brier": brier_score(cal_probs, cal_labels),
+        "questions_without_a_correct_answer": int((~answerable).sum()),
         "auroc_misclassification": misclassification_auroc(scores["predictive_entropy"], correct),
         # 95 % percentile bootstrap over images (an image's questions are resampled together)
         "auroc_misclassification_ci95": misclassification_auroc_interval(
@@ -182,6 +205,9 @@ def evaluate_uncertainty(
             scores["predictive_entropy"], correct, split
         ),
         "selective": [selective_answering(scores["predictive_entropy"], correct, t) for t in sorted(set(abstain))],
+        # reliable-VQA figures (Whitehead et al. 2022) on VQA accuracy, the soft correctness that work scores
+        "reliable_vqa": selective_figures(scores["predictive_entropy"], vqa_accuracy),
+        "reliable_vqa_by_score": {k: selective_figures(v, vqa_accuracy) for k, v in scores.items()},
         "mean_uncertainty": {k: float(v.mean()) for k, v in scores.items()},
     }
     if image_mi_percentiles is not None:
