@@ -38,7 +38,7 @@ DATASETS = {
     "sort-of-clevr": (
         "sort-of-clevr-plain",
         ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=6", "train.warmup_epochs=1",
-         "train.decay_epochs=[4,6]"],
+         "train.decay_epochs=[3,5]"],
     ),
 }  # fmt: skip
 VARIANTS = ("mse", "aan", "paan", "gca")

@@ -50,7 +50,7 @@ def main() -> None:
         return
     overrides = [
         "data.name=sort-of-clevr", "data.image_size=75", f"train.epochs={args.epochs}", "train.warmup_epochs=1",
-        f"train.decay_epochs=[{max(2, args.epochs - 2)},{max(3, args.epochs)}]", *args.overrides,
+        f"train.decay_epochs=[{max(1, args.epochs - 3)},{max(2, args.epochs - 1)}]", *args.overrides,
     ]  # fmt: skip
     run = args.keep or Path(tempfile.mkdtemp(prefix="mumo-soc-")) / "run"
     t0 = time.perf_counter()

@@ -96,7 +96,7 @@ NOISE_AUG = 0.2  # objective.augment_pixel_noise of the noise-augmented model: a
 NOISE_AUG_STRONG = 0.3  # and of the stronger noise-augmented runs
 # the mask-supervised Sort-of-CLEVR model of benchmarks/sort_of_clevr.py (preset mcan-sort-of-clevr)
 SORT_OF_CLEVR = ["data.name=sort-of-clevr", "data.image_size=75", "train.epochs=16", "train.warmup_epochs=1",
-                 "train.decay_epochs=[14,16]", "model.cnn_skip=true", "model.grid_position=true", "model.layers=2",
+                 "train.decay_epochs=[13,15]", "model.cnn_skip=true", "model.grid_position=true", "model.layers=2",
                  "model.flat_glimpses=3", "model.answer_mlp=128", "objective.attention_loss=masks",
                  "objective.attention_weight=1.0"]  # fmt: skip
 
