@@ -25,6 +25,11 @@ class CheckpointError(MumoError):
     """A run directory that is missing, corrupted or holds another kind of model."""
 
 
+class NoOODCheckWarning(UserWarning):
+    """A VQA run loaded without an out-of-distribution check (trained before mumo fitted one at the end of
+    training): answers about images unlike its training images are not refused."""
+
+
 def check_input_file(path: Path, what: str, error: type[MumoError] = MumoError) -> None:
     """Raise ``error`` naming ``path`` unless it is an existing, non-empty file (``what``: "audio", "video" ...)."""
     if not path.exists():

@@ -68,6 +68,10 @@ class Uncertainty:
     epistemic: float  # mutual information H[p̄] − E_t H[p_t] (0 without MC dropout or an ensemble)
     variation_ratio: float  # 1 − (votes for the modal answer) / T
     mc_samples: int  # T; 0 for a deterministic pass
+    # which MC-dropout scope ran (``all``, or MCAN's ``attflat``: only the AttFlat scoring MLPs' dropout, whose
+    # mutual information is not comparable with ``all``'s); None for a deterministic pass
+    mc_scope: str | None = None
+    mc_dropout_modules: int = 0  # nn.Dropout modules that sampled masks (per model; 0 for a deterministic pass)
     ensemble_members: int = 1  # M runs answering together (a deep ensemble: epistemic = their disagreement)
     temperature: float = 1.0  # the answer logits were divided by this (temperature scaling; 1 = none)
     # with a fitted density (`mumo fit-density RUN`): negative log density of the fused feature (nats;
@@ -95,6 +99,9 @@ class Prediction:
     abstained: bool = False
     abstain_reason: str | None = None  # e.g. "predictive_entropy 0.93 > threshold 0.50"
     best_guess: str = ""  # the top answer, also when abstaining
+    # the run's default out-of-distribution check on the image (mumo.tasks.vqa.ood): method, score, its quantile
+    # among validation images, threshold, alpha, out_of_distribution; None when the run has no check
+    out_of_distribution: dict | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -110,6 +117,7 @@ class Prediction:
             out["uncertainty"] = dict(self.uncertainty.__dict__)
         if self.abstain_reason is not None:
             out["abstain_reason"] = self.abstain_reason
+        out["out_of_distribution"] = self.out_of_distribution
         return out
 
 
@@ -153,7 +161,7 @@ class TrunkHead(Protocol):
 class ScopedDropout(Protocol):
     """A model that names which of its dropout modules sample in MC dropout (``scope``)."""
 
-    mc_scopes: tuple[str, ...]  # the scopes it offers, "all" among them (MCAN: "all", "head")
+    mc_scopes: tuple[str, ...]  # the scopes it offers, "all" among them (MCAN: "all", "attflat")
 
     def mc_dropout_modules(self, scope: str = "all") -> list[nn.Dropout]:
         """The ``nn.Dropout`` modules with p > 0 that sample in ``scope``."""
@@ -167,6 +175,16 @@ class Explainable(Protocol):
     def explain_layer(self) -> nn.Module:
         """The module whose output the maps are taken on: for MCAN the image features (N, R, C), one copy per
         question, so each question gets its own (N, R) map."""
+        ...
+
+
+@runtime_checkable
+class HasImageFeatureLayer(Protocol):
+    """A model with a layer of image features that no question has touched, for the default OOD check
+    (:mod:`mumo.tasks.vqa.ood`)."""
+
+    def image_feature_layer(self) -> nn.Module:
+        """The module whose (N, R, C) output holds each question's image features over R cells or regions."""
         ...
 
 

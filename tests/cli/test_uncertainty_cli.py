@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 
@@ -84,6 +85,48 @@ def test_python_api_mc_and_abstain(tiny_run, shape_png):
     assert not sure.abstained and sure.answer == sure.best_guess
     with pytest.raises(mm.MumoError, match="abstain_on"):
         p.predict(shape_png, "what?", abstain=0.1, abstain_on="vibes")
+
+
+def test_every_json_says_which_mc_scope_ran_and_how_many_dropout_modules_sampled(tiny_run, shape_png):
+    """predict and evaluate --json, and Prediction.uncertainty: ``mc_scope`` and ``mc_dropout_modules``; ``head``
+    is a deprecated alias of ``attflat`` (the same masks, reported under the new name)."""
+    import mumo as mm
+    from mumo.tasks.vqa.model import load_model
+    from mumo.uncertainty.mc_dropout import num_sampled_dropout
+
+    model = load_model(tiny_run)
+    every = 10 * model.cfg.layers + 2  # per layer: SA 4, SGA 6; plus one in each AttFlat MLP
+    assert num_sampled_dropout(model, "all") == every == 12 and num_sampled_dropout(model, "attflat") == 2
+    args = ("predict", tiny_run, "--image", shape_png, "--question", "what shape is it?", "--json")
+    seen = {}
+    for scope, expected in (("all", ("all", every)), ("attflat", ("attflat", 2)), ("head", ("attflat", 2))):
+        with pytest.warns(FutureWarning) if scope == "head" else contextlib.nullcontext():
+            result = mumo(*args, "--mc-samples", "4", "--mc-scope", scope)
+        assert result.exit_code == 0, result.output
+        u = json.loads(result.stdout)["uncertainty"]
+        assert (u["mc_scope"], u["mc_dropout_modules"]) == expected, scope
+        seen[scope] = u
+    assert seen["head"] == seen["attflat"] != seen["all"]
+    det = json.loads(mumo(*args).stdout)["uncertainty"]
+    assert det["mc_scope"] is None and det["mc_dropout_modules"] == 0
+    text = mumo(*args[:-1], "--mc-samples", "4", "--mc-scope", "attflat").stdout
+    assert "[T=4, scope attflat: 2 dropout modules]" in text
+    p = mm.load(tiny_run)
+    with pytest.warns(FutureWarning, match="'head' is deprecated"):
+        old = p.predict(shape_png, "what shape is it?", mc_samples=4, mc_scope="head").uncertainty
+    new = p.predict(shape_png, "what shape is it?", mc_samples=4, mc_scope="attflat").uncertainty
+    assert old == new and (new.mc_scope, new.mc_dropout_modules) == ("attflat", 2)
+    with pytest.raises(mm.MumoError, match="scope 'encoder'"):
+        p.predict(shape_png, "what shape is it?", mc_samples=4, mc_scope="encoder")
+    quick = ("evaluate", tiny_run, "--split", "val", "--images", "5", "--density-images", "0", "--question-bank", "0")
+    for scope, expected in (("head", ("attflat", 2)), ("all", ("all", every))):
+        with pytest.warns(FutureWarning) if scope == "head" else contextlib.nullcontext():
+            result = mumo(*quick, "--mc-samples", "2", "--mc-scope", scope, "--json")
+        assert result.exit_code == 0, result.output
+        res = json.loads(result.stdout)
+        assert (res["mc_scope"], res["mc_dropout_modules"]) == expected, scope
+    res = json.loads(mumo(*quick, "--abstain", "0.3", "--json").stdout)  # uncertainty figures without MC dropout
+    assert res["mc_scope"] is None and res["mc_dropout_modules"] == 0
 
 
 @pytest.mark.parametrize("t", ["0", "-1", "1000000"])
@@ -183,6 +226,8 @@ def test_fit_density_then_predict_reports_it_and_can_abstain_on_it(tiny_run, sha
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
+    for fitted in ("feature_density.safetensors", "ood_check.safetensors"):  # as a run trained before either
+        (run / fitted).unlink()
     # before fitting: abstaining on the density is a clear error, the prediction carries no density
     args = ["--image", shape_png, "--question", "what shape?", "--abstain", "0", "--abstain-on", "feature_density"]
     _assert_clean_error(mumo("predict", run, *args), "mumo fit-density")

@@ -19,8 +19,10 @@ def fit_density_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Fit the feature density (class Gaussians over the fused features, DDU) of a trained run on its
-    training questions and save it as RUN/feature_density.safetensors; `mumo predict` then reports it
-    and can abstain on it (--abstain-on feature_density)."""
+    training questions and the default out-of-distribution check (nearest training images), and save them
+    as RUN/feature_density.safetensors and RUN/ood_check.safetensors. Training fits both at its end; this is
+    for runs trained before. `mumo predict` then reports both, abstains on the OOD check by default and can
+    abstain on the density (--abstain-on feature_density)."""
     from mumo.errors import ConfigError
     from mumo.tasks import FitsDensity, require
 
@@ -38,6 +40,11 @@ def fit_density_cmd(
     typer.echo("validation -log density: " + ", ".join(f"{k} {v:.1f}" for k, v in quantiles.items()))
     typer.echo(f"wrote {res['path']}  (abstain above the p99, say: --abstain {quantiles['p99']:.1f} "
                "--abstain-on feature_density)")  # fmt: skip
+    ood = res["ood_check"]
+    typer.echo(
+        f"wrote {ood['path']}  (out of distribution above {ood['threshold']:.4f}, the nearest-neighbour distance "
+        f"at most {ood['alpha']:.1%} of in-distribution images exceed; {ood['bank_images']} training images)"
+    )
 
 
 @friendly_errors

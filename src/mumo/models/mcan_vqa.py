@@ -333,10 +333,11 @@ class MCANVQA(nn.Module):
         """The deterministic part, run once per batch by MC dropout.
 
         ``scope="all"``: the front-ends (no dropout), so every dropout module can sample afterwards;
-        ``scope="head"``: also the co-attention (its dropout off), so only the answer head samples.
+        ``scope="attflat"`` (deprecated alias ``head``): also the co-attention (its dropout off), so only the
+        dropout inside the two AttFlat scoring MLPs samples (the answer classifier has none).
         """
         t = self._front(batch)
-        return t if scope == "all" else self.coattend(t)
+        return t if self._scope(scope) == "all" else self.coattend(t)
 
     def _front(self, batch: VQABatch) -> MCANTrunk:
         images, tokens = batch.images, batch.tokens
@@ -400,16 +401,30 @@ class MCANVQA(nn.Module):
         """Where feature-density OOD scores read the model: the fused (N, F) vector the classifier reads."""
         return self.fusion_norm
 
-    # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends.
-    mc_scopes = ("all", "head")
+    def image_feature_layer(self) -> nn.Module:
+        """Where the default OOD check reads the image: the grid CNN's feature map or the raw regions, (N, R, C),
+        before any question has touched them."""
+        return self.image_features
+
+    # MC dropout scopes: which dropout modules sample, and so where the deterministic trunk ends. ``attflat``
+    # samples only the dropout inside the AttFlat scoring MLPs (question and image side, one module each): a
+    # partial approximation of MC dropout whose mutual information is not comparable with ``all``'s.
+    mc_scopes = ("all", "attflat")
+
+    def _scope(self, scope: str) -> str:
+        scope = "attflat" if scope == "head" else scope  # the deprecated name, kept for saved scripts
+        if scope not in self.mc_scopes:
+            raise ConfigError(f"MC dropout scope {scope!r} is not offered by MCAN; choose one of: all, attflat")
+        return scope
 
     def trunk_is_deterministic(self, scope: str = "all") -> bool:
         """False when the grid CNN has dropout and every dropout samples: the fast path cannot cache it."""
-        return scope != "all" or self.cfg.cnn_dropout == 0
+        return self._scope(scope) != "all" or self.cfg.cnn_dropout == 0
 
     def mc_dropout_modules(self, scope: str = "all") -> list[nn.Dropout]:
-        """Dropout modules sampled in an MC scope: ``all``, or ``head`` (only the AttFlat reductions)."""
-        parts = [self] if scope == "all" else [self.flat_question, self.flat_image]
+        """Dropout modules sampled in an MC scope: ``all``, or ``attflat`` (only the dropout inside the two
+        AttFlat scoring MLPs; ``head`` is its deprecated alias)."""
+        parts = [self] if self._scope(scope) == "all" else [self.flat_question, self.flat_image]
         return [m for part in parts for m in part.modules() if isinstance(m, nn.Dropout) and m.p > 0]
 
     def forward(self, batch: VQABatch, *, output_attentions: bool = False) -> VQAOutput:

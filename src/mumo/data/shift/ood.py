@@ -6,7 +6,9 @@
 - :func:`ood_split` — far OOD: the same questions asked about images unlike anything in easy-VQA:
   ``sort-of-clevr`` (scenes of another data set: six small squares and circles of six colours),
   ``shapes-ood`` (stars, crosses, rings, pentagons in unseen colours on dark or striped backgrounds),
-  ``noise`` (uniform pixel noise), or ``easy-vqa`` (easy-VQA test images).
+  ``noise`` (uniform pixel noise), ``photos`` (crops of the real photographs that ship with scikit-learn and
+  matplotlib: a Chinese temple, a flower, Grace Hopper), ``textures`` (smooth colour fields, stripes,
+  checkerboards), ``drawings`` (pen strokes on paper), or ``easy-vqa`` (easy-VQA test images).
 
 Sets named after a data set are OOD only for a model trained on another one: ``easy-vqa`` images are
 far OOD for a Sort-of-CLEVR model and the in-distribution sanity check (AUROC ≈ 0.5) for an easy-VQA
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -29,7 +32,7 @@ from mumo.data.vqa.sort_of_clevr import render_scene
 from mumo.data.vqa.split import VQASplit
 from mumo.errors import ConfigError
 
-OOD_SETS = ("sort-of-clevr", "shapes-ood", "noise", "easy-vqa")
+OOD_SETS = ("sort-of-clevr", "shapes-ood", "noise", "photos", "textures", "drawings", "easy-vqa")
 _OOD_COLORS = [(160, 32, 240), (255, 105, 180), (255, 140, 0), (250, 250, 250), (0, 255, 127), (139, 69, 19)]
 
 
@@ -101,6 +104,58 @@ def _shape_image(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.BILINEAR))
 
 
+def _photographs() -> list[np.ndarray]:
+    """The real photographs installed with scikit-learn (china.jpg, flower.jpg) and matplotlib
+    (grace_hopper.jpg), as (H, W, 3) uint8 arrays; nothing is downloaded."""
+    from pathlib import Path
+
+    import matplotlib
+    import sklearn.datasets
+
+    paths = [*sklearn.datasets.load_sample_images().filenames]
+    paths.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+def _photo_crop(rng: np.random.Generator, size: int, photos: list[np.ndarray]) -> np.ndarray:
+    """A random square crop (20-100 % of the shorter side) of one of ``photos``, resized to ``size``."""
+    im = photos[rng.integers(len(photos))]
+    h, w = im.shape[:2]
+    s = int(rng.uniform(0.2, 1.0) * min(h, w))
+    y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    return np.asarray(Image.fromarray(im[y : y + s, x : x + s]).resize((size, size), Image.BILINEAR))
+
+
+def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random colour field, stripes at a random angle, or a checkerboard, in random colours."""
+    kind = rng.integers(3)
+    if kind == 0:
+        z = rng.normal(size=(8, 8, 3))  # upsampled bicubically: a smooth field
+        z = ((z - z.min()) / (np.ptp(z) + 1e-9) * 255).astype(np.uint8)
+        return np.asarray(Image.fromarray(z).resize((size, size), Image.BICUBIC))
+    yy, xx = np.mgrid[0:size, 0:size] / size  # (size, size) each
+    freq = rng.uniform(3, 12)
+    if kind == 1:
+        a = rng.uniform(0, math.pi)
+        mask = np.sin(2 * math.pi * freq * (xx * math.cos(a) + yy * math.sin(a))) > 0
+    else:
+        mask = (np.floor(xx * freq) + np.floor(yy * freq)) % 2 == 0
+    c1, c2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    return np.where(mask[..., None], c1, c2).astype(np.uint8)  # (size, size, 3)
+
+
+def _drawing(rng: np.random.Generator, size: int) -> np.ndarray:
+    """3-9 pen strokes (mostly black polylines) on off-white paper."""
+    s = size * 2
+    img = Image.new("RGB", (s, s), (250, 250, 245))
+    d = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 10))):
+        pts = [tuple(float(v) for v in rng.uniform(0, s, 2)) for _ in range(int(rng.integers(2, 6)))]
+        ink = (0, 0, 0) if rng.random() < 0.7 else tuple(int(v) for v in rng.integers(0, 200, 3))
+        d.line(pts, fill=ink, width=int(rng.integers(1, 5)))
+    return np.asarray(img.resize((size, size), Image.BILINEAR))
+
+
 def ood_split(name: str, like: VQASplit, *, seed: int = 0) -> VQASplit:
     """The questions of ``like`` about out-of-distribution images of the same size.
 
@@ -122,5 +177,8 @@ def ood_split(name: str, like: VQASplit, *, seed: int = 0) -> VQASplit:
         scenes = [Image.fromarray(render_scene(rng)[0]).resize((w, h), Image.BILINEAR) for _ in range(n)]
         images = torch.from_numpy(np.stack([np.asarray(s) for s in scenes])).permute(0, 3, 1, 2)
     else:
-        images = torch.from_numpy(np.stack([_shape_image(rng, h) for _ in range(n)])).permute(0, 3, 1, 2)
+        draw = {"shapes-ood": _shape_image, "textures": _texture, "drawings": _drawing}.get(name)
+        if name == "photos":
+            draw = partial(_photo_crop, photos=_photographs())
+        images = torch.from_numpy(np.stack([draw(rng, h) for _ in range(n)])).permute(0, 3, 1, 2)
     return replace(like, name=name, images=images.contiguous())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -12,12 +13,13 @@ from torch import nn
 
 from mumo.data.images import ImageInput, load_image
 from mumo.data.text import Vocab, check_question
-from mumo.errors import ConfigError, MumoError
+from mumo.errors import ConfigError, MumoError, NoOODCheckWarning
 from mumo.explain.hooks import capture
 from mumo.runs import Run
 from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.density import RunDensity, load_run_density
 from mumo.tasks.vqa.model import load_artifacts, load_model
+from mumo.tasks.vqa.ood import OODCheck, load_ood_check, pooled_image_features
 from mumo.tasks.vqa.predictive import members, predictive_probs
 from mumo.tasks.vqa.question_bank import (
     DEFAULT_BANK_SIZE,
@@ -28,6 +30,7 @@ from mumo.tasks.vqa.question_bank import (
 )
 from mumo.tasks.vqa.temperature import load_run_temperature
 from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
+from mumo.uncertainty.mc_dropout import num_sampled_dropout, resolve_scope
 from mumo.uncertainty.scores import uncertainty_scores
 
 
@@ -43,6 +46,7 @@ class VQAPredictor:
         density: RunDensity | None = None,
         temperature: float = 1.0,
         run: Run | None = None,
+        ood: OODCheck | None = None,
     ) -> None:
         # ``run``: the (first) run the model comes from; its saved question order draws question banks
         # ``model``: one model, or a DeepEnsemble answering together (the density is its first member's)
@@ -52,6 +56,7 @@ class VQAPredictor:
         self.cfg, self.vocab, self.answers, self.density = cfg, vocab, answers, density
         self.temperature = temperature  # divides the answer logits (`mumo fit-temperature RUN`; 1 = none)
         self.run = run
+        self.ood = ood  # the default out-of-distribution check (of the first run), None for runs trained before it
         self._banks: dict[int, QuestionBank] = {}
 
     @classmethod
@@ -69,7 +74,15 @@ class VQAPredictor:
         cfg = Run(runs[0]).config(RunConfig)
         temperature = load_run_temperature(runs[0]) or 1.0
         density = load_run_density(runs[0])
-        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], density, temperature, run=Run(runs[0]))
+        ood = load_ood_check(runs[0])
+        if ood is None:  # said once, when the run is loaded
+            warnings.warn(
+                f"{runs[0]} has no out-of-distribution check (it was trained before mumo fitted one), so answers "
+                f"about images unlike its training images are not refused; fit it with `mumo fit-density {runs[0]}`",
+                NoOODCheckWarning,
+                stacklevel=3,  # the caller of mumo.load
+            )
+        return cls(model, cfg, Vocab(art["vocab"]), art["answers"], density, temperature, Run(runs[0]), ood)
 
     @property
     def device(self) -> torch.device:
@@ -113,13 +126,17 @@ class VQAPredictor:
         question_bank_size: int = DEFAULT_BANK_SIZE,
         temperature: float | None = None,
         seed: int = 0,
+        ood_check: bool = True,
     ) -> Prediction:
         """Answer ``question`` about ``image`` (a path, PIL image or array).
 
         Args:
             top_k: how many answers to return with their probabilities.
             mc_samples: T MC-dropout passes for epistemic uncertainty; None = one deterministic pass.
-            mc_scope: which dropout modules sample: ``all``, or ``head`` (MCAN's answer head only; cheaper).
+            mc_scope: which dropout modules sample: ``all``, or ``attflat`` (MCAN: only the dropout inside the two
+                AttFlat scoring MLPs; cheaper, but a partial approximation whose mutual information is not comparable
+                with ``all``'s; ``head`` is its deprecated alias). The result reports the scope and the number of
+                dropout modules that sampled.
             abstain: answer "don't know" when the ``abstain_on`` score exceeds this threshold (nats).
             abstain_on: ``predictive_entropy`` (total), ``mutual_information`` (epistemic),
                 ``expected_entropy`` (aleatoric), ``variation_ratio``, or ``feature_density`` (epistemic:
@@ -130,6 +147,8 @@ class VQAPredictor:
                 model does not know the image, even if this question's answer is confident.
             temperature: divides the answer logits; None = the run's fitted temperature (1 without one).
             seed: seeds the dropout masks and logit noise.
+            ood_check: abstain when the run's out-of-distribution check finds the image unlike the training
+                images (the default; the check is reported either way). Runs trained before the check have none.
         """
         if top_k < 1:
             raise MumoError(f"top_k must be >= 1, not {top_k}")
@@ -144,14 +163,20 @@ class VQAPredictor:
             raise MumoError(
                 "image uncertainty is an MC-dropout (or ensemble) score: give mc_samples (T passes), e.g. 20"
             )
+        if mc_samples is not None:
+            mc_scope = resolve_scope(self.model, mc_scope)
+            sampled = num_sampled_dropout(self.model, mc_scope)  # per member; MumoError for a scope not offered
         batch = self.encode(image, question)
-        # a deterministic pass also yields the density feature; MC passes need one more, dropout off
-        with capture(self.model.density_layer()) if self.density is not None else nullcontext() as captured:
+        # a deterministic pass also yields the density and image features; MC passes need one more, dropout off
+        with ExitStack() as stack:
+            enter = stack.enter_context
+            captured = enter(capture(self.model.density_layer())) if self.density is not None else None
+            image_feats = enter(capture(self.model.image_feature_layer())) if self.ood is not None else None
             t = self.temperature if temperature is None else temperature
             probs = predictive_probs(
                 self.answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
             )  # (T, 1, C); (M·T, 1, C) for M ensemble members
-            if self.density is not None and mc_samples is not None:
+            if (self.density is not None or self.ood is not None) and mc_samples is not None:
                 self.model.eval()
                 self.model(batch)
         mean = probs.mean(0)[0]  # (C,)
@@ -161,7 +186,8 @@ class VQAPredictor:
         unc = Uncertainty(
             total=scores["predictive_entropy"], aleatoric=scores["expected_entropy"],
             epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
-            mc_samples=mc_samples or 0, ensemble_members=len(self.models), temperature=t,
+            mc_samples=mc_samples or 0, mc_scope=mc_scope if mc_samples else None,
+            mc_dropout_modules=sampled if mc_samples else 0, ensemble_members=len(self.models), temperature=t,
         )  # fmt: skip
         if self.density is not None:
             score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass
@@ -176,6 +202,18 @@ class VQAPredictor:
             unc.question_bank_size = len(bank)
         text = question.decode("utf-8") if isinstance(question, bytes) else question
         pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
+        if self.ood is not None:  # from the last, deterministic pass: the image features no question touched
+            pred.out_of_distribution = self.ood.report(
+                float(self.ood.score(pooled_image_features(image_feats.last))[0])
+            )
+            if ood_check and pred.out_of_distribution["out_of_distribution"]:
+                o = pred.out_of_distribution
+                pred.answer, pred.abstained = DONT_KNOW, True
+                pred.abstain_reason = (
+                    f"out of distribution: the image is {o['score']:.4f} from its nearest training images, beyond "
+                    f"the threshold {o['threshold']:.4f} that at most {o['alpha']:.1%} of in-distribution images pass"
+                )
+                return pred
         if abstain is not None and scores[abstain_on] > abstain:
             pred.answer, pred.abstained = DONT_KNOW, True
             pred.abstain_reason = f"{abstain_on} {scores[abstain_on]:.4f} > threshold {abstain:g}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from mumo.errors import MumoError
 from mumo.tasks.vqa.config import RunConfig, load_vqa_config
 from mumo.tasks.vqa.model import load_model
 
@@ -43,6 +44,13 @@ class VQATask:
         if "test_accuracy" in summary:
             by_type = ", ".join(f"{k} {v:.4f}" for k, v in summary["test_accuracy_by_type"].items())
             lines.append(f"test accuracy {summary['test_accuracy']:.4f} ({by_type})")
+        if "ood_check" in summary:
+            ood = summary["ood_check"]
+            lines.append(
+                f"out-of-distribution check: refuses images farther than {ood['threshold']:.4f} from the nearest "
+                f"{ood['k']} of {ood['bank_images']} training images (at most {ood['alpha']:.1%} of in-distribution "
+                "images); feature density fitted"
+            )
         return lines
 
     def load_model(self, run: str | Path, which: str = "best", device: str = "cpu") -> nn.Module:
@@ -83,16 +91,21 @@ class VQATask:
         return probe_run(run, **options)
 
     def fit_density(self, run: str | Path, *, images: int, device: str) -> dict[str, Any]:
-        """Fit and save the run's feature density; returns what was saved and its validation quantiles."""
-        from mumo.tasks.vqa.density import DENSITY_FILE, fit_density
+        """Fit and save the run's feature density and its default OOD check (training fits both; this is for runs
+        trained before it did); returns what was saved, the density's validation quantiles among it."""
+        from mumo.runs import Run
+        from mumo.tasks.vqa.data import load_data
+        from mumo.tasks.vqa.ood import fit_run_checks
 
-        density = fit_density(run, images=images, device=device)
-        return {
-            "path": str(Path(run) / DENSITY_FILE), "fit_images": density.fit_images,
-            "fit_questions": density.fit_questions, "classes": int(density.gaussians.classes.numel()),
-            "jitter": density.gaussians.jitter,
-            "validation_quantiles": {f"p{q}": density.percentile(q) for q in (50, 95, 99)},
-        }  # fmt: skip
+        if images < 1:
+            raise MumoError(f"images must be >= 1, not {images}")
+        cfg = Run(run).config(RunConfig)
+        model = load_model(Path(run), "best", device)
+        data = load_data(cfg)
+        fitted = fit_run_checks(
+            Path(run), model, data.train, data.val, density_images=images, images_per_batch=cfg.train.eval_batch_size
+        )
+        return {**fitted["feature_density"], "ood_check": fitted["ood_check"]}
 
     def fit_temperature(self, run: str | Path, *, device: str) -> dict[str, Any]:
         """Fit and save the run's temperature; returns what was saved."""

@@ -25,6 +25,7 @@ from mumo.tasks.vqa.config import RunConfig
 from mumo.tasks.vqa.data import VQAData, load_data
 from mumo.tasks.vqa.loss import vqa_loss
 from mumo.tasks.vqa.model import attention_objective, load_model
+from mumo.tasks.vqa.ood import fit_run_checks
 from mumo.tasks.vqa.question_bank import save_question_order
 from mumo.train.loop import FitResult, Step, Task, check_process_count, fit
 from mumo.types import VQABatch
@@ -64,7 +65,7 @@ def build_task(cfg: RunConfig, data: VQAData) -> Task:
         }
 
     def loss_fn(m: nn.Module, b: VQABatch) -> tuple[torch.Tensor, dict[str, float]]:
-        return vqa_loss(m, b, o.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples)
+        return vqa_loss(m, b, o.loss_reduction, cfg.model.aleatoric, cfg.model.aleatoric_samples, o.loss)
 
     others, steps = {}, ()
     if objective is not None:  # one optimiser and one backward over the model and its discriminator, if any
@@ -128,8 +129,11 @@ def _train_vqa(run: Run, cfg: RunConfig | None, *, resume: bool, progress: bool,
         "best_val_accuracy": max(h["accuracy"] for h in result.history) if result.history else None,
         "train_seconds": result.train_seconds, "train_samples_per_second": result.samples_per_second,
     }  # fmt: skip
-    if evaluate_test and result.best_epoch >= 0 and is_main_process():
+    if result.best_epoch >= 0 and is_main_process():
         model = load_model(out)
+        # what the default out-of-distribution check and the density scores need, stored with the run
+        summary.update(fit_run_checks(out, model, data.train, data.val, images_per_batch=cfg.train.eval_batch_size))
+    if evaluate_test and result.best_epoch >= 0 and is_main_process():
         res = evaluate_split(model, data.test, cfg.train.eval_batch_size)
         summary["test_accuracy"] = res["accuracy"]
         summary["test_accuracy_by_type"] = res["accuracy_by_type"]
