@@ -83,6 +83,10 @@ def ucam_aleatoric_ce(
 ) -> UCAMLoss:
     """U-CAM's aleatoric loss.
 
+    The −ELU term is taken per example, −ELU(L_u − L_{d,t}) on (T, N), then averaged; U-CAM's public code
+    (``misc/aleatoric_loss.py``) applies it to the difference of the batch-mean cross-entropies. The two agree
+    for one example per batch (docs/uncertainty.md, "Aleatoric heads and losses").
+
     Args:
         logits: (N, C).
         variance: (N, 1) σ² ≥ 0, one per example (U-CAM: softplus(Linear(C -> 1)(logits))).
