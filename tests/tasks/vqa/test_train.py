@@ -40,6 +40,20 @@ def test_loss_equals_soft_target_bce_summed_over_batch_and_classes():
     assert torch.allclose(loss_mean, manual.sum() / 2)
 
 
+def test_softmax_loss_is_the_cross_entropy_against_targets_normalised_to_sum_1():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0], [1.0, 1.0, 1.0]])
+    targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.3], [0.0, 0.0, 0.0]])  # the last: no answer in vocabulary
+    batch = VQABatch(torch.zeros(1), torch.zeros(3, 1, dtype=torch.long), torch.zeros(3, dtype=torch.long), targets)
+    logp = logits.log_softmax(-1)
+    manual = torch.stack([-logp[0, 0], -(2 / 3 * logp[1, 1] + 1 / 3 * logp[1, 2]), torch.tensor(0.0)])
+    loss, _ = vqa_loss(_FixedLogits(logits), batch, "sum", loss="softmax")
+    assert torch.allclose(loss, manual.sum())
+    loss_mean, _ = vqa_loss(_FixedLogits(logits), batch, "mean", loss="softmax")
+    assert torch.allclose(loss_mean, manual.sum() / 3)
+    with pytest.raises(ConfigError, match="objective.loss"):
+        tiny_config("objective.loss=hinge")
+
+
 def test_short_training_beats_the_majority_answer_baseline(tiny_run, easy_vqa_data):
     model = load_model(tiny_run)
     val = easy_vqa_data.val

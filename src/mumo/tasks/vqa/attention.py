@@ -86,7 +86,7 @@ class AttentionObjective(nn.Module):
         with capture(extract_model_from_parallel(vqa).explain_layer()) as cap:
             out = vqa(batch, output_attentions=True)
         features = cap.last  # (N, R, K)
-        vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples)
+        vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples, t.loss)
         attention = out.attentions["image_flat"].mean(-1)  # (N, R)
         n = attention.shape[0]
         scale = 1.0 if t.loss_reduction == "sum" else 1.0 / n  # per-question terms are summed like the VQA loss
@@ -137,7 +137,7 @@ class AttentionObjective(nn.Module):
         out = vqa(batch, output_attentions=True)
         if out.grid is None:
             raise ConfigError("objective.attention_loss=masks needs grid image features (model.image_encoder=cnn)")
-        vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples)
+        vqa_loss, logs = loss_from_output(out, batch, t.loss_reduction, m.aleatoric, m.aleatoric_samples, t.loss)
         attention = out.attentions["image_flat"]  # (N, R, glimpses)
         objects = batch.question_objects  # (N, G, O)
         if attention.shape[-1] == 1:

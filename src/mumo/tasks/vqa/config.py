@@ -45,7 +45,11 @@ class DataConfig:
 class VQAObjective:
     """What a VQA run minimises, and how it augments its training images (reference §2.3, §4.3)."""
 
-    loss_reduction: str = "sum"  # soft-target BCE "sum" over batch x classes (MCAN) or "mean" over questions
+    # "bce": MCAN's per-answer sigmoid binary cross-entropy on the soft targets; "softmax": soft-target softmax
+    # cross-entropy (targets normalised to sum 1), the loss that trains the softmax every probability, entropy and
+    # calibration figure is read from (docs/uncertainty.md, "Which loss the probabilities come from")
+    loss: str = "bce"
+    loss_reduction: str = "sum"  # "sum" over the batch (BCE: batch x classes, as MCAN) or "mean" over questions
     # Gaussian pixel-noise augmentation (pixel models; mumo.data.shift.augment): every training image gets
     # N(0, s²) noise on its [0, 1] pixels, s ~ U[0, augment_pixel_noise] per image and epoch; 0 = none
     augment_pixel_noise: float = 0.0
@@ -58,6 +62,8 @@ class VQAObjective:
     uncertainty_weight: float = 0.1  # gca only: weight of the predictive-entropy term it minimises
 
     def __post_init__(self) -> None:
+        if self.loss not in ("bce", "softmax"):
+            raise ConfigError(f"objective.loss must be 'bce' or 'softmax', not {self.loss!r}")
         if self.loss_reduction not in ("sum", "mean"):
             raise ConfigError(f"objective.loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
         if self.attention_loss not in ATTENTION_LOSSES:
