@@ -76,7 +76,9 @@ def test_keys_and_presets_of_earlier_versions_are_read_under_their_names_now(tmp
     from mumo.config import config_to_dict
 
     data = config_to_dict(load_config("mcan-cpu", ["train.attention_loss=aan", "train.augment_pixel_noise=0.2"]))
-    data["train"].update(data.pop("objective"), images_per_batch=data["train"].pop("batch_size"))
+    objective = data.pop("objective")
+    objective.pop("loss")  # newer than the layout imitated here
+    data["train"].update(objective, images_per_batch=data["train"].pop("batch_size"))
     (tmp_path / "vqa.yaml").write_text(yaml.safe_dump(data))
     cfg = config_from_yaml(tmp_path / "vqa.yaml", schema=RunConfig)
     assert cfg.train.batch_size == 32 and cfg.objective.attention_loss == "aan"

@@ -50,7 +50,7 @@ def test_softmax_loss_is_the_cross_entropy_against_targets_normalised_to_sum_1()
     assert torch.allclose(loss, manual.sum())
     loss_mean, _ = vqa_loss(_FixedLogits(logits), batch, "mean", loss="softmax")
     assert torch.allclose(loss_mean, manual.sum() / 3)
-    with pytest.raises(ConfigError, match="objective.loss"):
+    with pytest.raises(ConfigError, match=r"objective\.loss"):
         tiny_config("objective.loss=hinge")
 
 

@@ -44,7 +44,9 @@ class VQATask:
         if "test_accuracy" in summary:
             by_type = ", ".join(f"{k} {v:.4f}" for k, v in summary["test_accuracy_by_type"].items())
             lines.append(f"test accuracy {summary['test_accuracy']:.4f} ({by_type})")
-        if "ood_check" in summary:
+        if "skipped" in summary.get("ood_check", {}):
+            lines.append(f"no out-of-distribution check: {summary['ood_check']['skipped']}")
+        elif "ood_check" in summary:
             ood = summary["ood_check"]
             lines.append(
                 f"out-of-distribution check: refuses images farther than {ood['threshold']:.4f} from the nearest "

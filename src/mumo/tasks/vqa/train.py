@@ -17,7 +17,7 @@ from torch import nn
 from mumo.data.shift.augment import random_pixel_noise
 from mumo.data.vqa.split import image_batches
 from mumo.devices import is_main_process
-from mumo.errors import ConfigError
+from mumo.errors import ConfigError, MumoError
 from mumo.models import create_model
 from mumo.runs import Run
 from mumo.tasks.vqa.accuracy import evaluate_split
@@ -131,8 +131,13 @@ def _train_vqa(run: Run, cfg: RunConfig | None, *, resume: bool, progress: bool,
     }  # fmt: skip
     if result.best_epoch >= 0 and is_main_process():
         model = load_model(out)
-        # what the default out-of-distribution check and the density scores need, stored with the run
-        summary.update(fit_run_checks(out, model, data.train, data.val, images_per_batch=cfg.train.eval_batch_size))
+        # what the default out-of-distribution check and the density scores need, stored with the run; a split
+        # they cannot be fitted on (no questions) leaves the run without them, as runs trained before, not failed
+        try:
+            fitted = fit_run_checks(out, model, data.train, data.val, images_per_batch=cfg.train.eval_batch_size)
+        except MumoError as exc:
+            fitted = {"ood_check": {"skipped": str(exc)}}
+        summary.update(fitted)
     if evaluate_test and result.best_epoch >= 0 and is_main_process():
         res = evaluate_split(model, data.test, cfg.train.eval_batch_size)
         summary["test_accuracy"] = res["accuracy"]
