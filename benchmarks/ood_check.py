@@ -62,8 +62,8 @@ def question_scores(model, check, density, split) -> dict[str, torch.Tensor]:
 
 def product_path(run: Path, test) -> dict:
     """``mumo.load(run).predict`` with default settings on photograph crops and easy-VQA test images."""
-    from mumo.data.shift.ood import ood_split
     from mumo import load
+    from mumo.data.shift.ood import ood_split
 
     predictor = load(run, device="cpu")
     photos = ood_split("photos", test.first_images(40), seed=11)
