@@ -90,9 +90,19 @@ def fit_run_density(
     model: nn.Module, fit: VQASplit, reference: VQASplit, run_dir: Path, *, images_per_batch: int = 128
 ) -> RunDensity:
     """Fit the density on ``fit``, score ``reference`` (validation) and save both to ``run_dir``."""
-    gaussians = fit_split_density(model, fit, images_per_batch=images_per_batch)
-    ref = feature_density_score(gaussians, split_features(model, reference, images_per_batch=images_per_batch))
-    density = RunDensity(gaussians, ref.sort().values, fit.num_images, fit.num_questions)
+    feats = split_features(model, fit, images_per_batch=images_per_batch)
+    ref = split_features(model, reference, images_per_batch=images_per_batch)
+    return save_run_density(feats, fit.targets.argmax(-1), ref, fit.num_images, run_dir)
+
+
+def save_run_density(
+    features: torch.Tensor, labels: torch.Tensor, reference: torch.Tensor, fit_images: int, run_dir: Path
+) -> RunDensity:
+    """Fit class Gaussians on ``features`` (N, F) of training questions with top answers ``labels`` (N,), score
+    the ``reference`` (M, F) validation features, and save both to ``run_dir``."""
+    gaussians = fit_class_gaussians(features, labels)
+    ref = feature_density_score(gaussians, reference)
+    density = RunDensity(gaussians, ref.sort().values, fit_images, features.shape[0])
     counts = torch.tensor([density.fit_images, density.fit_questions])
     tensors = {**gaussians.to_tensors(), "reference": density.reference, "fit_counts": counts}
     tmp = run_dir / f".{DENSITY_FILE}.tmp"

@@ -14,6 +14,7 @@ reports it with every answer and abstains when it fires, unless told not to.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,21 @@ def pooled_image_features(grid: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def split_image_features(model: nn.Module, split: VQASplit, *, images_per_batch: int = 128) -> torch.Tensor:
+def split_image_features(
+    model: nn.Module, split: VQASplit, *, images_per_batch: int = 128, density: bool = False
+) -> Any:
     """Pooled image features (I, 2C) of every image of ``split`` that has a question, in image order (dropout
-    off); images without a question are left out."""
+    off); images without a question are left out. With ``density``, from the same forward passes, also the
+    density features (N, F) of every question in question order (``model.density_layer()``): returns both."""
     if not isinstance(model, HasImageFeatureLayer):
         raise MumoError(f"{type(model).__name__} declares no image_feature_layer(): the OOD check is unavailable")
     model.eval()
     device = next(model.parameters()).device
     rows: list[torch.Tensor] = []
-    with capture(model.image_feature_layer()) as captured:
+    questions = None
+    with ExitStack() as stack:
+        captured = stack.enter_context(capture(model.image_feature_layer()))
+        fused = stack.enter_context(capture(model.density_layer())) if density else None
         for idx in image_batches(split.num_images, images_per_batch, shuffle=False):
             batch = split.batch(idx).to(device)
             if batch.tokens.shape[0] == 0:
@@ -61,9 +68,15 @@ def split_image_features(model: nn.Module, split: VQASplit, *, images_per_batch:
             one = torch.full((len(idx),), -1, dtype=torch.long)  # one question of each image: all rows of an
             one[batch.image_index.cpu()] = torch.arange(feats.shape[0])  # image are equal (no question in them)
             rows.append(feats[one[one >= 0]])
+            if fused is not None:
+                q = fused.last.detach().float().cpu()  # (N, F)
+                fused.activations.clear()
+                if questions is None:
+                    questions = torch.empty(split.num_questions, q.shape[-1])
+                questions[batch.question_ids.cpu()] = q
     if not rows:
         raise MumoError(f"the {split.name!r} split holds no questions")
-    return torch.cat(rows)  # (I, 2C)
+    return (torch.cat(rows), questions) if density else torch.cat(rows)  # (I, 2C), (N, F)
 
 
 @dataclass(frozen=True)
@@ -112,10 +125,18 @@ def fit_ood_check(
     Raises:
         MumoError: the model has no image feature layer, or a split has no questions.
     """
-    bank = normalise(split_image_features(model, train.first_images(bank_images), images_per_batch=images_per_batch))
-    k = min(k, bank.shape[0])  # a tiny training split: the farthest of its images
+    bank = split_image_features(model, train.first_images(bank_images), images_per_batch=images_per_batch)
     ref_feats = split_image_features(model, val, images_per_batch=images_per_batch)
-    reference = knn_distance(bank, ref_feats, k).sort().values  # (n,)
+    return ood_check_from(bank, ref_feats, k=k, alpha=alpha)
+
+
+def ood_check_from(
+    train_features: torch.Tensor, val_features: torch.Tensor, *, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA
+) -> OODCheck:
+    """:func:`fit_ood_check` from pooled image features already computed: (M, F) training, (n, F) validation."""
+    bank = normalise(train_features)
+    k = min(k, bank.shape[0])  # a tiny training split: the farthest of its images
+    reference = knn_distance(bank, val_features, k).sort().values  # (n,)
     # n validation images bound the refusal rate at 1/(n + 1) at best (the largest score): a small validation
     # split gets that bound, and the check says which it holds
     alpha = max(alpha, 1 / (reference.numel() + 1))
@@ -167,13 +188,17 @@ def fit_run_checks(
     """Fit and save what a run's uncertainty reports need beside its checkpoints: the default OOD check
     (``ood_check.safetensors``) and the feature density (``feature_density.safetensors``, on the first
     ``density_images`` training images). Returns what was fitted."""
-    from mumo.tasks.vqa.density import DENSITY_FILE, fit_run_density
+    from mumo.tasks.vqa.density import DENSITY_FILE, save_run_density
 
-    check = fit_ood_check(model, train, val, images_per_batch=images_per_batch)
+    # one forward pass per split gives both: the images' pooled features and the questions' fused features
+    fit = train.first_images(max(DEFAULT_BANK_IMAGES, density_images))
+    fit_images, fit_questions = split_image_features(model, fit, images_per_batch=images_per_batch, density=True)
+    val_images, val_questions = split_image_features(model, val, images_per_batch=images_per_batch, density=True)
+    check = ood_check_from(fit_images[:DEFAULT_BANK_IMAGES], val_images)
     save_ood_check(check, run_dir)
-    density = fit_run_density(
-        model, train.first_images(density_images), val, run_dir, images_per_batch=images_per_batch
-    )
+    n = min(density_images, fit.num_images)
+    on = fit.image_index < n  # (N,) the questions of the first n images: the density's fit
+    density = save_run_density(fit_questions[on], fit.targets[on].argmax(-1), val_questions, n, run_dir)
     return {
         "ood_check": {
             "path": str(Path(run_dir) / OOD_FILE), "method": METHOD, "k": check.k, "bank_images": check.bank.shape[0],
