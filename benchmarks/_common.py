@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 RUNS = Path(__file__).parent / "runs"
+# a small MCAN that trains in seconds, for benchmarks about the code path rather than the model (no LR schedule)
+TINY_MCAN = [
+    "model.hidden=32", "model.heads=2", "model.layers=1", "model.ff=64", "model.flat_mlp=32", "model.flat_out=64",
+    "model.word_dim=32", "model.cnn_channels=[8,16,16,32]", "train.warmup_epochs=0", "train.decay_epochs=[]",
+]  # fmt: skip
 RESULTS = Path(__file__).parent / "results"
 # Bump when a code change makes cached runs stale although their config is unchanged (2: grid CNN pooling
 # rounds up, so 75-px images give a 5x5 grid, not 4x4).

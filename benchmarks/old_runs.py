@@ -20,12 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _common import TINY_MCAN
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.hidden=32", "model.heads=2", "model.layers=1", "model.ff=64", "model.flat_mlp=32", "model.flat_out=64",
-    "model.word_dim=32", "model.cnn_channels=[8,16,16,32]", "train.epochs=2", "data.max_train_images=400",
-    "train.warmup_epochs=0", "train.decay_epochs=[]",
-]  # fmt: skip
+TINY = [*TINY_MCAN, "train.epochs=2", "data.max_train_images=400"]
 
 
 def mumo(src: Path, *args: str) -> str:

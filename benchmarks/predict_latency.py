@@ -22,12 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import TINY_MCAN
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.hidden=32", "model.heads=2", "model.layers=1", "model.ff=64", "model.flat_mlp=32", "model.flat_out=64",
-    "model.word_dim=32", "model.cnn_channels=[8,16,16,32]", "train.epochs=1", "data.max_train_images=100",
-    "train.warmup_epochs=0", "train.decay_epochs=[]",
-]  # fmt: skip
+TINY = [*TINY_MCAN, "train.epochs=1", "data.max_train_images=100"]
 HEAVY = ["sklearn", "scipy", "matplotlib", "pandas", "librosa", "cv2", "av", "tensorboard", "accelerate"]
 # ``python -c`` body: run the CLI, then report (on stderr's last line) which heavy libraries it imported
 PROBE = (

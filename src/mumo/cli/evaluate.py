@@ -9,6 +9,7 @@ import typer
 
 from mumo.cli._errors import friendly_errors
 from mumo.cli._json import strict_json
+from mumo.cli._options import MCScope
 
 
 @friendly_errors
@@ -21,14 +22,11 @@ def evaluate_cmd(
     mc_samples: Annotated[
         int | None, typer.Option(help="T MC-dropout passes; adds calibration, misclassification, OOD figures")
     ] = None,
-    mc_scope: Annotated[
-        str,
-        typer.Option(
-            help="dropout modules that sample: all, or attflat (only MCAN's AttFlat scoring MLPs: cheaper, its "
-            "mutual information is not comparable with all's; head is a deprecated alias)"
-        ),
-    ] = "all",
-    ood: Annotated[str | None, typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, easy-vqa")] = None,
+    mc_scope: MCScope = "all",
+    ood: Annotated[
+        str | None,
+        typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, photos, textures, drawings, easy-vqa"),
+    ] = None,
     pixel_noise: Annotated[
         float | None,
         typer.Option(help="evaluate under a near shift: N(0, STD²) noise on the [0, 1] pixels of every image"),

@@ -11,6 +11,7 @@ import typer
 
 from mumo.cli._errors import friendly_errors
 from mumo.cli._json import strict_json
+from mumo.cli._options import MCScope
 
 
 @friendly_errors
@@ -22,13 +23,7 @@ def predict_cmd(
     mc_samples: Annotated[int | None, typer.Option(help="T MC-dropout passes (epistemic uncertainty)")] = None,
     abstain: Annotated[float | None, typer.Option(help='answer "don\'t know" above this uncertainty (nats)')] = None,
     abstain_on: Annotated[str, typer.Option(help="score compared with --abstain")] = "predictive_entropy",
-    mc_scope: Annotated[
-        str,
-        typer.Option(
-            help="dropout modules that sample: all, or attflat (only MCAN's AttFlat scoring MLPs: cheaper, its "
-            "mutual information is not comparable with all's; head is a deprecated alias)"
-        ),
-    ] = "all",
+    mc_scope: MCScope = "all",
     image_uncertainty: Annotated[
         bool,
         typer.Option(
