@@ -107,33 +107,12 @@ class OODCheck:
         }  # fmt: skip
 
 
-def fit_ood_check(
-    model: nn.Module,
-    train: VQASplit,
-    val: VQASplit,
-    *,
-    bank_images: int = DEFAULT_BANK_IMAGES,
-    k: int = DEFAULT_K,
-    alpha: float = DEFAULT_ALPHA,
-    images_per_batch: int = 128,
-) -> OODCheck:
-    """The bank from the first ``bank_images`` training images, the threshold from the validation images.
-
-    With fewer than 1/α − 1 validation images (99 for 1 %) the threshold is their largest score and the check's
-    ``alpha`` the bound that holds, 1/(n + 1).
-
-    Raises:
-        MumoError: the model has no image feature layer, or a split has no questions.
-    """
-    bank = split_image_features(model, train.first_images(bank_images), images_per_batch=images_per_batch)
-    ref_feats = split_image_features(model, val, images_per_batch=images_per_batch)
-    return ood_check_from(bank, ref_feats, k=k, alpha=alpha)
-
-
 def ood_check_from(
     train_features: torch.Tensor, val_features: torch.Tensor, *, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA
 ) -> OODCheck:
-    """:func:`fit_ood_check` from pooled image features already computed: (M, F) training, (n, F) validation."""
+    """The check from pooled image features (:func:`split_image_features`): the bank from the (M, F) training
+    images', the threshold from the (n, F) validation images'. With fewer than 1/α − 1 validation images (99 for
+    1 %) the threshold is their largest score and the check's ``alpha`` the bound that holds, 1/(n + 1)."""
     bank = normalise(train_features)
     k = min(k, bank.shape[0])  # a tiny training split: the farthest of its images
     reference = knn_distance(bank, val_features, k).sort().values  # (n,)
