@@ -19,14 +19,17 @@ RESULTS = Path(__file__).parent / "results"
 CACHE_VERSION = 2
 
 
-def trained_run(name: str, overrides: list[str]) -> Path:
-    """Train ``mcan-cpu`` with ``overrides`` into benchmarks/runs/NAME once; later calls reuse it."""
+def trained_run(name: str, overrides: list[str], preset: str = "mcan-cpu") -> Path:
+    """Train ``preset`` with ``overrides`` into benchmarks/runs/NAME once; later calls reuse it (and resume it
+    where an earlier call stopped)."""
     from mumo.runs import Run
     from mumo.tasks import load_config
     from mumo.tasks.vqa.train import train_vqa
 
     out = RUNS / name
     key = {"cache_version": CACHE_VERSION, "overrides": overrides}
+    if preset != "mcan-cpu":  # the keys of runs cached before presets were named stay valid
+        key["preset"] = preset
     key_file = RUNS / f"{name}.key.json"  # beside the run: a run directory holds only what mumo writes
     if (out / "benchmark_key.json").exists():  # where earlier versions kept it
         RUNS.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,7 @@ def trained_run(name: str, overrides: list[str]) -> Path:
         print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
         shutil.rmtree(out)
     done = Run(out).finished_epochs if out.exists() else 0
-    if done == load_config("mcan-cpu", overrides).train.epochs:
+    if done == load_config(preset, overrides).train.epochs:
         return out
     if done:
         print(f"resuming unfinished benchmark run {out}", file=sys.stderr)
@@ -44,7 +47,7 @@ def trained_run(name: str, overrides: list[str]) -> Path:
     print(f"training {name} ({' '.join(overrides) or 'default preset'}) into {out}", file=sys.stderr)
     RUNS.mkdir(parents=True, exist_ok=True)
     key_file.write_text(json.dumps(key) + "\n")
-    train_vqa(load_config("mcan-cpu", overrides), out, progress=False, evaluate_test=False)
+    train_vqa(load_config(preset, overrides), out, progress=False, evaluate_test=False)
     return out
 
 

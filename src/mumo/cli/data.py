@@ -50,6 +50,37 @@ def sort_of_clevr_cmd(
     typer.echo(f"wrote {out / META_FILE} (format version {meta['format_version']}, seed {seed})")
 
 
+@app.command("scenes")
+@friendly_errors
+def scenes_cmd(
+    out: Annotated[Path, typer.Option(help="output directory (absent or empty; see --overwrite)")],
+    images: Annotated[
+        int, typer.Option(help="images in all, 4 to 1,000,000: 70 % train, 10 % val, test, test-shift")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(help="random seed in [0, 2**32); the same seed gives byte-identical files")] = 0,
+    size: Annotated[int, typer.Option(help="image side in pixels, 64 to 256")] = 128,
+    overwrite: Annotated[bool, typer.Option(help="replace a previous mumo scenes set in --out")] = False,
+    workers: Annotated[int | None, typer.Option(help="processes (default: the CPUs, at most 8)", min=1)] = None,
+) -> None:
+    """mumo scenes: places and 3-9 objects (8 shapes, 8 colours, 2 sizes, 2 materials) with scene graphs, object
+    masks, 5 captions, tags and 10 balanced questions per image from a functional grammar; a compositional
+    test-shift split (held-out colour-shape pairs and places). Format: docs/scenes.md."""
+    from tqdm import tqdm
+
+    from mumo.data.scenes.dataset import META_FILE, SPLITS, check_arguments, generate
+
+    check_arguments(out, n_images=images, seed=seed, size=size, overwrite=overwrite)
+    with _interruptible(out), tqdm(total=images, desc="scenes", unit="img") as bar:
+        meta = generate(
+            out, n_images=images, seed=seed, size=size, overwrite=overwrite, workers=workers, progress=bar.update
+        )
+    n_q = meta["questions_per_image"]
+    for split in SPLITS:
+        n = meta["counts"][split]
+        typer.echo(f"wrote {n} {split} images ({n * n_q} questions): {out / split}.jsonl, {out}/images/{split}/")
+    typer.echo(f"wrote {out / META_FILE} (format version {meta['format_version']}, seed {seed}, {size} px)")
+
+
 @app.command("preprocess")
 @friendly_errors
 def preprocess_cmd(

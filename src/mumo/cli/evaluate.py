@@ -25,7 +25,10 @@ def evaluate_cmd(
     mc_scope: MCScope = "all",
     ood: Annotated[
         str | None,
-        typer.Option(help="OOD set: sort-of-clevr, shapes-ood, noise, photos, textures, drawings, easy-vqa"),
+        typer.Option(
+            help="OOD set: sort-of-clevr, shapes-ood, noise, photos, textures, drawings, easy-vqa; scenes-shift "
+            "(scenes runs: the held-out colour-shape pairs and places, its accuracy reported too)"
+        ),
     ] = None,
     pixel_noise: Annotated[
         float | None,

@@ -11,9 +11,7 @@ sort-of-clevr``) and :func:`load_sort_of_clevr` reads one split back as a :class
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mumo.data._output import check_seed, staged_output
+from mumo.data._output import check_seed, staged_output, write_npz
 from mumo.data.images import load_image
 from mumo.data.text import Vocab
 from mumo.data.vqa.split import VQASplit
@@ -244,23 +242,13 @@ def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
 
 
-def _write_masks(path: Path, masks: np.ndarray) -> None:
-    """An ``.npz`` (key ``masks``) with a fixed timestamp: ``np.savez`` stamps the current time."""
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, masks, allow_pickle=False)
-    info = zipfile.ZipInfo("masks.npy", date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(info, buf.getvalue())
-
-
 def _write_example(out_dir: Path, split: str, index: int, seed: int) -> dict:
     rng = _image_rng(seed, split, index)
     image, objects = render_scene(rng)
     questions = scene_questions(objects, rng)
     name = f"{index:05d}"
     Image.fromarray(image).save(out_dir / "images" / split / f"{name}.png", format="PNG", compress_level=6)
-    _write_masks(out_dir / "masks" / split / f"{name}.npz", np.stack([o.mask for o in objects]))
+    write_npz(out_dir / "masks" / split / f"{name}.npz", masks=np.stack([o.mask for o in objects]))
     return {
         "image_id": index,
         "image": f"images/{split}/{name}.png",

@@ -26,7 +26,7 @@ from mumo.metrics.vqa import soft_accuracy
 from mumo.runs import Run
 from mumo.tasks.vqa.accuracy import accuracy_report, predict_logits
 from mumo.tasks.vqa.config import RunConfig
-from mumo.tasks.vqa.data import load_data
+from mumo.tasks.vqa.data import load_data, scenes_shift_split
 from mumo.tasks.vqa.density import fit_split_density
 from mumo.tasks.vqa.ensemble import ensemble_accuracy, load_ensemble
 from mumo.tasks.vqa.model import load_model
@@ -38,6 +38,9 @@ from mumo.train.checkpoint import atomic_write_text
 from mumo.uncertainty.mc_dropout import check_num_samples, dropout_modules, num_sampled_dropout, resolve_scope
 
 SPLITS = ("val", "test")
+# OOD sets that are a split of the run's own data set: scenes-shift, mumo scenes' held-out colour-shape pairs and
+# places (near OOD: its own images and questions, scored beside the in-distribution ones and reported on their own)
+DATA_OOD_SETS = ("scenes-shift",)
 ABSTAIN_THRESHOLDS = (0.01, 0.1, 0.5)  # predictive entropy (nats) the selective figures always report
 
 
@@ -85,8 +88,9 @@ class EvaluateOptions:
                 raise ConfigError("--pixel-noise and --corruption both change the pixels: choose one")
         if self.mc_samples is not None:
             check_num_samples(self.mc_samples)
-        if self.ood is not None and self.ood not in OOD_SETS:
-            raise ConfigError(f"unknown OOD set {self.ood!r}; choose one of: {', '.join(OOD_SETS)}")
+        if self.ood is not None and self.ood not in (*OOD_SETS, *DATA_OOD_SETS):
+            names = ", ".join((*OOD_SETS, *DATA_OOD_SETS))
+            raise ConfigError(f"unknown OOD set {self.ood!r}; choose one of: {names}")
         _temperature_option(self.temperature)  # a bad value fails here, before any model is loaded
         object.__setattr__(self, "ensemble", tuple(Path(r) for r in self.ensemble))
 
@@ -128,6 +132,10 @@ class EvaluationReport:
         under = "".join(f", under {shift_name(k, v, human=True)}" for k, v in res.get("shift", {}).items())
         out = [f"{res['split']} accuracy {res['accuracy']:.4f} on {res['num_questions']} questions{who}{under}"]
         out += [f"  {k:8s} {v:.4f}" for k, v in res["accuracy_by_type"].items()]
+        if "ood_accuracy" in res:  # a data set's own held-out split (scenes-shift)
+            shifted = res["ood_accuracy"]
+            out.append(f"accuracy on the OOD split {shifted['accuracy']:.4f} on {shifted['num_questions']} questions")
+            out += [f"  {k:8s} {v:.4f}" for k, v in shifted["accuracy_by_type"].items()]
         keys = ["ece", "ace", "mce", "nll", "brier", "auroc_misclassification", "aurc", "risk_at_80_coverage",
                 "coverage_at_5_risk", "auroc_ood", "auroc_ood_per_image", "fpr95_ood"]  # fmt: skip
         for key in keys:
@@ -225,6 +233,10 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
         raise ConfigError("this model has no dropout modules: MC dropout has nothing to sample")
     if opts.results_json is not None and cfg.data.name != "vqa-v2":
         raise ConfigError(f"--results-json needs a vqa-v2 run; this run used {cfg.data.name!r}")
+    if opts.ood == "scenes-shift" and cfg.data.name != "scenes":
+        raise ConfigError(
+            f"--ood scenes-shift is the held-out split of mumo scenes; this run trained on {cfg.data.name}"
+        )
     data = load_data(cfg)
     seed, per_batch = cfg.train.seed, cfg.train.eval_batch_size
     shift = opts.shift
@@ -277,9 +289,15 @@ def evaluate_run(run: str | Path, options: EvaluateOptions | None = None) -> Eva
         if shift:
             res["shift"] = shift
         if opts.uncertainty:
-            ood_data = ood_split(opts.ood, target, seed=seed) if opts.ood else None
-            if ood_data is not None:  # the OOD images get the same pixel shift
-                ood_data = shift_pixels(ood_data, seed + 1)
+            ood_data = None
+            if opts.ood == "scenes-shift":  # its own questions: how well the model answers them is reported too
+                ood_data = shift_pixels(first_images(scenes_shift_split(cfg, data.vocab), opts.images), seed + 1)
+                ids, logits = predict_logits(model, ood_data, per_batch) if len(models) == 1 else (None, None)
+                if logits is not None:
+                    shifted = torch.empty_like(logits).index_copy_(0, ids, logits)  # (N, C) in question order
+                    res["ood_accuracy"] = accuracy_report(soft_accuracy(shifted, ood_data.targets), ood_data)
+            elif opts.ood:
+                ood_data = shift_pixels(ood_split(opts.ood, target, seed=seed), seed + 1)  # the same pixel shift
             bank = None
             if opts.question_bank > 0 and (opts.mc_samples is not None or len(models) > 1):
                 bank = question_bank(data.train, opts.question_bank, seed=seed)

@@ -47,7 +47,7 @@ from mumo.runs import Run
 from mumo.tasks.vqa.config import RunConfig
 from mumo.types import Explainable, VQABatch
 
-SCORED_DATASETS = ("easy-vqa", "sort-of-clevr")
+SCORED_DATASETS = ("easy-vqa", "sort-of-clevr", "scenes")
 GRADCAM_TARGETS = {"logit": AnswerLogit, "log-prob": AnswerLogProb}  # Grad-CAM's score y of the explained answer
 UCAM_TARGETS = {"predictive": "predictive-entropy", "loss": "uncertainty-loss", "aleatoric": "aleatoric-loss"}
 
@@ -145,7 +145,8 @@ def ground_truth_maps(cfg: RunConfig, split: VQASplit, grid: tuple[int, int]) ->
     """(Q, R) fraction of every grid cell covered by the objects each question of ``split`` refers to.
 
     Sort-of-CLEVR: the test split only (validation is carved out of train by image, and its masks are
-    read from the training files). easy-VQA: every question refers to the image's one shape.
+    read from the training files). easy-VQA: every question refers to the image's one shape. mumo scenes: the
+    visible masks of the objects each question refers to; all zero for a question about the place (no object).
     """
     from mumo.data.vqa.masks import easy_vqa_shape_masks, pool_to_grid
 
@@ -159,6 +160,12 @@ def ground_truth_maps(cfg: RunConfig, split: VQASplit, grid: tuple[int, int]) ->
         if split.name != "test":
             raise ConfigError("Sort-of-CLEVR maps are scored on the test split")
         return pool_to_grid(sort_of_clevr_question_masks(sort_of_clevr_root(cfg), "test"), grid)  # (Q, R)
+    if cfg.data.name == "scenes":
+        from mumo.data.scenes.dataset import question_masks
+        from mumo.tasks.vqa.data import scenes_root
+
+        masks = torch.from_numpy(question_masks(scenes_root(cfg), split.name))  # (Q, H, W) bool
+        return pool_to_grid(masks, grid)  # (Q, R)
     raise MumoError(
         f"no ground-truth maps for {cfg.data.name!r}: maps are scored on {', '.join(SCORED_DATASETS)} "
         "(their generators know where the objects are)"
@@ -205,11 +212,17 @@ def evaluate_explanations(
         raise MumoError("the model's image features do not form a grid: maps cannot be scored against masks")
     q = torch.cat(ids)
     truth = ground_truth_maps(cfg, split, grid)[q]  # (n, R)
+    about_objects = truth.sum(1) > 0  # questions about the whole image (a scene's place) have no mask to score
+    if not bool(about_objects.all()):
+        q, truth = q[about_objects], truth[about_objects]
+        maps = {m: [torch.cat(v)[about_objects]] for m, v in maps.items()}
+        logits = [torch.cat(logits)[about_objects]]
     types = [split.question_types[i] for i in q.tolist()]
     correct = soft_accuracy(torch.cat(logits), split.targets[q])  # (n,)
     res: dict[str, Any] = {
         "num_questions": len(q), "num_images": n_images, "grid": list(grid),
         "accuracy": float(correct.mean()), "methods": {},
+        "questions_without_objects": int((~about_objects).sum()),  # left out: nothing to point at
     }  # fmt: skip
     for m in methods:
         all_maps = torch.cat(maps[m])  # (n, R)

@@ -20,7 +20,7 @@ class VQATask:
     schema = RunConfig
     default_preset = "mcan-cpu"
     data_key = "data.name"
-    data_help = "data set: easy-vqa, sort-of-clevr or vqa-v2"
+    data_help = "data set: easy-vqa, sort-of-clevr, scenes or vqa-v2"
     help = "Train MCAN for VQA; with no options, the CPU preset on easy-VQA, ending with test accuracy."
 
     def load_config(self, preset: str | None, overrides: list[str]) -> RunConfig:
