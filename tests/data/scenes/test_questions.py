@@ -5,6 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from mumo.data.scenes.grammar import _compiled, _match_slots
 from mumo.data.scenes.graph import ATTRIBUTES, COLORS, MATERIALS, PLACES, RELATIONS, SHAPES, SIZES, Scene, SceneObject
 from mumo.data.scenes.questions import (
     ANSWERS,
@@ -15,9 +16,7 @@ from mumo.data.scenes.questions import (
     Balancer,
     ProgramError,
     Slots,
-    _compiled,
     _covers,
-    _match_slots,
     _nested,
     build_program,
     decode,
