@@ -67,3 +67,21 @@ def test_scenes_shift_needs_a_scenes_run(tiny_run):
 
     with pytest.raises(ConfigError, match="held-out split of mumo scenes"):
         evaluate_run(tiny_run, EvaluateOptions(ood="scenes-shift", progress=False))
+
+
+def test_the_default_set_is_generated_into_the_cache_once(tmp_path, monkeypatch):
+    from mumo.data.scenes import dataset
+    from mumo.tasks import load_config
+    from mumo.tasks.vqa.data import scenes_root
+
+    monkeypatch.setenv("MUMO_CACHE", str(tmp_path))
+    monkeypatch.setattr(dataset, "DEFAULT_IMAGES", 8)
+    leftover = tmp_path / "scenes-v1-seed0"
+    leftover.mkdir()
+    (leftover / "train.jsonl").write_text("half a set, no meta.json\n")  # an interrupted earlier generation
+    root = scenes_root(load_config("mcan-scenes"))
+    assert root == leftover and dataset.read_meta(root)["counts"]["train"] == 5
+    stamp = (root / "meta.json").stat().st_mtime_ns
+    assert scenes_root(load_config("mcan-scenes")) == root and (root / "meta.json").stat().st_mtime_ns == stamp
+    custom = load_config("mcan-scenes", [f"data.root={tmp_path / 'mine'}"])
+    assert scenes_root(custom) == tmp_path / "mine"  # a root of the user's own is read, never generated
