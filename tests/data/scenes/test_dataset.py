@@ -11,6 +11,7 @@ import pytest
 from mumo.data.scenes import dataset
 from mumo.data.scenes.captions import check_plan, parse_caption
 from mumo.data.scenes.graph import Scene
+from mumo.data.scenes.program import reasoning_steps
 from mumo.data.scenes.questions import ANSWERS, FAMILIES, execute, parse
 from mumo.errors import MumoError
 
@@ -70,6 +71,10 @@ def test_every_record_is_true_of_its_scene(scenes):
                 assert execute(q["program"], scene) == q["answer"]
                 assert parse(q["question"]) == q["program"]
                 assert all(0 <= i < len(r["objects"]) for i in q["objects"])
+                first, last = reasoning_steps(q["program"], scene)
+                assert set(first) | set(last) <= set(q["objects"])
+                if q["family"].startswith("place"):
+                    assert first == last == []
             for caption in r["captions"]:
                 plan = parse_caption(caption)
                 assert plan is not None and check_plan(plan, scene), caption

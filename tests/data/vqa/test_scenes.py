@@ -85,3 +85,25 @@ def test_the_default_set_is_generated_into_the_cache_once(tmp_path, monkeypatch)
     assert scenes_root(load_config("mcan-scenes")) == root and (root / "meta.json").stat().st_mtime_ns == stamp
     custom = load_config("mcan-scenes", [f"data.root={tmp_path / 'mine'}"])
     assert scenes_root(custom) == tmp_path / "mine"  # a root of the user's own is read, never generated
+
+
+def test_attention_trains_towards_the_reasoning_steps_masks(scenes_root, tmp_path):
+    from mumo.models import create_model
+    from mumo.tasks.vqa.data import load_data
+    from mumo.tasks.vqa.model import attention_objective
+    from mumo.tasks.vqa.train import train_vqa
+
+    cfg = tiny_config("data.name=scenes", f"data.root={scenes_root}", "data.max_question_len=24", "train.epochs=1",
+                      "model.flat_glimpses=2", "objective.attention_loss=masks")  # fmt: skip
+    data = load_data(cfg)
+    train = data.train
+    assert train.object_masks.shape == (train.num_images, 9, 64, 64) and train.question_objects.shape[1:] == (2, 9)
+    assert data.test.object_masks is None  # evaluation never reads them
+    batch = train.batch(torch.arange(4))
+    vqa = create_model(cfg.model, vocab=data.vocab.tokens, num_answers=len(data.answers))
+    objective = attention_objective(cfg, vqa, example=batch)
+    loss, logs = objective(vqa, batch)
+    assert torch.isfinite(loss) and logs["attention_term"] > 0
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in vqa.parameters() if p.grad is not None)
+    train_vqa(cfg, tmp_path / "run", progress=False, evaluate_test=False)  # the whole loop runs with it

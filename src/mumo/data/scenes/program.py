@@ -142,6 +142,29 @@ def evaluate(program: Program, scene: Scene) -> tuple[str, list[int]]:
     return _answer(outputs[-1]), sorted(referred)
 
 
+def reasoning_steps(program: Program, scene: Scene) -> tuple[list[int], list[int]]:
+    """Where a question's reasoning looks first and last: two sorted object lists.
+
+    The object sets a program passes on (as in :func:`evaluate`), in program order; step 0 is the first, step 1
+    the last: for "what colour is the object left of the large star" the large star, then the object left of it;
+    for a count or attribute comparison the objects of its first description, then of its second; for a question
+    about one description its objects twice; for a place question nothing. What attention is trained towards with
+    ``objective.attention_loss=masks``. Raises :class:`ProgramError` like :func:`execute`.
+    """
+    types = check_program(program)
+    outputs = _run(program, scene, types)
+    sets: list[list[int]] = []
+    for node in program:
+        if node["function"].startswith("filter_") or node["function"] == "query_place":
+            continue
+        for i in node["inputs"]:
+            if types[i] == "objects":
+                sets.append(sorted(outputs[i]))
+            elif types[i] == "object":
+                sets.append([outputs[i]])
+    return (sets[0], sets[-1]) if sets else ([], [])
+
+
 def _run(program: Program, scene: Scene, types: list[str] | None = None) -> list:
     """The output of every node (objects: tuples of indices, object: an index)."""
     if types is None:

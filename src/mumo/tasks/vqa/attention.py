@@ -19,9 +19,10 @@ Per batch, one forward pass with the image features V (N, R, K) entering the co-
    - ``paan``: the same with R per-cell discriminators over the weighted features m_r · v_r;
 5. for ``gca`` also ``objective.uncertainty_weight`` · Σ_n H[p_n] (minimise the predictive uncertainty).
 
-``masks`` replaces steps 3-4 with ground truth (data sets with object masks: Sort-of-CLEVR): the target of
+``masks`` replaces steps 3-4 with ground truth (data sets with object masks: Sort-of-CLEVR, mumo scenes): the target of
 AttFlat glimpse g is the masks of the objects reasoning step g looks at (the asked-about object, the objects
-the answer is read from, the objects counted: :func:`mumo.data.vqa.sort_of_clevr.attention_objects`), pooled to
+the answer is read from, the objects counted: :func:`mumo.data.vqa.sort_of_clevr.attention_objects`; in mumo scenes
+the first and last objects the question's program looks at: :func:`mumo.data.scenes.program.reasoning_steps`), pooled to
 the grid with every object weighing the same, and normalised; steps that look at nothing add nothing; with
 one glimpse, the union of the steps. The term is Σ_g KL(t_g || α_g), weighted by
 ``objective.attention_weight``. Only training reads the masks: the model answers from the image and question alone.
@@ -132,7 +133,7 @@ class AttentionObjective(nn.Module):
         m, t = self.cfg.model, self.cfg.objective
         if batch.object_masks is None or batch.question_objects is None:
             raise ConfigError(
-                "objective.attention_loss=masks needs a data set with object masks (data.name=sort-of-clevr)"
+                "objective.attention_loss=masks needs a data set with object masks (data.name=sort-of-clevr or scenes)"
             )
         out = vqa(batch, output_attentions=True)
         if out.grid is None:

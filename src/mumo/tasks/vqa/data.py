@@ -29,11 +29,11 @@ class VQAData:
 def load_data(cfg: RunConfig) -> VQAData:
     """Load the data set named by ``cfg.data.name``."""
     d = cfg.data
-    if cfg.objective.attention_loss == "masks" and d.name != "sort-of-clevr":
+    if cfg.objective.attention_loss == "masks" and d.name not in ("sort-of-clevr", "scenes"):
         raise ConfigError(
             f"objective.attention_loss=masks trains attention on ground-truth object masks, which {d.name} does not "
             "have; "
-            "use data.name=sort-of-clevr or another attention_loss (mse, aan, paan, gca)"
+            "use data.name=sort-of-clevr or scenes, or another attention_loss (mse, aan, paan, gca)"
         )
     if d.name == "easy-vqa":
         from mumo.data.vqa.easy_vqa import load_easy_vqa
@@ -144,7 +144,8 @@ def _load_scenes(cfg: RunConfig) -> VQAData:
     d = cfg.data
     root = scenes_root(cfg)
     kw = dict(max_question_len=d.max_question_len, image_size=d.image_size)
-    train, vocab, answers = load_scenes(root, split="train", **kw)
+    masks = cfg.objective.attention_loss == "masks"  # training reads them; val and test never do
+    train, vocab, answers = load_scenes(root, split="train", object_masks=masks, **kw)
     val, _, _ = load_scenes(root, split="val", vocab=vocab, **kw)
     test, _, _ = load_scenes(root, split="test", vocab=vocab, **kw)
     if d.max_train_images > 0:
