@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import secrets
 import shutil
@@ -131,3 +132,24 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, buf.getvalue())
+
+
+def read_jsonl(path: Path, *, expected: int | None, what: str) -> list[dict]:
+    """The parsed lines of a generated set's ``.jsonl`` file, as many as its ``meta.json`` says (``expected``).
+
+    Raises:
+        MumoError: the file is missing, a line is not JSON, or it holds another number of lines; ``what`` names
+            the set in the message ("mumo scenes", "Sort-of-CLEVR").
+    """
+    if not path.is_file():
+        raise MumoError(f"incomplete {what} directory: {path} is missing")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise MumoError(f"{path}, line {n}: not valid JSON ({exc})") from None
+    if len(records) != expected:
+        raise MumoError(f"incomplete {what} directory: {path} has {len(records)} images, meta.json says {expected}")
+    return records

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mumo.data._output import check_seed, staged_output, write_npz
+from mumo.data._output import check_seed, read_jsonl, staged_output, write_npz
 from mumo.data.scenes import graph
 from mumo.errors import MumoError
 
@@ -307,22 +307,7 @@ def read_records(root: str | Path, split: str) -> list[dict]:
         raise MumoError(f"mumo scenes split must be one of {', '.join(SPLITS)}, not {split!r}")
     root = Path(root)
     meta = read_meta(root)
-    path = root / f"{split}.jsonl"
-    if not path.is_file():
-        raise MumoError(f"incomplete mumo scenes directory: {path} is missing")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise MumoError(f"{path}, line {n}: not valid JSON ({exc})") from None
-    expected = meta.get("counts", {}).get(split)
-    if len(records) != expected:
-        raise MumoError(
-            f"incomplete mumo scenes directory: {path} has {len(records)} images, meta.json says {expected}"
-        )
-    return records
+    return read_jsonl(root / f"{split}.jsonl", expected=meta.get("counts", {}).get(split), what="mumo scenes")
 
 
 def load_masks(root: str | Path, record: dict) -> np.ndarray:
