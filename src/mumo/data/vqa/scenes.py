@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mumo.data.images import load_image
 from mumo.data.scenes.dataset import load_masks, read_meta, read_records
 from mumo.data.scenes.graph import MAX_OBJECTS, Scene
 from mumo.data.scenes.program import reasoning_steps
 from mumo.data.text import Vocab
-from mumo.data.vqa.split import VQASplit
-from mumo.errors import MumoError
+from mumo.data.vqa.split import VQASplit, split_from_records
 
 
 def load_scenes(
@@ -44,46 +42,14 @@ def load_scenes(
     Raises:
         MumoError: a missing or incomplete data set, or one of another format version.
     """
-    from tqdm.auto import tqdm
-
     root = Path(root)
     meta = read_meta(root)
     records = read_records(root, split)
     answers = list(meta["answers"])
-    answer_index = {a: i for i, a in enumerate(answers)}
-    size = image_size or int(meta["image_size"])
-    images = []
-    for r in tqdm(records, desc=f"loading scenes {split}", disable=None if progress else True, leave=False):
-        path = root / r["image"]
-        if not path.is_file():
-            raise MumoError(f"incomplete mumo scenes directory: {path} is missing")
-        images.append(load_image(path, size=size))
-    if images:
-        images_t = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (I, 3, H, W) uint8
-    else:
-        images_t = torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    qs = [(row, q) for row, r in enumerate(records) for q in r["questions"]]
-    texts = [q["question"] for _, q in qs]
-    unknown = sorted({q["answer"] for _, q in qs} - set(answer_index))
-    if unknown:
-        raise MumoError(f"{root / split}.jsonl has answers outside meta.json's answer list: {unknown[:5]}")
-    if vocab is None:
-        vocab = Vocab.build(texts)
-    targets = torch.zeros(len(qs), len(answers))
-    if qs:
-        targets[torch.arange(len(qs)), torch.tensor([answer_index[q["answer"]] for _, q in qs])] = 1.0
-    split_out = VQASplit(
-        name=split,
-        images=images_t,
-        tokens=vocab.encode_batch(texts, max_question_len)
-        if qs
-        else torch.zeros(0, max_question_len, dtype=torch.long),
-        image_index=torch.tensor([row for row, _ in qs], dtype=torch.long),
-        targets=targets,
-        questions=texts,
-        question_types=[q["family"] for _, q in qs],
-        image_ids=[int(r["image_id"]) for r in records],
-    )
+    split_out, vocab = split_from_records(
+        split, root, records, answers=answers, vocab=vocab, max_question_len=max_question_len,
+        image_size=image_size or int(meta["image_size"]), what="mumo scenes", progress=progress,
+    )  # fmt: skip
     if object_masks:
         split_out.object_masks, split_out.question_objects = _reasoning_masks(root, records, int(meta["image_size"]))
     return split_out, vocab, answers

@@ -21,9 +21,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mumo.data._output import check_seed, read_jsonl, staged_output, write_npz
-from mumo.data.images import load_image
 from mumo.data.text import Vocab
-from mumo.data.vqa.split import VQASplit
+from mumo.data.vqa.split import VQASplit, split_from_records
 from mumo.errors import MumoError
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -416,41 +415,17 @@ def load_sort_of_clevr(
     root = Path(root)
     records = read_records(root, split)
     answers = list(read_meta(root)["answers"])
-    answer_index = {a: i for i, a in enumerate(answers)}
-    images = []
-    for r in records:
-        path = root / r["image"]
-        if not path.is_file():
-            raise MumoError(f"incomplete Sort-of-CLEVR directory: {path} is missing")
-        images.append(load_image(path, size=image_size))
-    if images:
-        images_t = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (I, 3, H, W) uint8
-    else:
-        images_t = torch.zeros(0, 3, image_size, image_size, dtype=torch.uint8)
-    qs = [(row, q) for row, r in enumerate(records) for q in r["questions"]]
-    texts = [q["question"] for _, q in qs]
-    if vocab is None:
-        vocab = Vocab.build(texts)
-    targets = torch.zeros(len(qs), len(answers))
-    targets[torch.arange(len(qs)), torch.tensor([answer_index[q["answer"]] for _, q in qs], dtype=torch.long)] = 1.0
-    out = VQASplit(
-        name=split,
-        images=images_t,
-        tokens=vocab.encode_batch(texts, max_question_len)
-        if qs
-        else torch.zeros(0, max_question_len, dtype=torch.long),
-        image_index=torch.tensor([row for row, _ in qs], dtype=torch.long),
-        targets=targets,
-        questions=texts,
-        question_types=[q["family"] for _, q in qs],
-        image_ids=[int(r["image_id"]) for r in records],
-    )
+    out, vocab = split_from_records(
+        split, root, records, answers=answers, vocab=vocab, max_question_len=max_question_len, image_size=image_size,
+        what="Sort-of-CLEVR",
+    )  # fmt: skip
     if object_masks:
         out.object_masks = torch.from_numpy(
             np.stack([load_masks(root, r) for r in records]) if records else np.zeros((0, len(COLORS), 1, 1), bool)
         )  # (I, 6, H, W) bool
+        qs = [q for r in records for q in r["questions"]]  # in the split's question order
         steps = torch.zeros(len(qs), 3, len(COLORS))  # (Q, 3, 6): the objects of each reasoning step
-        for n, (_, q) in enumerate(qs):
+        for n, q in enumerate(qs):
             for step, idx in enumerate(attention_objects(q["family"], q["objects"])):
                 steps[n, step, list(idx)] = 1.0
         out.question_objects = steps

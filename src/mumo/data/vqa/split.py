@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mumo.data.images import load_image
+from mumo.data.text import Vocab
+from mumo.errors import MumoError
 from mumo.types import VQABatch
 
 T = TypeVar("T")
@@ -153,3 +158,59 @@ def progress_bar(batches: Iterable[T], desc: str, enabled: bool) -> Iterable[T]:
     """``batches`` with a progress bar on stderr when ``enabled`` and stderr is a terminal."""
     batches = list(batches)
     return tqdm(batches, desc=desc, disable=None if enabled else True, leave=False)
+
+
+def split_from_records(
+    name: str,
+    root: Path,
+    records: list[dict],
+    *,
+    answers: list[str],
+    vocab: Vocab | None,
+    max_question_len: int,
+    image_size: int,
+    what: str,
+    progress: bool = False,
+) -> tuple[VQASplit, Vocab]:
+    """A split of a generated set (Sort-of-CLEVR, mumo scenes) from its ``.jsonl`` records, and its vocabulary.
+
+    Each record names its image file (``image``, relative to ``root``; resized to ``image_size``) and its
+    questions (``question``, ``family``, ``answer``); targets are one-hot over ``answers``, ``question_types`` the
+    families. ``vocab`` None builds one from these questions.
+
+    Raises:
+        MumoError: an image file is missing (``what`` names the set), or an answer is not in ``answers``.
+    """
+    images = []
+    for r in tqdm(records, desc=f"loading {what} {name}", disable=None if progress else True, leave=False):
+        path = root / r["image"]
+        if not path.is_file():
+            raise MumoError(f"incomplete {what} directory: {path} is missing")
+        images.append(load_image(path, size=image_size))
+    if images:
+        images_t = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (I, 3, H, W) uint8
+    else:
+        images_t = torch.zeros(0, 3, image_size, image_size, dtype=torch.uint8)
+    qs = [(row, q) for row, r in enumerate(records) for q in r["questions"]]
+    texts = [q["question"] for _, q in qs]
+    answer_index = {a: i for i, a in enumerate(answers)}
+    unknown = sorted({q["answer"] for _, q in qs} - set(answer_index))
+    if unknown:
+        raise MumoError(f"{root / name}.jsonl has answers outside meta.json's answer list: {unknown[:5]}")
+    if vocab is None:
+        vocab = Vocab.build(texts)
+    targets = torch.zeros(len(qs), len(answers))  # (Q, C)
+    if qs:
+        targets[torch.arange(len(qs)), torch.tensor([answer_index[q["answer"]] for _, q in qs])] = 1.0
+    tokens = vocab.encode_batch(texts, max_question_len) if qs else torch.zeros(0, max_question_len, dtype=torch.long)
+    split = VQASplit(
+        name=name,
+        images=images_t,
+        tokens=tokens,  # (Q, L)
+        image_index=torch.tensor([row for row, _ in qs], dtype=torch.long),
+        targets=targets,
+        questions=texts,
+        question_types=[q["family"] for _, q in qs],
+        image_ids=[int(r["image_id"]) for r in records],
+    )
+    return split, vocab
