@@ -1,0 +1,1 @@
+"""Visual question generation data: one record per image (:class:`VQGImage`) from mumo scenes or VQG-COCO."""
