@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from mumo.cli import data, evaluate, explain, fit, predict, probe, sync, train, vqa_eval
+from mumo.cli import data, evaluate, explain, fit, generate, predict, probe, sync, train, vqa_eval
 from mumo.cli._errors import run_friendly
 
 
@@ -18,6 +18,7 @@ def build_app() -> typer.Typer:
     app.add_typer(train.build_app(), name="train")
     app.command("evaluate")(evaluate.evaluate_cmd)
     app.command("predict")(predict.predict_cmd)
+    app.command("generate-questions")(generate.generate_questions_cmd)
     app.command("fit-density")(fit.fit_density_cmd)
     app.command("fit-temperature")(fit.fit_temperature_cmd)
     app.add_typer(data.app, name="data")

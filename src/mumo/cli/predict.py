@@ -52,8 +52,8 @@ def predict_cmd(
     uncertainty score passes --abstain."""
     from mumo.data.images import load_image
     from mumo.data.text import check_question
-    from mumo.errors import ConfigError, NoOODCheckWarning
-    from mumo.serve.predict import load
+    from mumo.errors import CheckpointError, ConfigError, NoOODCheckWarning
+    from mumo.serve.predict import VQGPredictor, load
     from mumo.uncertainty.mc_dropout import check_num_samples
 
     if abstain is not None and not math.isfinite(abstain):  # fail fast, before reading RUN or loading the model
@@ -65,6 +65,11 @@ def predict_cmd(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NoOODCheckWarning)
         predictor = load([run, *ensemble] if ensemble else run, device=device)
+    if isinstance(predictor, VQGPredictor):
+        raise CheckpointError(
+            f"{run} holds a question generator, not a VQA model: `mumo predict` answers questions; write questions "
+            f"about an image with `mumo generate-questions {run} --image FILE`"
+        )
     for w in caught:  # a run trained before the check: said once, on stderr, and the answer still comes
         if issubclass(w.category, NoOODCheckWarning):
             typer.echo(f"note: {w.message}", err=True)

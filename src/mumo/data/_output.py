@@ -153,3 +153,8 @@ def read_jsonl(path: Path, *, expected: int | None, what: str) -> list[dict]:
     if len(records) != expected:
         raise MumoError(f"incomplete {what} directory: {path} has {len(records)} images, meta.json says {expected}")
     return records
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are cached: $MUMO_CACHE, else ~/.cache/mumo."""
+    return Path(os.environ.get("MUMO_CACHE") or Path.home() / ".cache" / "mumo")

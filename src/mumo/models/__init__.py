@@ -31,6 +31,14 @@ def _build_sync_expert(cfg: Any) -> nn.Module:
     return SyncExpert(cfg=cfg)
 
 
+@models.register("vqg_bmn")
+def _build_vqg_bmn(cfg: Any, *, vocab_size: int, num_places: int, num_tags: int) -> nn.Module:
+    """MC-BMN, the Bayesian multi-cue question generator (:class:`mumo.models.vqg_bmn.VQGConfig`)."""
+    from mumo.models.vqg_bmn import VQGBMN
+
+    return VQGBMN(cfg, vocab_size=vocab_size, num_places=num_places, num_tags=num_tags)
+
+
 def create_model(cfg: Any, **inputs: Any) -> nn.Module:
     """Build the model named by ``cfg.name`` (its config dataclass, beside the model) with freshly initialised
     weights; ``inputs``: what the model needs to know of its data (VQA: ``vocab``, ``num_answers``)."""

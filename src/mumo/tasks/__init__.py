@@ -1,4 +1,4 @@
-"""Tasks, one package each (``vqa/``, ``sync/``), behind the :class:`Task` protocol and found by name here.
+"""Tasks, one package each (``vqa/``, ``sync/``, ``vqg/``), behind the :class:`Task` protocol and found by name here.
 
 Nothing outside a task's package imports from it except this registry and :mod:`mumo.serve` (checked by
 import-linter, docs/architecture.md): ``mumo train NAME`` and ``mumo evaluate RUN`` dispatch through
@@ -17,6 +17,7 @@ from mumo.tasks._protocol import (
     Explains,
     FitsDensity,
     FitsTemperature,
+    GeneratesQuestions,
     Probes,
     Report,
     ScoresSync,
@@ -24,8 +25,8 @@ from mumo.tasks._protocol import (
 )
 
 __all__ = [
-    "Explains", "FitsDensity", "FitsTemperature", "Probes", "Report", "ScoresSync", "Task", "get_task",
-    "list_tasks", "load_config", "require", "task_of_run",
+    "Explains", "FitsDensity", "FitsTemperature", "GeneratesQuestions", "Probes", "Report", "ScoresSync", "Task",
+    "get_task", "list_tasks", "load_config", "require", "task_of_run",
 ]  # fmt: skip
 
 C = TypeVar("C")
@@ -38,9 +39,10 @@ def _registry() -> Registry:
     """Every task, by name; the task packages are imported here, explicitly, on first use (not at import)."""
     from mumo.tasks.sync.spec import SyncTask
     from mumo.tasks.vqa.spec import VQATask
+    from mumo.tasks.vqg.spec import VQGTask
 
     tasks: Registry = Registry("task")
-    for cls in (VQATask, SyncTask):
+    for cls in (VQATask, SyncTask, VQGTask):
         tasks.register(cls.name)(cls)
     return tasks
 

@@ -94,3 +94,10 @@ class ScoresSync(Protocol):
     """A task that scores how well a video's lips and audio belong together (``mumo sync``)."""
 
     def sync_video(self, run: str | Path, video: Path, audio: Path | None, **options: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class GeneratesQuestions(Protocol):
+    """A task that writes questions about an image (``mumo generate-questions``)."""
+
+    def generate_questions(self, run: str | Path, image: Path, **options: Any) -> dict[str, Any]: ...

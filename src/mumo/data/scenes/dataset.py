@@ -335,3 +335,22 @@ def question_masks(root: str | Path, split: str) -> np.ndarray:
                 )
             out.append(masks[idx].any(axis=0) if idx else np.zeros((size, size), bool))
     return np.stack(out) if out else np.zeros((0, size, size), bool)
+
+
+def default_root() -> Path:
+    """The cached default set (10,000 images at 128 px, seed 0) under :func:`~mumo.data._output.cache_dir`,
+    generated on first use (about a minute on 2 cores), with a progress bar on stderr."""
+    from mumo.data._output import cache_dir
+
+    root = cache_dir() / f"scenes-v{FORMAT_VERSION}-seed0"
+    if not (root / META_FILE).exists():
+        from tqdm.auto import tqdm
+
+        if root.exists() and any(root.iterdir()):  # not a scenes set (no meta.json): an old partial set; replace it
+            import shutil
+
+            shutil.rmtree(root)
+        print(f"generating mumo scenes into {root} (first use)", file=sys.stderr)
+        with tqdm(total=DEFAULT_IMAGES, desc="scenes", unit="img", leave=False) as bar:
+            generate(root, n_images=DEFAULT_IMAGES, seed=0, progress=bar.update)
+    return root

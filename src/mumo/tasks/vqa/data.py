@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mumo.data._output import cache_dir
 from mumo.data.text import Vocab
 from mumo.data.vqa.split import VQASplit
 from mumo.errors import ConfigError
@@ -72,11 +72,6 @@ def load_data(cfg: RunConfig) -> VQAData:
     raise ConfigError(f"unknown VQA data set {d.name!r}; choose one of: {', '.join(DATASETS)}")
 
 
-def cache_dir() -> Path:
-    """Where generated data sets are cached: $MUMO_CACHE, else ~/.cache/mumo."""
-    return Path(os.environ.get("MUMO_CACHE") or Path.home() / ".cache" / "mumo")
-
-
 def sort_of_clevr_root(cfg: RunConfig) -> Path:
     """The Sort-of-CLEVR directory a config reads: ``data.root``, or the cached default data set
     (9,800 / 200 images, seed 0), generated on first use."""
@@ -118,23 +113,9 @@ def _load_sort_of_clevr(cfg: RunConfig) -> VQAData:
 def scenes_root(cfg: RunConfig) -> Path:
     """The mumo scenes directory a config reads: ``data.root``, or the cached default set (10,000 images at 128 px,
     seed 0), generated on first use (about a minute on 2 cores)."""
-    from mumo.data.scenes import dataset
+    from mumo.data.scenes.dataset import default_root
 
-    if cfg.data.root:
-        return Path(cfg.data.root)
-    root = cache_dir() / f"scenes-v{dataset.FORMAT_VERSION}-seed0"
-    if not (root / dataset.META_FILE).exists():
-        from tqdm.auto import tqdm
-
-        overwrite = root.exists() and any(root.iterdir())
-        if overwrite:  # not a scenes set (no meta.json): generate() refuses it; an old partial set: replace it
-            import shutil
-
-            shutil.rmtree(root)
-        print(f"generating mumo scenes into {root} (first use)", file=sys.stderr)
-        with tqdm(total=dataset.DEFAULT_IMAGES, desc="scenes", unit="img", leave=False) as bar:
-            dataset.generate(root, n_images=dataset.DEFAULT_IMAGES, seed=0, progress=bar.update)
-    return root
+    return Path(cfg.data.root) if cfg.data.root else default_root()
 
 
 def _load_scenes(cfg: RunConfig) -> VQAData:

@@ -1,0 +1,1 @@
+"""Visual question generation: MC-BMN trained on mumo scenes or VQG-COCO (docs/vqg.md)."""
