@@ -149,6 +149,25 @@ def close_the_loop(figures: dict, images: int | None) -> dict | None:
     }  # fmt: skip
 
 
+def generation_latency(run: Path, images: int = 20) -> dict:
+    """Seconds per image of ``generate`` with T = 5 after loading (median and max over the first test images)."""
+    import statistics
+
+    import mumo
+    from mumo.tasks.vqg.config import load_vqg_config
+    from mumo.tasks.vqg.data import scenes_root
+
+    files = sorted((scenes_root(load_vqg_config(PRESET)) / "images" / "test").glob("*.png"))[:images]
+    gen = mumo.load(run, device="cpu")
+    gen.generate(files[0], samples=SAMPLES)  # warm-up
+    seconds = []
+    for f in files:
+        t0 = time.perf_counter()
+        gen.generate(f, samples=SAMPLES)
+        seconds.append(time.perf_counter() - t0)
+    return {"images": len(files), "median_seconds": statistics.median(seconds), "max_seconds": max(seconds)}
+
+
 def n_cues(row: str) -> int:
     return {"MC-SMN": 4, "gaussian": 4, "MC-BMN": 4}.get(row, row.count("+") + 1)
 
@@ -204,6 +223,10 @@ def markdown(results: dict) -> str:
         out += (f"\nClosing the loop ({lp['vqa_run']}): accuracy {lp['accuracy_on_generated']:.4f} on "
                 f"{lp['generated_questions']} valid generated questions, {lp['accuracy_on_true']:.4f} on the "
                 f"{lp['true_questions']} true questions of the same images.\n")  # fmt: skip
+    if results.get("generate_latency"):
+        lat = results["generate_latency"]
+        out += (f"\n`generate` with T = {SAMPLES} after loading: median {lat['median_seconds']:.3f} s per image, max "
+                f"{lat['max_seconds']:.3f} s ({lat['images']} images).\n")  # fmt: skip
     out += "\nTargets met: " + json.dumps(results.get("meets_targets", {})) + "\n"
     return out
 
@@ -225,6 +248,8 @@ def targets(results: dict) -> dict:
         out["bad_question_auroc"] = None if auroc is None else auroc >= TARGETS["bad_question_auroc"]
         minutes = results["train_minutes"].get("MC-BMN")
         out["trains_within_10_minutes"] = minutes is not None and minutes <= TARGETS["mc_bmn_train_minutes"]
+        if results.get("generate_latency"):
+            out["generate_within_1_second"] = results["generate_latency"]["max_seconds"] <= 1.0
         if "image" in rows:
             out["spread_smaller_with_all_cues"] = (
                 bmn["caption_metrics"]["BLEU-1"]["std"] < rows["image"]["caption_metrics"]["BLEU-1"]["std"]
@@ -247,6 +272,7 @@ def main() -> None:
         results["rows"][row] = {k: v for k, v in figures.items() if k not in ("generated", "image_ids", "image_files")}
         if row == "MC-BMN":
             results["loop"] = close_the_loop(figures, args.images)
+            results["generate_latency"] = generation_latency(run)
         s = figures["caption_metrics"]
         print(row, f"BLEU-1 {s['BLEU-1']['mean']:.4f} METEOR {s['METEOR']['mean'] or float('nan'):.4f} "
               f"CIDEr {s['CIDEr']['mean']:.4f} valid {figures.get('validity')} "

@@ -128,6 +128,22 @@ def test_every_cue_subset_of_the_ablation_trains_a_step(cues):
     assert model.cfg.experts == (tuple(c for c in ("place", "caption", "tag") if c in cues) or ("image",))
 
 
+def test_the_attending_decoder_looks_at_the_grid_cells():
+    model = tiny(attention=True).eval()
+    images, cues, tokens = inputs()
+    feats = model.image_features(images)
+    assert feats.regions.shape == (3, 16, 8)  # 16 px, two pooled blocks: a 4x4 grid of 8 channels
+    context = model.encode(feats, cues)
+    assert context.regions.shape == (3, 16, 16)
+    logits = model(images, cues, tokens)
+    assert logits.shape == (3, 7, V) and model.out.in_features == 32  # [output; attended cells]
+    other = images.clone()
+    other[0] = torch.rand(3, 16, 16)  # another image changes the attended cells of its row only
+    changed = model(other, cues, tokens)
+    assert not torch.allclose(changed[0], logits[0]) and torch.allclose(changed[1:], logits[1:], atol=1e-6)
+    assert not hasattr(tiny("place", "tag", attention=True), "region_proj")  # no image, nothing to attend
+
+
 def test_bad_configs_are_refused():
     for bad in (dict(cues=["image", "sound"]), dict(cues=[]), dict(cues=["tag", "tag"]), dict(dropout=1.0),
                 dict(dropout_kind="uniform"), dict(hidden=0), dict(cnn_pool=5)):  # fmt: skip

@@ -78,6 +78,13 @@ def evaluate_cmd(
             "ensemble; repeat for each member"
         ),
     ] = None,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic",
+            help="question-generation runs: dropout off at inference (MC-SMN), the T passes then agree",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
@@ -85,20 +92,28 @@ def evaluate_cmd(
         typer.Option(help='vqa-v2 runs: write the official results file [{"question_id", "answer"}] (argmax)'),
     ] = None,
 ) -> None:
-    """Accuracy of a trained run, overall and per question type; with --mc-samples, --ood or --ensemble also
+    """Accuracy of a trained VQA run, overall and per question type; with --mc-samples, --ood or --ensemble also
     calibration (ECE, NLL, Brier), misclassification and OOD detection, and plots in RUN/plots/.
     With --ensemble the members' mean answer is scored and their disagreement is the epistemic uncertainty.
     With --pixel-noise, --feature-noise or --corruption every figure is measured under that shift (plots in
     RUN/plots/<shift>/). With --results-json (vqa-v2 runs only) also the official VQA results file of the
-    evaluated split."""
+    evaluated split. A question-generation run: BLEU-1..4, METEOR, ROUGE-L and CIDEr over --mc-samples dropout
+    passes (default 5), and on mumo scenes validity, answerability, diversity and the uncertainty's AUROC for bad
+    questions (docs/vqg.md)."""
+    from mumo.errors import ConfigError
     from mumo.tasks import task_of_run
 
     task = task_of_run(run)
+    extra = {}
+    if deterministic:
+        if task.name != "vqg":
+            raise ConfigError("--deterministic is for question-generation runs (MC-SMN: dropout off at inference)")
+        extra["mc"] = False
     options = task.evaluation_options(
         split=split, images=images, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood, pixel_noise=pixel_noise,
         feature_noise=feature_noise, corruption=corruption, severity=severity, abstain=abstain,
         density_images=density_images, question_bank=question_bank, temperature=temperature,
-        ensemble=ensemble or (), device=device, results_json=results_json,
+        ensemble=ensemble or (), device=device, results_json=results_json, **extra,
     )  # fmt: skip
     report = task.evaluate(run, options)
     if json_out:

@@ -21,7 +21,10 @@ softmax(Linear(2C -> K)(image)), restricted per row to the experts whose cue is 
 expert and the others' weights are renormalised); without the image, K learned logits.
 
 Decoder: an LSTM(H) whose state starts from the mixture and whose input at every step is the previous word beside
-the mixture; Dropout -> Linear(H -> vocabulary).
+the mixture; Dropout -> Linear(H -> vocabulary). With ``attention`` (mumo's addition; the paper's NeuralTalk2-style
+decoder has none) each step also attends over the image's grid cells (additive attention on the LSTM's output, as
+in Show, Attend and Tell) and the word is read from [output; attended cells]: the questions' referring expressions
+("the small red star left of the ring") then look at the objects they name instead of a pooled image vector.
 
 Heads trained with the model (when the image is a cue): a place classifier and a multi-label tagger over the image
 feature, which supply the place and tag cues a user does not give.
@@ -60,7 +63,13 @@ class VQGConfig:
     dropout: float = 0.5  # every dropout (the paper: Bernoulli p = 0.5, kept on at inference)
     dropout_kind: str = "bernoulli"  # "bernoulli" or "gaussian" (multiplicative N(1, p / (1 - p)) noise)
     cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])  # the image encoder's conv blocks
-    cnn_pool: int = 4  # blocks that halve the resolution (64 px -> 4x4 grid at 4)
+    cnn_pool: int = 4  # blocks that halve the resolution (64 px -> 4x4 grid at 4, 8x8 at 3)
+    cnn_skip: bool = False  # append the first block's features, max-pooled to the grid (a hypercolumn, as MCAN's)
+    attention: bool = False  # the decoder attends over the grid cells at every word (needs the image cue)
+    # a VQA run on the same images whose grid CNN starts the image encoder (its cnn_channels, cnn_pool and cnn_skip
+    # must be these); "" = trained from scratch
+    image_init: str = ""
+    freeze_image: bool = False  # keep the image encoder as initialised (no gradient, BatchNorm in eval)
 
     def __post_init__(self) -> None:
         cues = list(self.cues)
@@ -79,6 +88,10 @@ class VQGConfig:
             raise ConfigError(f"model.cnn_channels must be one or more widths >= 1, not {self.cnn_channels}")
         if not 0 <= self.cnn_pool <= len(self.cnn_channels):
             raise ConfigError(f"model.cnn_pool must be between 0 and len(model.cnn_channels), not {self.cnn_pool}")
+        if (self.image_init or self.freeze_image) and "image" not in cues:
+            raise ConfigError("model.image_init and model.freeze_image need the image cue in model.cues")
+        if self.freeze_image and not self.image_init:
+            raise ConfigError("model.freeze_image keeps an initialised encoder: set model.image_init to a VQA run")
 
     @property
     def experts(self) -> tuple[str, ...]:
@@ -114,11 +127,19 @@ class Cues(NamedTuple):
     tags: torch.Tensor | None = None  # (B, S) word ids, PAD for an empty slot
 
 
+class ImageFeatures(NamedTuple):
+    """What the grid CNN makes of the images (deterministic: no dropout)."""
+
+    pooled: torch.Tensor  # (B, 2C) mean- and max-pooled cells
+    regions: torch.Tensor  # (B, R, C) every grid cell, row-major
+
+
 class Context(NamedTuple):
-    """The encoded image and cues: what the decoder starts from, and the moderator's weights."""
+    """The encoded image and cues: what the decoder starts from, the moderator's weights, the cells it attends."""
 
     mixture: torch.Tensor  # (B, H)
     gates: torch.Tensor  # (B, K) the moderator's weights over ``cfg.experts`` (0 for a dropped expert)
+    regions: torch.Tensor | None = None  # (B, R, H) projected grid cells (``attention`` only)
 
 
 class Expert(nn.Module):
@@ -142,7 +163,9 @@ class VQGBMN(nn.Module):
         self.uses = set(cfg.cues)
         self.embed = nn.Embedding(vocab_size, e, padding_idx=PAD_ID)  # shared: captions, tags, questions
         if "image" in self.uses:
-            self.image_encoder = GridCNN(channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=1)
+            self.image_encoder = GridCNN(channels=cfg.cnn_channels, pool=cfg.cnn_pool, out_dim=1, skip=cfg.cnn_skip)
+            if cfg.freeze_image:
+                self.image_encoder.requires_grad_(False)
             c2 = 2 * self.image_encoder.out_channels  # mean- and max-pooled cells
             self.image_proj = nn.ModuleDict(
                 {k: nn.Sequential(nn.Linear(c2, h), nn.Tanh(), _dropout(cfg)) for k in cfg.experts}
@@ -164,27 +187,39 @@ class VQGBMN(nn.Module):
         self.experts = nn.ModuleDict({k: Expert(in_dims[k], cfg) for k in cfg.experts})
         self.init_state = nn.Linear(h, 2 * h)
         self.decoder = nn.LSTM(e + h, h, batch_first=True)
+        self.attends = cfg.attention and with_image
+        if self.attends:
+            self.region_proj = nn.Linear(self.image_encoder.out_channels, h)
+            self.att_regions, self.att_words, self.att_score = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, 1)
         self.out_drop = _dropout(cfg)
-        self.out = nn.Linear(h, vocab_size)
+        self.out = nn.Linear(2 * h if self.attends else h, vocab_size)
+
+    def train(self, mode: bool = True) -> VQGBMN:
+        """Train mode, except a frozen image encoder, which stays in eval (its BatchNorm statistics are kept)."""
+        super().train(mode)
+        if self.cfg.freeze_image and "image" in self.uses:
+            self.image_encoder.eval()
+        return self
 
     # ---- encoding --------------------------------------------------------------------------------------------
 
-    def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 3, H, W) in [0, 1] -> (B, 2C) mean- and max-pooled grid features (deterministic: no dropout)."""
+    def image_features(self, images: torch.Tensor) -> ImageFeatures:
+        """images (B, 3, H, W) in [0, 1] -> the grid cells and their pooled vector (deterministic: no dropout)."""
         regions, _ = self.image_encoder(images)  # (B, R, C)
-        return torch.cat([regions.mean(1), regions.amax(1)], dim=1)  # (B, 2C)
+        return ImageFeatures(torch.cat([regions.mean(1), regions.amax(1)], dim=1), regions)  # (B, 2C), (B, R, C)
 
-    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Place logits (B, P) and tag logits (B, N) from the image features (B, 2C)."""
-        return self.place_head(features), self.tag_head(features)
+    def heads(self, features: ImageFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        """Place logits (B, P) and tag logits (B, N) from the pooled image features."""
+        return self.place_head(features.pooled), self.tag_head(features.pooled)
 
-    def encode(self, features: torch.Tensor | None, cues: Cues) -> Context:
-        """The moderated mixture of the experts' advice. ``features``: (B, 2C) from :meth:`image_features`, or
-        ``None`` when the image is not a cue. Raises ConfigError for a row with no expert's cue present."""
-        b = _batch_size(features, cues)
+    def encode(self, features: ImageFeatures | None, cues: Cues) -> Context:
+        """The moderated mixture of the experts' advice. ``features``: from :meth:`image_features`, or ``None`` when
+        the image is not a cue. Raises ConfigError for a row with no expert's cue present."""
+        pooled = features.pooled if features is not None else None  # (B, 2C)
+        b = _batch_size(pooled, cues)
         advice, present = [], []
         for name in self.cfg.experts:
-            image = self.image_proj[name](features) if features is not None else None  # (B, H)
+            image = self.image_proj[name](pooled) if pooled is not None else None  # (B, H)
             if name == "image":
                 fused, have = image, torch.ones(b, dtype=torch.bool, device=image.device)
             else:
@@ -197,10 +232,11 @@ class VQGBMN(nn.Module):
         if not bool(have_t.any(1).all()):
             missing = ", ".join(e for e in self.cfg.experts)
             raise ConfigError(f"a generator reading {missing} needs at least one of those cues for every image")
-        logits = self.gate(features) if features is not None else self.gate_logits.expand(b, -1)  # (B, K)
+        logits = self.gate(pooled) if pooled is not None else self.gate_logits.expand(b, -1)  # (B, K)
         gates = torch.softmax(logits.masked_fill(~have_t, float("-inf")), dim=1)  # (B, K), 0 where dropped
         mixture = (gates.unsqueeze(-1) * advice_t).sum(1)  # (B, H)
-        return Context(mixture, gates)
+        regions = self.region_proj(features.regions) if self.attends and features is not None else None  # (B, R, H)
+        return Context(mixture, gates, regions)
 
     def _cue(self, name: str, cues: Cues) -> tuple[torch.Tensor, torch.Tensor]:
         """One cue's encoding (B, H) and which rows have it (B,)."""
@@ -237,6 +273,11 @@ class VQGBMN(nn.Module):
         """tokens (B, L) given words -> word logits (B, L, V) for the next word at each position, and the state."""
         mixture = context.mixture.unsqueeze(1).expand(-1, tokens.shape[1], -1)  # (B, L, H)
         out, state = self.decoder(torch.cat([self.embed(tokens), mixture], dim=2), state)  # (B, L, H)
+        if context.regions is not None:  # additive attention over the cells at every word
+            keys = self.att_regions(context.regions).unsqueeze(1)  # (B, 1, R, H)
+            scores = self.att_score(torch.tanh(keys + self.att_words(out).unsqueeze(2))).squeeze(-1)  # (B, L, R)
+            attended = torch.softmax(scores, dim=-1) @ context.regions  # (B, L, H)
+            out = torch.cat([out, attended], dim=-1)  # (B, L, 2H)
         return self.out(self.out_drop(out)), state  # (B, L, V)
 
     def forward(self, images: torch.Tensor | None, cues: Cues, tokens: torch.Tensor) -> torch.Tensor:

@@ -169,3 +169,37 @@ def test_a_generator_trains_and_evaluates_on_the_vqg_coco_format(tmp_path):
     _clear_error(no_tags, "give --tags")
     ok = _run("generate-questions", out, "--image", image, "--tags", "dog,frisbee", "--samples", "2")
     assert ok.exit_code == 0, ok.output
+
+
+def test_the_image_encoder_starts_from_a_vqa_runs_cnn_and_can_stay_frozen(scenes, tiny_run, tmp_path):
+    from safetensors.torch import load_file
+
+    from mumo.runs import Run
+    from mumo.tasks import task_of_run
+
+    vqa_cnn = {k.removeprefix("image_encoder."): v
+               for k, v in load_file(Run(tiny_run).checkpoint("best") / "model.safetensors").items()
+               if k.startswith("image_encoder.body.")}  # fmt: skip
+    out = tmp_path / "frozen"
+    args = [f"data.root={scenes}", "model.hidden=32", "model.word_dim=16", "model.cnn_channels=[8,8,16,16]",
+            "model.cnn_pool=4", "data.image_size=64", "train.epochs=1", "train.batch_size=32",
+            f"model.image_init={tiny_run}", "model.freeze_image=true"]  # fmt: skip
+    result = _run("train", "vqg", "--out", out, *args)
+    assert result.exit_code == 0, result.output
+    encoder = task_of_run(out).load_model(out).image_encoder.state_dict()
+    for key, value in vqa_cnn.items():  # copied, and not moved by training (BatchNorm statistics included)
+        assert torch.equal(encoder[key], value), key
+    mismatch = _run("train", "vqg", "--out", tmp_path / "bad", *args[:-2], "model.cnn_channels=[8,8,16,32]",
+                    f"model.image_init={tiny_run}")  # fmt: skip
+    _clear_error(mismatch, "does not fit", "cnn_channels")
+    not_vqa = _run("train", "vqg", "--out", tmp_path / "bad2", *args[:-2], f"model.image_init={out}")
+    _clear_error(not_vqa, "not a VQA model")
+
+
+def test_a_vqg_coco_folder_without_its_question_file_is_one_clear_error(tmp_path):
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    result = _run("train", "vqg", "--data", "vqg-coco", "--out", tmp_path / "run", f"data.root={root}",
+                  "model.cues=image,caption,tag")  # fmt: skip
+    _clear_error(result, "coco_train_all.csv")
+    assert not (tmp_path / "run" / "checkpoints").exists()

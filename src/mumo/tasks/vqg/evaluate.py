@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from mumo.errors import ConfigError
-from mumo.models.vqg_bmn import VQGBMN, Cues
+from mumo.models.vqg_bmn import VQGBMN, Cues, ImageFeatures
 from mumo.runs import Run
 from mumo.tasks.vqg.config import VQGRunConfig
 from mumo.tasks.vqg.data import VQGSplit, detokenize, read_records, tensorize
@@ -116,7 +116,7 @@ def load_split(run_dir: str | Path, split: str, max_images: int | None) -> tuple
     return tensorize(split, records, vocab, places, tag_words, cfg), cfg
 
 
-def evaluation_cues(model: VQGBMN, split: VQGSplit, idx: torch.Tensor, features: torch.Tensor | None) -> Cues:
+def evaluation_cues(model: VQGBMN, split: VQGSplit, idx: torch.Tensor, features: ImageFeatures | None) -> Cues:
     """The protocol's cues for images ``idx``: predicted place (true without the image), first caption, the first
     reference question's tags."""
     num_places = model.place_encoder[0].in_features if "place" in model.uses else 1
@@ -155,7 +155,7 @@ def evaluate_vqg(run_dir: str | Path, options: VQGEvaluationOptions) -> VQGRepor
                         cfg.data.max_question_len)  # fmt: skip
     t, n = options.samples, len(split)
     texts: list[list[str]] = [[""] * n for _ in range(t)]  # [T][N]
-    entropy, epistemic = torch.zeros(t, n), torch.zeros(t, n)
+    entropy, epistemic, surprise = torch.zeros(t, n), torch.zeros(t, n), torch.zeros(t, n)
     gates = []
     for start in range(0, n, options.batch_size):
         idx = torch.arange(start, min(start + options.batch_size, n))
@@ -169,7 +169,8 @@ def evaluate_vqg(run_dir: str | Path, options: VQGEvaluationOptions) -> VQGRepor
         gates.append(g.cpu())
         for s in range(t):
             u = question_uncertainty(model, features, cues, tokens[s], samples=max(t, 2), seed=options.seed + 7 + s)
-            entropy[s, idx], epistemic[s, idx] = u["entropy"].cpu(), u["epistemic"].cpu()
+            entropy[s, idx], epistemic[s, idx], surprise[s, idx] = (u[k].cpu() for k in ("entropy", "epistemic",
+                                                                                      "surprise"))  # fmt: skip
             for j, row in zip(idx.tolist(), tokens[s].tolist(), strict=True):
                 texts[s][j] = detokenize(row, vocab)
     ids = [r.image_id for r in split.records]
@@ -185,16 +186,17 @@ def evaluate_vqg(run_dir: str | Path, options: VQGEvaluationOptions) -> VQGRepor
         "caption_metrics": scored.scores, "missing_metrics": scored.missing, "tokenizer": scored.tokenizer,
         "diversity": {"distinct_1": distinct_n(flat, 1), "distinct_2": distinct_n(flat, 2),
                       "distinct_per_image": distinct_per_image([[texts[s][j] for s in range(t)] for j in range(n)])},
-        "uncertainty": {"entropy": float(entropy.mean()), "epistemic": float(epistemic.mean())},
+        "uncertainty": {"entropy": float(entropy.mean()), "epistemic": float(epistemic.mean()),
+                        "surprise": float(surprise.mean())},
         "moderator": dict(zip(cfg.model.experts, torch.cat(gates, 1).mean((0, 1)).tolist(), strict=True)),
         "decoding": options.decoding.method,
     }  # fmt: skip
     if split.records[0].scene is not None:
-        figures.update(_scene_checks(split, texts, entropy, epistemic))
+        figures.update(_scene_checks(split, texts, {"entropy": entropy, "epistemic": epistemic, "surprise": surprise}))
     figures["examples"] = [
         {"image_id": ids[j], "references": refs[ids[j]],
          "questions": [{"question": texts[s][j], "entropy": float(entropy[s, j]),
-                        "epistemic": float(epistemic[s, j])} for s in range(t)]}
+                        "epistemic": float(epistemic[s, j]), "surprise": float(surprise[s, j])} for s in range(t)]}
         for j in range(min(options.examples, n))
     ]  # fmt: skip
     if options.keep_questions:
@@ -222,7 +224,7 @@ def check_question(text: str, scene_record: dict) -> tuple[bool, bool]:
     return True, True
 
 
-def _scene_checks(split: VQGSplit, texts: list[list[str]], entropy: torch.Tensor, epistemic: torch.Tensor) -> dict:
+def _scene_checks(split: VQGSplit, texts: list[list[str]], scores: dict[str, torch.Tensor]) -> dict:
     from mumo.metrics.uncertainty import misclassification_auroc
 
     t, n = len(texts), len(split)
@@ -233,7 +235,7 @@ def _scene_checks(split: VQGSplit, texts: list[list[str]], entropy: torch.Tensor
     good = answerable.flatten()  # an unanswerable or invalid question is bad
     bad = int((~good).sum())
     aurocs: dict[str, float | None] = {}
-    for name, score in (("entropy", entropy), ("epistemic", epistemic)):
+    for name, score in scores.items():
         aurocs[name] = misclassification_auroc(score.flatten(), good) if 0 < bad < good.numel() else None
     out = {
         "validity": float(valid.float().mean()), "answerability": float(answerable.float().mean()),

@@ -6,7 +6,8 @@ Monte Carlo samples are sample-major: the T passes over B images are T * B rows,
 
 A question's uncertainty is read teacher-forced: its words are fed through T fresh dropout passes, giving T word
 distributions at every position; ``entropy`` is the mean over its words (EOS included) of the entropy of their mean
-(total), ``epistemic`` the mean of their mutual information (the part the dropout passes disagree on).
+(total), ``epistemic`` the mean of their mutual information (the part the dropout passes disagree on), ``surprise``
+the mean negative log-probability of the words it wrote under the mean distribution (how sure it was of them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from mumo.data.text import PAD_ID
 from mumo.errors import ConfigError
-from mumo.models.vqg_bmn import VQGBMN, Cues
+from mumo.models.vqg_bmn import VQGBMN, Cues, ImageFeatures
 from mumo.tasks.vqg.data import BOS_ID, EOS_ID
 from mumo.uncertainty.scores import mutual_information, predictive_entropy
 
@@ -49,18 +50,19 @@ def check_samples(samples: int) -> int:
     return samples
 
 
-def _repeat(features: torch.Tensor | None, cues: Cues, t: int) -> tuple[torch.Tensor | None, Cues]:
+def _repeat(features: ImageFeatures | None, cues: Cues, t: int) -> tuple[ImageFeatures | None, Cues]:
     """Sample-major copies: (B, ...) -> (T * B, ...)."""
 
     def rep(x: torch.Tensor | None) -> torch.Tensor | None:
         return None if x is None else x.repeat(t, *([1] * (x.ndim - 1)))
 
-    return rep(features), Cues(*(rep(c) for c in cues))
+    feats = None if features is None else ImageFeatures(*(rep(f) for f in features))
+    return feats, Cues(*(rep(c) for c in cues))
 
 
 def generate(
     model: VQGBMN,
-    features: torch.Tensor | None,
+    features: ImageFeatures | None,
     cues: Cues,
     *,
     samples: int,
@@ -69,7 +71,7 @@ def generate(
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """T questions per image: word ids (T, B, L) (EOS, then PAD, after the last word) and the moderator's weights
-    (T, B, K) under each pass. ``features``: (B, 2C) image features (``None`` without the image cue)."""
+    (T, B, K) under each pass. ``features``: the model's image features (``None`` without the image cue)."""
     check_samples(samples)
     b = _batch_size(features, cues)
     with torch.random.fork_rng(devices=[]), model.sampling(mc), torch.no_grad():
@@ -83,8 +85,8 @@ def generate(
     return tokens.view(samples, b, -1), context.gates.view(samples, b, -1)
 
 
-def _batch_size(features: torch.Tensor | None, cues: Cues) -> int:
-    return next(x.shape[0] for x in (features, *cues) if x is not None)
+def _batch_size(features: ImageFeatures | None, cues: Cues) -> int:
+    return next(x.shape[0] for x in (features.pooled if features is not None else None, *cues) if x is not None)
 
 
 def _step_by_step(model: VQGBMN, context, decoding: Decoding) -> torch.Tensor:
@@ -129,7 +131,7 @@ def _beam(model: VQGBMN, context, decoding: Decoding) -> torch.Tensor:
 
     n, k = context.mixture.shape[0], decoding.beam
     device = context.mixture.device
-    ctx = Context(context.mixture.repeat_interleave(k, 0), context.gates.repeat_interleave(k, 0))  # (N * k, ...)
+    ctx = Context(*(None if x is None else x.repeat_interleave(k, 0) for x in context))  # (N * k, ...)
     h, c = model.start(ctx)
     length = decoding.max_len + 1
     seqs = torch.full((n * k, length), PAD_ID, dtype=torch.long, device=device)
@@ -161,10 +163,11 @@ def _beam(model: VQGBMN, context, decoding: Decoding) -> torch.Tensor:
 
 
 def question_uncertainty(
-    model: VQGBMN, features: torch.Tensor | None, cues: Cues, tokens: torch.Tensor, *, samples: int, seed: int = 1
+    model: VQGBMN, features: ImageFeatures | None, cues: Cues, tokens: torch.Tensor, *, samples: int, seed: int = 1
 ) -> dict[str, torch.Tensor]:
     """Teacher-forced uncertainty of B questions (``tokens`` (B, L): words, EOS, PAD) under T dropout passes:
-    ``entropy`` and ``epistemic`` (B,), the means over each question's words and EOS."""
+    ``entropy`` and ``epistemic`` (B,), the means over each question's words and EOS, and ``surprise`` (B,), the mean
+    negative log-probability of its own words under the passes' mean distribution."""
     check_samples(samples)
     b, length = tokens.shape
     inputs = torch.cat([torch.full((b, 1), BOS_ID, dtype=torch.long, device=tokens.device), tokens[:, :-1]], 1)
@@ -179,4 +182,6 @@ def question_uncertainty(
     count = real.sum(1).clamp_min(1)  # (B,)
     entropy = (predictive_entropy(probs).view(b, length) * real).sum(1) / count  # (B,)
     epistemic = (mutual_information(probs).view(b, length) * real).sum(1) / count  # (B,)
-    return {"entropy": entropy, "epistemic": epistemic}
+    chosen = probs.mean(0).gather(1, tokens.reshape(-1, 1).clamp_min(0)).view(b, length)  # (B, L) p̄ of each word
+    surprise = (-chosen.clamp_min(1e-12).log() * real).sum(1) / count  # (B,)
+    return {"entropy": entropy, "epistemic": epistemic, "surprise": surprise}

@@ -126,8 +126,7 @@ class VQGPredictor:
         for s in range(samples):  # (T, 1, L) -> one question per pass
             u = question_uncertainty(self.model, features, cues, tokens[s], samples=max(samples, 2), seed=seed + 7 + s)
             text = detokenize(tokens[s, 0].tolist(), self.vocab)
-            item: dict[str, Any] = {"question": text, "entropy": float(u["entropy"][0]),
-                                    "epistemic": float(u["epistemic"][0])}  # fmt: skip
+            item: dict[str, Any] = {"question": text, **{k: float(v[0]) for k, v in u.items()}}
             if self.cfg.data.name == "scenes":
                 from mumo.data.scenes.grammar import parse
 

@@ -138,11 +138,40 @@ def validation_metrics(model: VQGBMN, split: VQGSplit, num_places: int, batch_si
     return out
 
 
+def init_image_encoder(model: VQGBMN, cfg: VQGRunConfig) -> None:
+    """Start the image encoder from the grid CNN of the VQA run ``model.image_init`` (ConfigError when it is not a
+    VQA run over a grid CNN of this shape and image size)."""
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    from mumo.errors import ConfigError
+    from mumo.train.checkpoint import MODEL_NAME
+
+    run = Run(cfg.model.image_init)
+    run.require_kind("vqa", "a VQA model (model.image_init names the VQA run whose grid CNN starts the generator)")
+    saved = OmegaConf.to_container(OmegaConf.load(run.path / "config.yaml"))
+    theirs, mine = saved.get("model", {}), cfg.model
+    wanted = {"image_encoder": "cnn", "cnn_channels": list(mine.cnn_channels), "cnn_pool": mine.cnn_pool,
+              "cnn_skip": mine.cnn_skip}  # fmt: skip
+    differ = [f"{k}={theirs.get(k)!r} (here {v!r})" for k, v in wanted.items() if theirs.get(k) != v]
+    if saved.get("data", {}).get("image_size") != cfg.data.image_size:
+        differ.append(f"data.image_size={saved.get('data', {}).get('image_size')!r} (here {cfg.data.image_size})")
+    if differ:
+        raise ConfigError(f"model.image_init: {run.path}'s image encoder does not fit this one: {'; '.join(differ)}")
+    weights = load_file(run.checkpoint("best") / f"{MODEL_NAME}.safetensors")
+    body = {k.removeprefix("image_encoder."): v for k, v in weights.items() if k.startswith("image_encoder.body.")}
+    missing, _ = model.image_encoder.load_state_dict(body, strict=False)
+    if [k for k in missing if not k.startswith("proj.")]:
+        raise ConfigError(f"model.image_init: {run.path} lacks image-encoder weights: {', '.join(missing[:3])}")
+
+
 def build_vqg_task(cfg: VQGRunConfig, data: VQGData) -> Task:
     t = cfg.train
     torch.manual_seed(t.init_seed)
     model = create_model(cfg.model, vocab_size=len(data.vocab), num_places=len(data.places),
                          num_tags=len(data.tag_words))  # fmt: skip
+    if cfg.model.image_init:
+        init_image_encoder(model, cfg)
     train = data.train
     num_batches = -(-len(train) // t.batch_size)
 
