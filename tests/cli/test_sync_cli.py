@@ -10,33 +10,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-from typer.testing import CliRunner
 
-from mumo.cli.__main__ import build_app
 from mumo.data.av.video import write_video
+from tests.cli._invoke import assert_clear_error, run_cli
 from tests.tasks.sync.test_sync import SR, _speech_like, make_layout
 
-runner = CliRunner()
 TINY = ["model.face_channels=[8,8,16,16,32,32]", "model.audio_channels=[8,16,16,32]", "model.embedding=32",
         "data.pairs_per_epoch=256", "data.eval_pairs=64", "train.epochs=1", "train.batch_size=32"]  # fmt: skip
-
-
-def _run(*args: str):
-    return runner.invoke(build_app(), [str(a) for a in args])
-
-
-def _clear_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in result.output, result.output
 
 
 @pytest.fixture(scope="module")
 def sync_run(tmp_path_factory) -> Path:
     root = make_layout(tmp_path_factory.mktemp("faces"))
     out = tmp_path_factory.mktemp("runs") / "sync"
-    result = _run("train", "sync", "--data", root, "--out", out, "--json", *TINY)
+    result = run_cli("train", "sync", "--data", root, "--out", out, "--json", *TINY)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert {"best_val_eval_loss", "test_eval_loss", "train_seconds"} <= set(summary)
@@ -59,7 +46,7 @@ def video(tmp_path_factory, face) -> Path:
 
 
 def test_sync_json_keys(sync_run, video):
-    result = _run("sync", sync_run, "--video", video, "--json", "--mc-samples", "3")
+    result = run_cli("sync", sync_run, "--video", video, "--json", "--mc-samples", "3")
     assert result.exit_code == 0, result.output
     res = json.loads(result.stdout)
     assert {"offset_frames", "lse_d", "lse_c", "sync_probability", "sync_probability_std"} <= set(res)
@@ -67,7 +54,7 @@ def test_sync_json_keys(sync_run, video):
     assert res["video"] == str(video) and res["windows"] == 30 - 4 and res["skipped_frames"] == 0
     assert res["mc_samples"] == 3 and 0 <= res["sync_probability_mc"] <= 1 and res["sync_probability_std"] > 0
     assert len(res["mean_distance_per_offset"]) == 31 and res["lse_d"] == min(res["mean_distance_per_offset"])
-    text = _run("sync", sync_run, "--video", video, "--mc-samples", "2")
+    text = run_cli("sync", sync_run, "--video", video, "--mc-samples", "2")
     assert text.exit_code == 0, text.output
     assert f"offset {res['offset_frames']:+d} frames ({res['offset_frames'] * 40:+d} ms" in text.output
     assert f"LSE-D {res['lse_d']:.4f}  LSE-C {res['lse_c']:.4f}  (26 windows)" in text.output
@@ -75,7 +62,7 @@ def test_sync_json_keys(sync_run, video):
 
 
 def _sync(run: Path, video: Path, *extra) -> dict:
-    result = _run("sync", run, "--video", video, *extra, "--json", "--mc-samples", "2")
+    result = run_cli("sync", run, "--video", video, *extra, "--json", "--mc-samples", "2")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -213,36 +200,36 @@ def test_variable_frame_rate_video_is_resampled(sync_run, face, tmp_path):
 def test_bad_inputs_are_clear_errors(sync_run, face, tmp_path):
     silent_video = tmp_path / "noaudio.mp4"
     write_video(silent_video, np.stack([face] * 10), fps=25)
-    _clear_error(_run("sync", sync_run, "--video", silent_video), "noaudio.mp4", "--audio")
+    assert_clear_error(run_cli("sync", sync_run, "--video", silent_video), "noaudio.mp4", "--audio")
 
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(SR), SR)
-    _clear_error(_run("sync", sync_run, "--video", silent_video, "--audio", silent), "silent.wav")
+    assert_clear_error(run_cli("sync", sync_run, "--video", silent_video, "--audio", silent), "silent.wav")
 
     short = tmp_path / "short.mp4"
     write_video(short, np.stack([face] * 3), fps=25, audio=_speech_like(3, np.random.default_rng(0))[0])
-    _clear_error(_run("sync", sync_run, "--video", short), "short")
+    assert_clear_error(run_cli("sync", sync_run, "--video", short), "short")
 
     empty = tmp_path / "empty.mp4"
     empty.touch()
-    _clear_error(_run("sync", sync_run, "--video", empty), "empty.mp4")
+    assert_clear_error(run_cli("sync", sync_run, "--video", empty), "empty.mp4")
 
     not_video = tmp_path / "photo.mp4"
 
     Image.fromarray(face).save(not_video, format="PNG")
-    _clear_error(_run("sync", sync_run, "--video", not_video), "photo.mp4")
+    assert_clear_error(run_cli("sync", sync_run, "--video", not_video), "photo.mp4")
 
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
-    _clear_error(_run("sync", sync_run, "--video", corrupt), "corrupt.mp4")
+    assert_clear_error(run_cli("sync", sync_run, "--video", corrupt), "corrupt.mp4")
 
     no_face = tmp_path / "wall.mp4"
     wav = _speech_like(20, np.random.default_rng(4))[0]
     write_video(no_face, np.full((20, 128, 128, 3), 120, np.uint8), fps=25, audio=wav, audio_rate=SR)
-    _clear_error(_run("sync", sync_run, "--video", no_face), "no face", "wall.mp4")
+    assert_clear_error(run_cli("sync", sync_run, "--video", no_face), "no face", "wall.mp4")
 
-    _clear_error(_run("sync", tmp_path, "--video", silent_video), "not a mumo run")
-    _clear_error(_run("sync", sync_run, "--video", silent_video, "--device", "tpu"), "unknown device 'tpu'")
+    assert_clear_error(run_cli("sync", tmp_path, "--video", silent_video), "not a mumo run")
+    assert_clear_error(run_cli("sync", sync_run, "--video", silent_video, "--device", "tpu"), "unknown device 'tpu'")
 
 
 def test_training_with_a_filelist_naming_missing_clips(tmp_path):
@@ -250,9 +237,9 @@ def test_training_with_a_filelist_naming_missing_clips(tmp_path):
     (root / "filelists").mkdir(parents=True)
     for split in ("train", "val", "test"):
         (root / "filelists" / f"{split}.txt").write_text("ghost/001\n")
-    _clear_error(_run("train", "sync", "--data", root, "--out", tmp_path / "r", *TINY), "ghost/001")
+    assert_clear_error(run_cli("train", "sync", "--data", root, "--out", tmp_path / "r", *TINY), "ghost/001")
     # the earlier name of the task still trains (and still checks its input)
-    _clear_error(_run("train", "syncnet", "--out", tmp_path / "r2", *TINY), "data.root")
+    assert_clear_error(run_cli("train", "syncnet", "--out", tmp_path / "r2", *TINY), "data.root")
 
 
 def test_preprocess_cli_reports_skips(tmp_path, face):
@@ -260,7 +247,7 @@ def test_preprocess_cli_reports_skips(tmp_path, face):
     src.mkdir(parents=True)
     write_video(src / "a.mp4", np.stack([face] * 10), fps=25, audio=_speech_like(10, np.random.default_rng(0))[0])
     write_video(src / "b.mp4", np.stack([face] * 10), fps=25)
-    result = _run("data", "preprocess", "--videos", tmp_path / "raw", "--out", tmp_path / "out")
+    result = run_cli("data", "preprocess", "--videos", tmp_path / "raw", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "wrote 1 clips" in result.output and "skipped" in result.output and "b.mp4" in result.output
     # the layout the sync expert trains on: 25 fps face crops and 16 kHz mono audio of the same length

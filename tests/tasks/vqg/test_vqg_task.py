@@ -9,25 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from mumo.cli.__main__ import build_app
 from mumo.data.vqg.tags import question_tags
+from tests.cli._invoke import assert_clear_error, run_cli
 
-runner = CliRunner()
 TINY = ["model.hidden=32", "model.word_dim=16", "model.cnn_channels=[8,16]", "model.cnn_pool=2",
         "data.image_size=32", "train.epochs=2", "train.batch_size=32", "train.decay_epochs=[]"]  # fmt: skip
-
-
-def _run(*args):
-    return runner.invoke(build_app(), [str(a) for a in args])
-
-
-def _clear_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in result.output, result.output
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +29,7 @@ def scenes(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def vqg_run(scenes, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "vqg"
-    result = _run("train", "vqg", "--out", out, "--json", f"data.root={scenes}", *TINY)
+    result = run_cli("train", "vqg", "--out", out, "--json", f"data.root={scenes}", *TINY)
     assert result.exit_code == 0, result.output
     return out
 
@@ -123,26 +110,27 @@ def test_evaluation_reports_every_figure(vqg_run):
 
 def test_the_cli_writes_questions_and_refuses_bad_input(vqg_run, scenes, tiny_run, shape_png):
     image = next((scenes / "images" / "test").glob("*.png"))
-    ok = _run("generate-questions", vqg_run, "--image", image, "--samples", "2", "--json", "--place", "beach",
+    ok = run_cli("generate-questions", vqg_run, "--image", image, "--samples", "2", "--json", "--place", "beach",
               "--caption", "two blue rings", "--tags", "blue,ring")  # fmt: skip
     assert ok.exit_code == 0, ok.output
     res = json.loads(ok.output)
     assert len(res["questions"]) == 2 and res["cues"]["place"] == "given: beach"
-    text = _run("generate-questions", vqg_run, "--image", image, "--samples", "2")
+    text = run_cli("generate-questions", vqg_run, "--image", image, "--samples", "2")
     assert text.exit_code == 0 and "epistemic" in text.output
-    _clear_error(_run("generate-questions", vqg_run, "--image", image, "--place", "moon"), "unknown place", "beach")
-    _clear_error(_run("generate-questions", vqg_run, "--image", image, "--samples", "0"), "--samples")
-    _clear_error(_run("generate-questions", vqg_run, "--image", image, "--samples", "100000"), "--samples")
-    _clear_error(_run("generate-questions", vqg_run, "--image", image, "--decode", "nucleus"), "decoding method")
-    _clear_error(_run("generate-questions", vqg_run, "--image", scenes / "nope.png"), "not found")
-    _clear_error(_run("generate-questions", tiny_run, "--image", shape_png), "question generator")
-    _clear_error(_run("predict", vqg_run, "--image", image, "--question", "what?"), "generate-questions")
-    _clear_error(_run("evaluate", vqg_run, "--ood", "noise"), "VQA option")
+    ask = ("generate-questions", vqg_run, "--image", image)
+    assert_clear_error(run_cli(*ask, "--place", "moon"), "unknown place", "beach")
+    assert_clear_error(run_cli(*ask, "--samples", "0"), "--samples")
+    assert_clear_error(run_cli(*ask, "--samples", "100000"), "--samples")
+    assert_clear_error(run_cli(*ask, "--decode", "nucleus"), "decoding method")
+    assert_clear_error(run_cli("generate-questions", vqg_run, "--image", scenes / "nope.png"), "not found")
+    assert_clear_error(run_cli("generate-questions", tiny_run, "--image", shape_png), "question generator")
+    assert_clear_error(run_cli("predict", vqg_run, "--image", image, "--question", "what?"), "generate-questions")
+    assert_clear_error(run_cli("evaluate", vqg_run, "--ood", "noise"), "VQA option")
 
 
 def test_evaluate_without_java_still_scores_the_rest(vqg_run, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # no java on PATH
-    result = _run("evaluate", vqg_run, "--images", "4", "--mc-samples", "2", "--json")
+    result = run_cli("evaluate", vqg_run, "--images", "4", "--mc-samples", "2", "--json")
     assert result.exit_code == 0, result.output
     f = json.loads(result.output)
     assert f["caption_metrics"]["METEOR"]["mean"] is None
@@ -153,7 +141,7 @@ def test_evaluate_without_java_still_scores_the_rest(vqg_run, monkeypatch):
 def test_a_generator_trains_and_evaluates_on_the_vqg_coco_format(tmp_path):
     root = Path(__file__).parents[2] / "fixtures" / "vqg_coco"
     out = tmp_path / "coco"
-    result = _run("train", "vqg", "--data", "vqg-coco", "--out", out, "--json", f"data.root={root}",
+    result = run_cli("train", "vqg", "--data", "vqg-coco", "--out", out, "--json", f"data.root={root}",
                   "model.cues=image,caption,tag", "data.image_size=16", *TINY[:4])  # fmt: skip
     assert result.exit_code == 0, result.output
     from mumo.tasks import task_of_run
@@ -162,12 +150,12 @@ def test_a_generator_trains_and_evaluates_on_the_vqg_coco_format(tmp_path):
     f = task.evaluate(out, task.evaluation_options(split="test", mc_samples=2, meteor=False)).to_dict()
     assert f["images"] == 3 and "validity" not in f  # no scenes executor on COCO
     assert f["caption_metrics"]["BLEU-1"]["mean"] is not None and f["missing_metrics"]["METEOR"]
-    refused = _run("train", "vqg", "--data", "vqg-coco", "--out", tmp_path / "x", f"data.root={root}")
-    _clear_error(refused, "no place labels")
+    refused = run_cli("train", "vqg", "--data", "vqg-coco", "--out", tmp_path / "x", f"data.root={root}")
+    assert_clear_error(refused, "no place labels")
     image = next((root / "images" / "val2014").glob("*.jpg"))
-    no_tags = _run("generate-questions", out, "--image", image)
-    _clear_error(no_tags, "give --tags")
-    ok = _run("generate-questions", out, "--image", image, "--tags", "dog,frisbee", "--samples", "2")
+    no_tags = run_cli("generate-questions", out, "--image", image)
+    assert_clear_error(no_tags, "give --tags")
+    ok = run_cli("generate-questions", out, "--image", image, "--tags", "dog,frisbee", "--samples", "2")
     assert ok.exit_code == 0, ok.output
 
 
@@ -184,22 +172,22 @@ def test_the_image_encoder_starts_from_a_vqa_runs_cnn_and_can_stay_frozen(scenes
     args = [f"data.root={scenes}", "model.hidden=32", "model.word_dim=16", "model.cnn_channels=[8,8,16,16]",
             "model.cnn_pool=4", "data.image_size=64", "train.epochs=1", "train.batch_size=32",
             f"model.image_init={tiny_run}", "model.freeze_image=true"]  # fmt: skip
-    result = _run("train", "vqg", "--out", out, *args)
+    result = run_cli("train", "vqg", "--out", out, *args)
     assert result.exit_code == 0, result.output
     encoder = task_of_run(out).load_model(out).image_encoder.state_dict()
     for key, value in vqa_cnn.items():  # copied, and not moved by training (BatchNorm statistics included)
         assert torch.equal(encoder[key], value), key
-    mismatch = _run("train", "vqg", "--out", tmp_path / "bad", *args[:-2], "model.cnn_channels=[8,8,16,32]",
+    mismatch = run_cli("train", "vqg", "--out", tmp_path / "bad", *args[:-2], "model.cnn_channels=[8,8,16,32]",
                     f"model.image_init={tiny_run}")  # fmt: skip
-    _clear_error(mismatch, "does not fit", "cnn_channels")
-    not_vqa = _run("train", "vqg", "--out", tmp_path / "bad2", *args[:-2], f"model.image_init={out}")
-    _clear_error(not_vqa, "not a VQA model")
+    assert_clear_error(mismatch, "does not fit", "cnn_channels")
+    not_vqa = run_cli("train", "vqg", "--out", tmp_path / "bad2", *args[:-2], f"model.image_init={out}")
+    assert_clear_error(not_vqa, "not a VQA model")
 
 
 def test_a_vqg_coco_folder_without_its_question_file_is_one_clear_error(tmp_path):
     root = tmp_path / "coco"
     (root / "images").mkdir(parents=True)
-    result = _run("train", "vqg", "--data", "vqg-coco", "--out", tmp_path / "run", f"data.root={root}",
+    result = run_cli("train", "vqg", "--data", "vqg-coco", "--out", tmp_path / "run", f"data.root={root}",
                   "model.cues=image,caption,tag")  # fmt: skip
-    _clear_error(result, "coco_train_all.csv")
+    assert_clear_error(result, "coco_train_all.csv")
     assert not (tmp_path / "run" / "checkpoints").exists()
