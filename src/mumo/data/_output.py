@@ -134,6 +134,16 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
             zf.writestr(info, buf.getvalue())
 
 
+def read_json(path: Path, what: str) -> object:
+    """A JSON file's content; MumoError when it is missing ("{what} file not found: PATH") or not valid JSON."""
+    if not path.is_file():
+        raise MumoError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MumoError(f"{path} is not valid JSON: {exc}") from None
+
+
 def read_jsonl(path: Path, *, expected: int | None, what: str) -> list[dict]:
     """The parsed lines of a generated set's ``.jsonl`` file, as many as its ``meta.json`` says (``expected``).
 

@@ -26,7 +26,6 @@ an image), so the question ids of any split carved *by image* follow from its ``
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mumo.data._output import read_json
 from mumo.data.images import load_image
 from mumo.data.text import Vocab
 from mumo.data.vqa.split import VQASplit
@@ -78,12 +78,7 @@ def has_split(root: str | Path, split: str) -> bool:
 
 
 def _read_json(path: Path, key: str) -> list[dict]:
-    if not path.is_file():
-        raise MumoError(f"VQA v2 file not found: {path}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MumoError(f"{path} is not valid JSON: {exc}") from None
+    obj = read_json(path, "VQA v2")
     if not isinstance(obj, dict) or not isinstance(obj.get(key), list):
         raise MumoError(f"{path} has no {key!r} list")
     return obj[key]

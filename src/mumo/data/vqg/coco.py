@@ -32,11 +32,11 @@ found) is a :class:`~mumo.errors.MumoError` naming what was expected.
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from mumo.data._output import read_json
 from mumo.data.vqg.records import VQGImage
 from mumo.errors import MumoError
 
@@ -184,12 +184,7 @@ def read_coco_captions(paths: Sequence[str | Path]) -> tuple[dict[int, str], dic
 
 def _read_coco_json(path: Path) -> tuple[list[dict], list[dict]]:
     expected = 'expected {"images": [{"id", "file_name"}], "annotations": [{"image_id", "caption"}]}'
-    if not path.is_file():
-        raise MumoError(f"COCO captions file not found: {path}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MumoError(f"{path} is not valid JSON: {exc}") from None
+    obj = read_json(path, "COCO captions")
     if not isinstance(obj, dict):
         raise MumoError(f"{path} is not a COCO captions file: {expected}")
     for key, fields in (("images", ("id", "file_name")), ("annotations", ("image_id", "caption"))):

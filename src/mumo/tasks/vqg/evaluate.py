@@ -70,8 +70,6 @@ def evaluation_options(**options: Any) -> VQGEvaluationOptions:
     samples = options.pop("mc_samples", None)
     if samples is not None:
         options["samples"] = samples
-    for key in ("method", "temperature_sampling", "beam"):
-        options.pop(key, None)
     return VQGEvaluationOptions(**options)
 
 
