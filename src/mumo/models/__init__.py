@@ -39,6 +39,14 @@ def _build_vqg_bmn(cfg: Any, *, vocab_size: int, num_places: int, num_tags: int)
     return VQGBMN(cfg, vocab_size=vocab_size, num_places=num_places, num_tags=num_tags)
 
 
+@models.register("wav2lip")
+def _build_wav2lip(cfg: Any) -> nn.Module:
+    """The Wav2Lip-style speech-to-lip generator (:class:`mumo.models.wav2lip.Wav2LipConfig`)."""
+    from mumo.models.wav2lip import Wav2Lip
+
+    return Wav2Lip(cfg=cfg)
+
+
 def create_model(cfg: Any, **inputs: Any) -> nn.Module:
     """Build the model named by ``cfg.name`` (its config dataclass, beside the model) with freshly initialised
     weights; ``inputs``: what the model needs to know of its data (VQA: ``vocab``, ``num_answers``)."""
