@@ -191,3 +191,43 @@ def test_a_vqg_coco_folder_without_its_question_file_is_one_clear_error(tmp_path
                   "model.cues=image,caption,tag")  # fmt: skip
     assert_clear_error(result, "coco_train_all.csv")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_frozen_encoders_features_computed_once_give_the_same_loss_as_the_pixels(scenes, tiny_run):
+    from mumo.tasks.vqg.config import load_vqg_config
+    from mumo.tasks.vqg.data import load_vqg_data
+    from mumo.tasks.vqg.train import build_vqg_task, frozen_features, make_batch, vqg_loss
+
+    cfg = load_vqg_config("vqg-cpu", [f"data.root={scenes}", "model.hidden=32", "model.word_dim=16",
+                                      "model.cnn_channels=[8,8,16,16]", "model.cnn_pool=4", "data.image_size=64",
+                                      f"model.image_init={tiny_run}", "model.freeze_image=true"])  # fmt: skip
+    data = load_vqg_data(cfg, splits=("train", "val"))
+    task = build_vqg_task(cfg, data)
+    cached = task.batches(0, 0, 1)[0]
+    assert cached.features is not None and cached.images.numel() == 0  # the batch carries features, not pixels
+    model = task.model.train()
+    feats = frozen_features(model, data.train, 16)
+    assert feats.regions.shape[0] == len(data.train)
+    idx, q, c = torch.tensor([0, 5, 9]), torch.tensor([1, 2, 3]), torch.tensor([0, 1, 2])
+    losses = []
+    for features in (feats, None):
+        torch.manual_seed(0)  # the same dropout masks for both
+        losses.append(vqg_loss(model, make_batch(data.train, idx, q, c, len(data.places), features), cfg)[0])
+    assert torch.allclose(losses[0], losses[1], atol=1e-5)
+
+
+def test_an_epoch_can_show_each_image_with_several_of_its_questions(scenes):
+    from mumo.tasks.vqg.config import load_vqg_config
+    from mumo.tasks.vqg.data import load_vqg_data
+    from mumo.tasks.vqg.train import build_vqg_task, epoch_choices
+
+    cfg = load_vqg_config("vqg-cpu", [f"data.root={scenes}", *TINY, "data.questions_per_image=3"])
+    data = load_vqg_data(cfg, splits=("train", "val"))
+    question, caption = epoch_choices(data.train, torch.Generator().manual_seed(0), 3)
+    assert question.shape == caption.shape == (3, len(data.train))
+    assert all(len(set(question[:, i].tolist())) == 3 for i in range(len(data.train)))  # 3 distinct questions
+    assert (question < data.train.num_questions).all()
+    batches = build_vqg_task(cfg, data).batches(0, 0, 1)
+    assert sum(len(b) for b in batches) == 3 * len(data.train)
+    bad = run_cli("train", "vqg", "--out", "unused", f"data.root={scenes}", "data.questions_per_image=0")
+    assert_clear_error(bad, "data.questions_per_image must be >= 1")

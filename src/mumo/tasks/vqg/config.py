@@ -27,13 +27,14 @@ class VQGDataConfig:
     max_question_len: int = 24  # words kept per question (a longer one is cut; EOS follows the last kept word)
     max_caption_len: int = 24  # words kept per caption
     references: int = 5  # reference questions per evaluated image (VQG-COCO has 5)
+    questions_per_image: int = 1  # examples per training image per epoch, each with another of its questions
     max_train_images: int = 0  # 0 = all; a positive number trains on a seeded subset (smoke runs)
     max_eval_images: int = 0  # 0 = all images of the val / test split
 
     def __post_init__(self) -> None:
         if self.name not in DATA_SETS:
             raise ConfigError(f"data.name must be one of {', '.join(DATA_SETS)}, not {self.name!r}")
-        for key in ("image_size", "max_question_len", "max_caption_len", "references"):
+        for key in ("image_size", "max_question_len", "max_caption_len", "references", "questions_per_image"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.{key} must be >= 1, not {getattr(self, key)}")
         for key in ("max_train_images", "max_eval_images"):

@@ -22,7 +22,7 @@ from mumo.data.text import PAD_ID, Vocab
 from mumo.devices import resolve_device
 from mumo.errors import CheckpointError
 from mumo.models import create_model
-from mumo.models.vqg_bmn import VQGBMN, Cues
+from mumo.models.vqg_bmn import VQGBMN, Cues, ImageFeatures
 from mumo.runs import Run
 from mumo.tasks.vqg.config import VQGRunConfig
 from mumo.tasks.vqg.data import BOS_ID, EOS_ID, VQGData, VQGSplit, load_vqg_data
@@ -36,20 +36,22 @@ VOCAB_FILE = "vocab.json"  # the words, places and tag words a run was trained w
 class VQGBatch:
     """B images, each with one question; what the model reads and what it is scored against."""
 
-    images: torch.Tensor  # (B, 3, S, S) float in [0, 1]
+    images: torch.Tensor  # (B, 3, S, S) float in [0, 1]; (B, 0) when ``features`` stand in for them
     cues: Cues
     tokens: torch.Tensor  # (B, L) BOS then the question's words (teacher forcing)
     targets: torch.Tensor  # (B, L) the words then EOS; PAD is ignored
     places: torch.Tensor  # (B,) the place index, -1 for none
     tag_targets: torch.Tensor  # (B, n_tags)
+    features: ImageFeatures | None = None  # a frozen encoder's output, computed once (see frozen_features)
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.tokens.shape[0]
 
     def to(self, device: torch.device) -> VQGBatch:
         cues = Cues(*(c.to(device) if c is not None else None for c in self.cues))
+        features = None if self.features is None else ImageFeatures(*(f.to(device) for f in self.features))
         return VQGBatch(self.images.to(device), cues, self.tokens.to(device), self.targets.to(device),
-                        self.places.to(device), self.tag_targets.to(device))  # fmt: skip
+                        self.places.to(device), self.tag_targets.to(device), features)  # fmt: skip
 
 
 def one_hot_places(places: torch.Tensor, num_places: int) -> torch.Tensor:
@@ -61,8 +63,9 @@ def one_hot_places(places: torch.Tensor, num_places: int) -> torch.Tensor:
 
 
 def make_batch(split: VQGSplit, idx: torch.Tensor, question: torch.Tensor, caption: torch.Tensor,
-               num_places: int) -> VQGBatch:  # fmt: skip
-    """A batch of images ``idx`` (B,) with question ``question`` (B,) and caption ``caption`` (B,) of each."""
+               num_places: int, features: ImageFeatures | None = None) -> VQGBatch:  # fmt: skip
+    """A batch of images ``idx`` (B,) with question ``question`` (B,) and caption ``caption`` (B,) of each; with
+    ``features`` (the split's, from :func:`frozen_features`) the batch carries their rows instead of the pixels."""
     targets = split.questions[idx, question]  # (B, Lq + 1): words, EOS, PAD
     tokens = torch.cat([torch.full((idx.shape[0], 1), BOS_ID), targets[:, :-1]], dim=1)  # (B, Lq + 1)
     tokens = tokens.masked_fill(tokens == EOS_ID, PAD_ID)  # EOS is never an input
@@ -71,22 +74,46 @@ def make_batch(split: VQGSplit, idx: torch.Tensor, question: torch.Tensor, capti
         caption=split.captions[idx, caption],  # (B, Lc)
         tags=split.question_tags[idx, question],  # (B, S)
     )
-    return VQGBatch(split.images[idx].float() / 255.0, cues, tokens, targets, split.places[idx],
-                    split.tag_targets[idx])  # fmt: skip
+    if features is None:
+        images, rows = split.images[idx].float() / 255.0, None
+    else:
+        images, rows = torch.zeros(idx.shape[0], 0), ImageFeatures(features.pooled[idx], features.regions[idx])
+    return VQGBatch(images, cues, tokens, targets, split.places[idx], split.tag_targets[idx], rows)
 
 
-def epoch_choices(split: VQGSplit, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One question (N,) and one caption (N,) per image, drawn uniformly from what each image has."""
+def epoch_choices(split: VQGSplit, gen: torch.Generator, repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``repeats`` questions (repeats, N) and captions (repeats, N) per image: the first question drawn uniformly
+    from what each image has, the next ones its successors (distinct while the image has that many), the captions
+    uniformly."""
     n = len(split)
-    question = (torch.rand(n, generator=gen) * split.num_questions.float()).long()  # (N,)
-    caption = torch.randint(0, split.captions.shape[1], (n,), generator=gen)  # (N,)
+    first = (torch.rand(n, generator=gen) * split.num_questions.float()).long()  # (N,)
+    step = torch.arange(repeats).unsqueeze(1)  # (repeats, 1)
+    question = (first.unsqueeze(0) + step) % split.num_questions.clamp_min(1).unsqueeze(0)  # (repeats, N)
+    caption = torch.randint(0, split.captions.shape[1], (repeats, n), generator=gen)  # (repeats, N)
     return question, caption
+
+
+@torch.no_grad()
+def frozen_features(model: VQGBMN, split: VQGSplit, batch_size: int) -> ImageFeatures:
+    """The frozen image encoder's features of every image of ``split``, computed once on the CPU: a training over a
+    frozen encoder (``model.freeze_image``) reads these instead of running the encoder every epoch."""
+    was_training = model.training
+    model.eval()
+    pooled, regions = [], []
+    for start in range(0, len(split), batch_size):
+        f = model.image_features(split.images[start : start + batch_size].float() / 255.0)
+        pooled.append(f.pooled)
+        regions.append(f.regions)
+    model.train(was_training)
+    return ImageFeatures(torch.cat(pooled), torch.cat(regions))  # (N, 2C), (N, R, C)
 
 
 def vqg_loss(model: nn.Module, batch: VQGBatch, cfg: VQGRunConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Word cross-entropy + the heads' losses (``objective``)."""
     m: VQGBMN = model.module if hasattr(model, "module") else model  # accelerate may wrap it
-    features = m.image_features(batch.images) if "image" in m.uses else None
+    features = batch.features
+    if features is None and "image" in m.uses:
+        features = m.image_features(batch.images)
     context = m.encode(features, batch.cues)
     logits, _ = m.step(batch.tokens, context, m.start(context))  # (B, L, V)
     words = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=PAD_ID)
@@ -105,24 +132,28 @@ def vqg_loss(model: nn.Module, batch: VQGBatch, cfg: VQGRunConfig) -> tuple[torc
 
 
 @torch.no_grad()
-def validation_metrics(model: VQGBMN, split: VQGSplit, num_places: int, batch_size: int) -> dict[str, float]:
-    """Teacher-forced on every image's first question and caption, dropout off."""
+def validation_metrics(model: VQGBMN, split: VQGSplit, num_places: int, batch_size: int,
+                       features: ImageFeatures | None = None) -> dict[str, float]:  # fmt: skip
+    """Teacher-forced on every image's first question and caption, dropout off (``features``: the split's, from a
+    frozen encoder)."""
     model.eval()
     device = next(model.parameters()).device
     nll, correct, words, place_hits, place_n, tp, fp, fn = 0.0, 0, 0, 0, 0, 0.0, 0.0, 0.0
     zeros = torch.zeros(len(split), dtype=torch.long)
     for start in range(0, len(split), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(split)))
-        b = make_batch(split, idx, zeros[idx], zeros[idx], num_places).to(device)
-        features = model.image_features(b.images) if "image" in model.uses else None
-        context = model.encode(features, b.cues)
+        b = make_batch(split, idx, zeros[idx], zeros[idx], num_places, features).to(device)
+        feats = b.features
+        if feats is None and "image" in model.uses:
+            feats = model.image_features(b.images)
+        context = model.encode(feats, b.cues)
         logits, _ = model.step(b.tokens, context, model.start(context))  # (B, L, V)
         real = b.targets != PAD_ID  # (B, L)
         nll += float(F.cross_entropy(logits[real], b.targets[real], reduction="sum"))
         correct += int((logits.argmax(-1) == b.targets)[real].sum())
         words += int(real.sum())
-        if features is not None:
-            place_logits, tag_logits = model.heads(features)
+        if feats is not None:
+            place_logits, tag_logits = model.heads(feats)
             known = b.places >= 0
             place_hits += int((place_logits.argmax(1) == b.places)[known].sum())
             place_n += int(known.sum())
@@ -172,21 +203,24 @@ def build_vqg_task(cfg: VQGRunConfig, data: VQGData) -> Task:
                          num_tags=len(data.tag_words))  # fmt: skip
     if cfg.model.image_init:
         init_image_encoder(model, cfg)
-    train = data.train
-    num_batches = -(-len(train) // t.batch_size)
+    train, repeats = data.train, cfg.data.questions_per_image
+    num_batches = -(-len(train) * repeats // t.batch_size)
+    frozen = cfg.model.freeze_image and "image" in model.uses
+    train_features = frozen_features(model, train, t.eval_batch_size) if frozen else None
+    val_features = frozen_features(model, data.val, t.eval_batch_size) if frozen else None
 
     def batches(epoch: int, rank: int, world: int) -> list[VQGBatch]:
         gen = torch.Generator().manual_seed(t.init_seed * 1_000_003 + epoch * 7919 + 23)
-        order = torch.randperm(len(train), generator=gen)
-        question, caption = epoch_choices(train, gen)
-        out = [make_batch(train, idx, question[idx], caption[idx], len(data.places))
-               for idx in order.split(t.batch_size)]  # fmt: skip
+        order = torch.randperm(len(train) * repeats, generator=gen)  # (N * repeats,) over (repeat, image) pairs
+        question, caption = (c.flatten() for c in epoch_choices(train, gen, repeats))  # (repeats * N,)
+        out = [make_batch(train, pick % len(train), question[pick], caption[pick], len(data.places), train_features)
+               for pick in order.split(t.batch_size)]  # fmt: skip
         return out[rank::world]
 
     return Task(
         model=model, batches=batches, loss_fn=lambda m, b: vqg_loss(m, b, cfg),
         evaluate=lambda m, acc: validation_metrics(acc.unwrap_model(m), data.val, len(data.places),
-                                                   t.eval_batch_size),
+                                                   t.eval_batch_size, val_features),
         batch_size=len, num_batches=num_batches, select_metric="log_likelihood",
     )  # fmt: skip
 
