@@ -1,4 +1,5 @@
-"""Tasks, one package each (``vqa/``, ``sync/``, ``vqg/``), behind the :class:`Task` protocol and found by name here.
+"""Tasks, one package each (``vqa/``, ``sync/``, ``vqg/``, ``lipsync/``), behind the :class:`Task` protocol and
+found by name here.
 
 Nothing outside a task's package imports from it except this registry and :mod:`mumo.serve` (checked by
 import-linter, docs/architecture.md): ``mumo train NAME`` and ``mumo evaluate RUN`` dispatch through
@@ -37,12 +38,13 @@ LEGACY_NAMES = {"syncnet": "sync"}
 
 def _registry() -> Registry:
     """Every task, by name; the task packages are imported here, explicitly, on first use (not at import)."""
+    from mumo.tasks.lipsync.spec import LipSyncTask
     from mumo.tasks.sync.spec import SyncTask
     from mumo.tasks.vqa.spec import VQATask
     from mumo.tasks.vqg.spec import VQGTask
 
     tasks: Registry = Registry("task")
-    for cls in (VQATask, SyncTask, VQGTask):
+    for cls in (VQATask, SyncTask, VQGTask, LipSyncTask):
         tasks.register(cls.name)(cls)
     return tasks
 

@@ -12,7 +12,8 @@ Layout (``root``), as LRS2 and Wav2Lip's preprocessing use it:
 
 A clip is held as its mouth crops (the lower halves of 96x96 face crops, uint8) and its mel spectrogram
 (80 steps/s, :class:`mumo.data.av.audio.MelFrontEnd`); the window of frame f is frames f..f+4 and mel
-steps floor(80 f / 25) .. +16.
+steps floor(80 f / 25) .. +16. Read with ``keep_faces=True``, a clip also keeps the whole 96x96 crops (the
+lip-sync generator's input); its mouths are then a view of them, not a second copy.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ class SyncBatch:
 
 @dataclass
 class LipSyncClip:
-    """One clip: mouth crops and mel, T frames at 25 fps."""
+    """One clip: mouth crops and mel, T frames at 25 fps (and the whole face crops when read with
+    ``keep_faces=True``)."""
 
     name: str
     mouths: torch.Tensor  # (T, 48, 96, 3) uint8 lower halves of 96x96 face crops
     mel: torch.Tensor  # (80, T_mel) float
     skipped_frames: list[int] = field(default_factory=list)  # frames without a usable face (raw videos)
+    faces: torch.Tensor | None = None  # (T, 96, 96, 3) uint8 face crops (keep_faces=True); mouths is a view of them
 
     @property
     def num_windows(self) -> int:
@@ -113,20 +116,28 @@ def _frame_files(clip_dir: Path) -> list[Path]:
 
 
 def _crop(frames: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T, 48, 96, 3) lower halves of 96x96 face crops."""
-    from mumo.data.av.faces import crop_faces, lower_half
+    """(T, H, W, 3) uint8 -> (T, 96, 96, 3) face crops."""
+    from mumo.data.av.faces import crop_faces
 
     if boxes is None:  # the frames are face crops already
         h, w = frames.shape[1:3]
         boxes = torch.tensor([[0.0, 0.0, float(w), float(h)]]).expand(frames.shape[0], 4)
-        return lower_half(crop_faces(frames, boxes, size=96, pad_bottom=0))
-    return lower_half(crop_faces(frames, boxes, size=96))
+        return crop_faces(frames, boxes, size=96, pad_bottom=0)
+    return crop_faces(frames, boxes, size=96)
 
 
-def read_clip(root: str | Path, entry: str, front=None) -> LipSyncClip:
+def _clip(name: str, crops: torch.Tensor, mel: torch.Tensor, skipped: list[int], keep_faces: bool) -> LipSyncClip:
+    """A clip from its (T, 96, 96, 3) face crops: the mouths a view of their lower halves."""
+    from mumo.data.av.faces import lower_half
+
+    return LipSyncClip(name, lower_half(crops), mel, skipped, faces=crops if keep_faces else None)
+
+
+def read_clip(root: str | Path, entry: str, front=None, *, keep_faces: bool = False) -> LipSyncClip:
     """Load one clip (frame folder or raw .mp4) as mouth crops + mel.
 
-    ``front``: a :class:`mumo.data.av.audio.MelFrontEnd` to reuse (one is built otherwise).
+    ``front``: a :class:`mumo.data.av.audio.MelFrontEnd` to reuse (one is built otherwise); ``keep_faces``: keep
+    the whole 96x96 face crops too (``LipSyncClip.faces``).
     """
     from mumo.data.av.audio import MelFrontEnd, load_audio
 
@@ -147,12 +158,15 @@ def read_clip(root: str | Path, entry: str, front=None) -> LipSyncClip:
         if not audio_path.is_file():
             raise MumoError(f"{clip_dir} has no audio.wav")
         mel = front(load_audio(audio_path))
-        return LipSyncClip(entry, _crop(frames, boxes), mel)
-    return read_video_clip(root / f"{entry}.mp4", name=entry, front=front)
+        return _clip(entry, _crop(frames, boxes), mel, [], keep_faces)
+    return read_video_clip(root / f"{entry}.mp4", name=entry, front=front, keep_faces=keep_faces)
 
 
-def read_video_clip(path: str | Path, *, audio: str | Path | None = None, name: str = "", front=None) -> LipSyncClip:
-    """A raw video (and optionally a separate audio file) as a clip: 25 fps, faces detected and cropped.
+def read_video_clip(
+    path: str | Path, *, audio: str | Path | None = None, name: str = "", front=None, keep_faces: bool = False
+) -> LipSyncClip:
+    """A raw video (and optionally a separate audio file) as a clip: 25 fps, faces detected and cropped
+    (``keep_faces``: the whole 96x96 crops kept in ``LipSyncClip.faces``, not only their mouths).
 
     Frames in long face-detection gaps are replaced by the nearest usable crop *and* listed in
     ``skipped_frames``, so callers can tell how much of the clip had no face.
@@ -165,7 +179,6 @@ def read_video_clip(path: str | Path, *, audio: str | Path | None = None, name: 
     (only the windows with audio are made, as before).
     """
     from mumo.data.av.audio import MelFrontEnd, audio_duration, load_audio
-    from mumo.data.av.faces import lower_half
 
     path = Path(path)
     audio_seconds = audio_duration(audio) if audio is not None else None  # checks the file before the faces
@@ -176,7 +189,7 @@ def read_video_clip(path: str | Path, *, audio: str | Path | None = None, name: 
         if wav.shape[0] < (video_seconds + AUDIO_MARGIN_SECONDS - 0.01) * 16000:  # the file ended first: all read
             audio_seconds = wav.shape[0] / 16000
     mel = (front or MelFrontEnd())(wav)
-    out = LipSyncClip(name or path.stem, lower_half(crops), mel, skipped_frames=clip.skipped_frames)
+    out = _clip(name or path.stem, crops, mel, clip.skipped_frames, keep_faces)
     if audio is not None and audio_seconds is not None:
         message = length_mismatch(audio, audio_seconds, path, video_seconds, out.num_windows)
         if message:
@@ -204,8 +217,11 @@ def length_mismatch(
     )
 
 
-def load_clips(root: str | Path, split: str, *, max_clips: int = 0, progress: bool = True) -> list[LipSyncClip]:
-    """Every clip of a split (the first ``max_clips`` when > 0), skipping clips shorter than one window."""
+def load_clips(
+    root: str | Path, split: str, *, max_clips: int = 0, progress: bool = True, keep_faces: bool = False
+) -> list[LipSyncClip]:
+    """Every clip of a split (the first ``max_clips`` when > 0), skipping clips shorter than one window
+    (``keep_faces``: each with its whole face crops, as :func:`read_clip`)."""
     from mumo.data.av.audio import MelFrontEnd
 
     entries = read_filelist(root, split)
@@ -214,7 +230,7 @@ def load_clips(root: str | Path, split: str, *, max_clips: int = 0, progress: bo
     front = MelFrontEnd()
     clips = []
     for e in tqdm(entries, desc=f"loading {split}", disable=not progress, leave=False):
-        clip = read_clip(root, e, front)
+        clip = read_clip(root, e, front, keep_faces=keep_faces)
         if clip.num_windows > 0:
             clips.append(clip)
     if not clips:
