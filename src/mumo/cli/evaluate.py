@@ -85,6 +85,24 @@ def evaluate_cmd(
             help="question-generation runs: dropout off at inference (MC-SMN), the T passes then agree",
         ),
     ] = False,
+    scorer: Annotated[
+        Path | None,
+        typer.Option(
+            help="lip-sync generator runs (required): the lip-sync expert run (mumo train sync) that measures "
+            "LSE-D / LSE-C; not the expert the generator trained against"
+        ),
+    ] = None,
+    clips: Annotated[
+        int | None, typer.Option(help="lip-sync generator runs: evaluate the split's first N clips only; default all")
+    ] = None,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(help="lip-sync generator runs: write a contact sheet (PNG) of real, masked and generated faces"),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="lip-sync generator runs: the talking-face data set (default: the run's data.root)"),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     results_json: Annotated[
@@ -99,7 +117,9 @@ def evaluate_cmd(
     RUN/plots/<shift>/). With --results-json (vqa-v2 runs only) also the official VQA results file of the
     evaluated split. A question-generation run: BLEU-1..4, METEOR, ROUGE-L and CIDEr over --mc-samples dropout
     passes (default 5), and on mumo scenes validity, answerability, diversity and the uncertainty's AUROC for bad
-    questions (docs/vqg.md)."""
+    questions (docs/vqg.md). A lip-sync generator run (with --scorer SYNC_RUN): LSE-D, LSE-C and the AV offset of
+    the generated clips with their own and with another speaker's audio, the real clips' beside them, PSNR and SSIM
+    against the real faces, and with --mc-samples (default 5) the dropout uncertainty checked against the errors."""
     from mumo.errors import ConfigError
     from mumo.tasks import task_of_run
 
@@ -109,6 +129,14 @@ def evaluate_cmd(
         if task.name != "vqg":
             raise ConfigError("--deterministic is for question-generation runs (MC-SMN: dropout off at inference)")
         extra["mc"] = False
+    lipsync_only = {"--scorer": ("scorer", scorer), "--clips": ("clips", clips), "--sheet": ("sheet", sheet),
+                    "--data": ("data_root", data)}  # fmt: skip
+    if task.name == "lipsync":
+        extra.update(dict(lipsync_only.values()))
+    else:
+        for flag, (_, value) in lipsync_only.items():
+            if value is not None:
+                raise ConfigError(f"{flag} is for lip-sync generator runs; a {task.name!r} run does not take it")
     options = task.evaluation_options(
         split=split, images=images, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood, pixel_noise=pixel_noise,
         feature_noise=feature_noise, corruption=corruption, severity=severity, abstain=abstain,

@@ -286,5 +286,5 @@ def test_a_folder_that_is_not_a_talking_face_set_is_refused(layout, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_evaluation_is_not_built_yet(trained):
-    assert_clear_error(run_cli("evaluate", trained["l1"]), "not built yet")
+def test_evaluation_needs_an_independent_scorer(trained):
+    assert_clear_error(run_cli("evaluate", trained["l1"]), "--scorer")

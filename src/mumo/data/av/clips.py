@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from mumo.data._output import check_seed, staged_output
-from mumo.errors import MumoError
+from mumo.errors import ConfigError, MumoError
 
 FPS = 25.0
 FRAMES_PER_WINDOW = 5
@@ -90,6 +90,15 @@ class LipSyncClip:
         faces = faces.permute(0, 3, 1, 2).reshape(-1, *faces.shape[1:3])  # (15, 48, 96) frame-major
         mel = mel_window(self.mel, frame if mel_frame is None else mel_frame, FPS, MEL_STEPS)  # (80, 16)
         return faces, mel[None]
+
+    def windows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every window of the clip, as a lip-sync expert scores them (:attr:`num_windows` of them, starting at
+        frames 0, 1, ...): faces (W, 15, 48, 96) and mels (W, 1, 80, 16). ConfigError when there is none."""
+        n = self.num_windows
+        if n < 1:
+            raise ConfigError(f"clip {self.name!r} is shorter than one 5-frame window with its 0.2 s of audio")
+        ws = [self.window(f) for f in range(n)]
+        return torch.stack([w[0] for w in ws]), torch.stack([w[1] for w in ws])
 
 
 def read_filelist(root: str | Path, split: str) -> list[str]:

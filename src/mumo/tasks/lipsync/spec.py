@@ -8,13 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from mumo.errors import CheckpointError
 from mumo.tasks.lipsync.config import DEFAULT_PRESET, LipSyncRunConfig, load_lipsync_config
-
-_NOT_EVALUATED = (
-    "this run holds a lip-sync generator, and its evaluation (`mumo evaluate`) is not built yet; its validation "
-    "figures are in the run's state.json"
-)
 
 
 class LipSyncTask:
@@ -64,7 +58,11 @@ class LipSyncTask:
         return load_lipsync_model(run, which, device)
 
     def evaluation_options(self, **options: Any) -> Any:
-        raise CheckpointError(_NOT_EVALUATED)
+        from mumo.tasks.lipsync.evaluate import evaluation_options
+
+        return evaluation_options(**options)
 
     def evaluate(self, run: str | Path, options: Any) -> Any:
-        raise CheckpointError(_NOT_EVALUATED)
+        from mumo.tasks.lipsync.evaluate import evaluate_lipsync
+
+        return evaluate_lipsync(run, options)

@@ -116,15 +116,6 @@ def load_sync_expert(run_dir: str | Path, which: str = "best", device: str | tor
     return model.to(resolve_device(device)).eval()
 
 
-def _windows(clip: LipSyncClip) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every window of a clip: faces (W, 15, 48, 96) and mels (W, 1, 80, 16)."""
-    n = clip.num_windows
-    if n < 1:
-        raise ConfigError(f"clip {clip.name!r} is shorter than one 5-frame window with its 0.2 s of audio")
-    ws = [clip.window(f) for f in range(n)]
-    return torch.stack([w[0] for w in ws]), torch.stack([w[1] for w in ws])
-
-
 def score_clip(
     model: SyncExpert, clip: LipSyncClip, *, max_offset: int = 15, mc_samples: int | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -135,7 +126,7 @@ def score_clip(
     """
     from mumo.metrics.sync import offset_distances, sync_scores
 
-    faces, mels = _windows(clip)
+    faces, mels = clip.windows()
     device = next(model.parameters()).device
     faces, mels = faces.to(device), mels.to(device)  # (W, 15, 48, 96), (W, 1, 80, 16)
     model.eval()
