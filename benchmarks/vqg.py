@@ -48,11 +48,30 @@ ROWS = {  # row -> (overrides of the preset, dropout kept on at inference)
     "MC-SMN": ([], False),  # MC-BMN's run, dropout off at inference
     "gaussian": (["model.dropout_kind=gaussian"], True),
     "MC-BMN": ([], True),
+    # Beyond the seed's table: MC-BMN over the frozen grid CNN of the scenes VQA run (128 px, trained with mask
+    # supervision, so its cells know the objects), to see whether grounded features make the questions answerable.
+    # The frozen encoder's features are computed once, so an epoch can afford 4 of each image's questions.
+    "MC-BMN, VQA CNN": (
+        [
+            "data.image_size=128",
+            "model.cnn_channels=[16,32,64,64]",
+            "model.cnn_pool=4",
+            "model.cnn_skip=true",
+            f"model.image_init={RUNS / 'scenes-mcan-masks-20'}",
+            "model.freeze_image=true",
+            "data.questions_per_image=4",
+        ],
+        True,
+    ),
 }
+LOOP_ROWS = ("MC-BMN", "MC-BMN, VQA CNN")  # the rows whose questions a VQA model answers
+ALL_CUES = ("MC-BMN", "MC-SMN", "gaussian", "MC-BMN, VQA CNN")  # the rows with all four cues
 TARGETS = {"validity": 0.95, "answerability": 0.90, "bad_question_auroc": 0.80, "mc_bmn_train_minutes": 10}
 
 
 def run_name(row: str) -> str:
+    if row == "MC-BMN, VQA CNN":
+        return "vqg-mc-bmn-vqa-cnn"
     return "vqg-" + ("mc-bmn" if row in ("MC-BMN", "MC-SMN") else row.lower().replace("+", "-"))
 
 
@@ -96,7 +115,7 @@ def evaluated(row: str, run: Path, images: int | None) -> dict:
     opts = task.evaluation_options(split="test", images=images, mc_samples=SAMPLES, device="cpu")
     from dataclasses import replace
 
-    opts = replace(opts, mc=mc, keep_questions=row == "MC-BMN")
+    opts = replace(opts, mc=mc, keep_questions=row in LOOP_ROWS)
     figures = task.evaluate(run, opts).to_dict()
     cache.write_text(json.dumps({"key": key, "figures": figures}) + "\n")
     return figures
@@ -149,6 +168,27 @@ def close_the_loop(figures: dict, images: int | None) -> dict | None:
     }  # fmt: skip
 
 
+def length_baseline(figures: dict, images: int | None) -> float:
+    """AUROC for the bad questions of the question's word count alone: the baseline an uncertainty score must beat
+    (the longer relational questions fail most often)."""
+    import torch
+
+    from mumo.data.vqg.scenes import load_scenes_vqg
+    from mumo.metrics.uncertainty import misclassification_auroc
+    from mumo.tasks.vqg.config import load_vqg_config
+    from mumo.tasks.vqg.data import scenes_root
+    from mumo.tasks.vqg.evaluate import check_question
+
+    records = {r.image_id: r for r in load_scenes_vqg(scenes_root(load_vqg_config(PRESET)), "test",
+                                                       max_images=images or 0)}  # fmt: skip
+    words, good = [], []
+    for texts in figures["generated"]:
+        for image_id, text in zip(figures["image_ids"], texts, strict=True):
+            words.append(float(len(text.split())))
+            good.append(check_question(text, records[image_id].scene)[1])
+    return misclassification_auroc(torch.tensor(words), torch.tensor(good))
+
+
 def generation_latency(run: Path, images: int = 20) -> dict:
     """Seconds per image of ``generate`` with T = 5 after loading (median and max over the first test images)."""
     import statistics
@@ -169,7 +209,7 @@ def generation_latency(run: Path, images: int = 20) -> dict:
 
 
 def n_cues(row: str) -> int:
-    return {"MC-SMN": 4, "gaussian": 4, "MC-BMN": 4}.get(row, row.count("+") + 1)
+    return 4 if row in ALL_CUES else row.count("+") + 1
 
 
 def plot_spread(rows: dict, path: Path) -> None:
@@ -211,18 +251,20 @@ def markdown(results: dict) -> str:
         lines.append(f"| {row} | " + " | ".join(cells) + f" | {results['train_minutes'].get(row, '')} |")
     out = "# MC-BMN on mumo scenes: the cue ablation (benchmarks/vqg.py)\n\nScores × 100, test split, T = "
     out += f"{SAMPLES} samples.\n\n" + "\n".join(lines) + "\n\n| row | valid | answerable | bad | AUROC entropy | "
-    out += "AUROC epistemic | distinct / image |\n|---|---|---|---|---|---|---|\n"
+    out += "AUROC epistemic | AUROC surprise | AUROC length (baseline) | distinct / image |\n"
+    out += "|---|---|---|---|---|---|---|---|---|\n"
     for row, f in results["rows"].items():
         a = f.get("bad_question_auroc", {})
         out += (f"| {row} | {f.get('validity', float('nan')):.4f} | {f.get('answerability', float('nan')):.4f} | "
                 f"{f.get('bad_questions', '')} | {a.get('entropy') or float('nan'):.3f} | "
-                f"{a.get('epistemic') or float('nan'):.3f} | "
+                f"{a.get('epistemic') or float('nan'):.3f} | {a.get('surprise') or float('nan'):.3f} | "
+                f"{a.get('length_baseline') or float('nan'):.3f} | "
                 f"{f['diversity']['distinct_per_image']:.2f} |\n")  # fmt: skip
-    if results.get("loop"):
-        lp = results["loop"]
-        out += (f"\nClosing the loop ({lp['vqa_run']}): accuracy {lp['accuracy_on_generated']:.4f} on "
-                f"{lp['generated_questions']} valid generated questions, {lp['accuracy_on_true']:.4f} on the "
-                f"{lp['true_questions']} true questions of the same images.\n")  # fmt: skip
+    for row, lp in results.get("loop", {}).items():
+        if lp:
+            out += (f"\nClosing the loop for {row} ({lp['vqa_run']}): accuracy {lp['accuracy_on_generated']:.4f} on "
+                    f"{lp['generated_questions']} valid generated questions, {lp['accuracy_on_true']:.4f} on the "
+                    f"{lp['true_questions']} true questions of the same images.\n")  # fmt: skip
     if results.get("generate_latency"):
         lat = results["generate_latency"]
         out += (f"\n`generate` with T = {SAMPLES} after loading: median {lat['median_seconds']:.3f} s per image, max "
@@ -235,7 +277,7 @@ def targets(results: dict) -> dict:
     rows, out = results["rows"], {}
     if "MC-BMN" in rows:
         bmn = rows["MC-BMN"]
-        rivals = [r for r in rows if r not in ("MC-BMN", "gaussian") and (n_cues(r) <= 3 or r == "MC-SMN")]
+        rivals = [r for r in rows if (r not in ALL_CUES and n_cues(r) <= 3) or r == "MC-SMN"]
         for metric in ("BLEU-1", "METEOR", "CIDEr"):
             mean = bmn["caption_metrics"][metric]["mean"]
             if mean is not None and rivals:
@@ -264,14 +306,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="evaluate on the first N test images only")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    results: dict = {"preset": PRESET, "samples": SAMPLES, "targets": TARGETS, "rows": {}, "train_minutes": {}}
+    results: dict = {"preset": PRESET, "samples": SAMPLES, "targets": TARGETS, "rows": {}, "train_minutes": {},
+                     "loop": {}}  # fmt: skip
     for row in args.rows:
+        if row == "MC-BMN, VQA CNN" and not (RUNS / "scenes-mcan-masks-20" / "state.json").exists():
+            print(f"{row}: no scenes-mcan-masks-20 run in benchmarks/runs (run benchmarks/scenes.py); skipped")
+            continue
         run = trained(row)
         results["train_minutes"][row] = train_minutes(run)
         figures = evaluated(row, run, args.images)
         results["rows"][row] = {k: v for k, v in figures.items() if k not in ("generated", "image_ids", "image_files")}
+        if row in LOOP_ROWS:
+            results["loop"][row] = close_the_loop(figures, args.images)
+            results["rows"][row]["bad_question_auroc"]["length_baseline"] = length_baseline(figures, args.images)
         if row == "MC-BMN":
-            results["loop"] = close_the_loop(figures, args.images)
             results["generate_latency"] = generation_latency(run)
         s = figures["caption_metrics"]
         print(row, f"BLEU-1 {s['BLEU-1']['mean']:.4f} METEOR {s['METEOR']['mean'] or float('nan'):.4f} "
