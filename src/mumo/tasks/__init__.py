@@ -15,6 +15,7 @@ from mumo.errors import CheckpointError, ConfigError
 from mumo.registry import Registry
 from mumo.runs import Run
 from mumo.tasks._protocol import (
+    DubsVideo,
     Explains,
     FitsDensity,
     FitsTemperature,
@@ -26,8 +27,8 @@ from mumo.tasks._protocol import (
 )
 
 __all__ = [
-    "Explains", "FitsDensity", "FitsTemperature", "GeneratesQuestions", "Probes", "Report", "ScoresSync", "Task",
-    "get_task", "list_tasks", "load_config", "require", "task_of_run",
+    "DubsVideo", "Explains", "FitsDensity", "FitsTemperature", "GeneratesQuestions", "Probes", "Report",
+    "ScoresSync", "Task", "get_task", "list_tasks", "load_config", "require", "task_of_run",
 ]  # fmt: skip
 
 C = TypeVar("C")

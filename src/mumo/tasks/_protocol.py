@@ -101,3 +101,10 @@ class GeneratesQuestions(Protocol):
     """A task that writes questions about an image (``mumo generate-questions``)."""
 
     def generate_questions(self, run: str | Path, image: Path, **options: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DubsVideo(Protocol):
+    """A task that makes a face video or still image speak new audio or text (``mumo lipsync``)."""
+
+    def dub_video(self, run: str | Path, face: Path, out: Path, **options: Any) -> dict[str, Any]: ...

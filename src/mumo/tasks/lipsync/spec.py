@@ -66,3 +66,10 @@ class LipSyncTask:
         from mumo.tasks.lipsync.evaluate import evaluate_lipsync
 
         return evaluate_lipsync(run, options)
+
+    def dub_video(self, run: str | Path, face: Path, out: Path, **options: Any) -> dict[str, Any]:
+        """Make ``face`` (a video or a still image) speak ``audio`` or ``text`` into the MP4 ``out``
+        (:func:`mumo.tasks.lipsync.dub.dub`)."""
+        from mumo.tasks.lipsync.dub import dub
+
+        return dub(run, face, out, **options)

@@ -1,0 +1,399 @@
+"""Dubbing: a face video (or a still image) made to speak new audio, or text spoken by espeak-ng (``mumo lipsync``).
+
+The steps, in order (reference §6.1, §6.2; Wav2Lip's inference, with the differences named):
+
+1. **Checks before any work**: the output path (not a folder, its folder exists and is writable), the scorer
+   (a lip-sync expert run that is not the generator's training expert, :func:`~mumo.tasks.lipsync.evaluate.
+   check_scorer`), the speech: a file (any format ``load_audio`` reads, as 16 kHz mono) or ``text`` spoken by
+   espeak-ng in ``voice``; silent or nearly silent speech (RMS below ``SILENT_RMS_DBFS``) and speech shorter than
+   one 0.2-s window are refused.
+2. **Faces**: a still image (PNG, JPEG, ...) is one frame; a video is read and resampled to 25 fps. Faces are
+   detected in every source frame (OpenCV Haar, the largest face, boxes smoothed over 5 frames, gaps of up to 5
+   frames filled; :func:`mumo.data.av.faces.track_faces`) and cropped to 96x96 with 10 px of chin padding, as the
+   training crops were. No face in any frame is an error.
+3. **Length**: the output lasts as long as the speech: ``round(25 * seconds)`` frames. A still image is
+   repeated; a video shorter than the speech is looped **ping-pong** (forward, backward, forward..., the turning
+   frames not repeated: 0 1 2 3 2 1 0 1 ...), so the face never jumps; a longer video is **cut** at the speech's
+   end.
+4. **Generation**, dropout off: output frame f reads the generator's per-frame mel window, 16 steps from
+   floor(80 f / 25), the last windows right-aligned to the end of the speech (Wav2Lip's last chunk). Frames are
+   generated in 5-frame windows of consecutive frames with a face, the last window of each chunk right-aligned
+   to its last such frame. The **reference is the target frame itself, unmasked** (Wav2Lip's inference
+   convention: there is no held-out truth here to protect, unlike ``mumo evaluate``). Frames without a face pass
+   through unchanged.
+5. **Paste-back**: the 96x96 output is resized into its crop box and blended over the lower face only with a
+   feathered mask (:func:`mumo.data.av.paste.paste_face`); every pixel outside the mask keeps its input value.
+   Wav2Lip pastes the whole box without blending, which leaves a visible box edge.
+6. **Streaming**: frames are generated, pasted and encoded ``chunk_frames`` at a time (H.264 yuv420p, crf 18,
+   AAC audio, 25 fps, PyAV) into a temporary file beside the output, renamed into place only when complete: an
+   error or Ctrl-C leaves no partial output. What is held at once: the source frames (as read), the speech and its
+   mel, and one chunk of output frames; with a scorer also the result's 48x96 mouths (14 KB a frame).
+7. **Scoring** (``scorer``): LSE-D, LSE-C and the AV offset of the result by an independent lip-sync expert
+   (:func:`~mumo.tasks.lipsync.evaluate.sync_figures`, as ``mumo evaluate`` scores a clip), and per second of
+   output the scorer's mean in-sync score of the 5-frame windows starting in it, so a user sees where the result
+   is weak. Frames that passed through are scored with the nearest generated mouth.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mumo.data.av.audio import MelFrontEnd, mel_start
+from mumo.data.av.clips import FPS, FRAMES_PER_WINDOW, MEL_STEPS, LipSyncClip
+from mumo.data.av.paste import crop_box, paste_face, ping_pong_indices
+from mumo.errors import ConfigError, MumoError
+from mumo.runs import Run
+from mumo.tasks.lipsync.config import LipSyncRunConfig
+from mumo.tasks.lipsync.data import LipSyncBatch
+from mumo.tasks.lipsync.train import generate
+
+SAMPLE_RATE = 16_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+CHUNK_FRAMES = 100  # output frames generated, pasted and written at a time (4 s at 25 fps)
+PAD_BOTTOM = 10  # chin padding of the crops, as in training (reference §6.2)
+SILENT_RMS_DBFS = -60.0  # speech quieter than this (RMS) is refused as silent or nearly
+MIN_SAMPLES = SAMPLE_RATE * FRAMES_PER_WINDOW // int(FPS)  # one 0.2-s window: 3,200 samples
+
+
+# -- checks --------------------------------------------------------------------------------------------------------
+
+
+def check_output(out: str | Path) -> Path:
+    """``out`` as a Path, or a MumoError when it is a folder or its folder is missing or not writable."""
+    out = Path(out)
+    if out.is_dir():
+        raise MumoError(f"--out {out} is a folder; name the .mp4 file to write")
+    if not out.parent.is_dir():
+        raise MumoError(f"--out {out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise MumoError(f"--out {out} is not writable")
+    return out
+
+
+def load_speech(audio: str | Path | None = None, text: str | None = None, voice: str = "en") -> torch.Tensor:
+    """(T,) float32 speech at 16 kHz from an audio file or from ``text`` spoken by espeak-ng in ``voice``.
+
+    Raises:
+        ConfigError: both or neither of ``audio`` and ``text``.
+        MumoError: an unreadable file, espeak-ng missing or an unknown voice (the message lists the voices),
+            speech shorter than one 0.2-s window, or silent (RMS below ``SILENT_RMS_DBFS``).
+    """
+    if (audio is None) == (text is None):
+        raise ConfigError('give the speech as exactly one of --audio FILE or --text "..."')
+    if audio is not None:
+        from mumo.data.av.audio import load_audio
+
+        wav, what = load_audio(audio, sample_rate=SAMPLE_RATE, allow_silent=True), f"audio {audio}"
+    else:
+        from mumo.data.av.espeak import synthesize
+
+        wav, what = torch.from_numpy(synthesize(text, voice=voice).samples.copy()), f"the speech of {text[:40]!r}"
+    if wav.shape[0] < MIN_SAMPLES:
+        raise MumoError(
+            f"{what} lasts {wav.shape[0] / SAMPLE_RATE:.3f} s, shorter than one 0.2-s window: nothing to move the "
+            "lips to"
+        )
+    rms = float(wav.double().pow(2).mean().sqrt())
+    if rms == 0.0 or 20 * math.log10(rms) < SILENT_RMS_DBFS:
+        level = "all zeros" if rms == 0.0 else f"RMS {20 * math.log10(rms):.0f} dBFS"
+        raise MumoError(f"{what} is silent or nearly ({level}): nothing to move the lips to")
+    return wav.float()
+
+
+def read_face_input(face: str | Path) -> tuple[torch.Tensor, bool]:
+    """(T, H, W, 3) uint8 RGB frames at 25 fps of a video, or (1, H, W, 3) of a still image; and whether it is an
+    image (by its suffix: PNG, JPEG, BMP, WebP)."""
+    from mumo.data.av.video import read_video, resample_fps
+    from mumo.errors import check_input_file
+
+    face = Path(face)
+    if face.suffix.lower() in IMAGE_SUFFIXES:
+        from PIL import Image, UnidentifiedImageError
+
+        check_input_file(face, "image")
+        try:
+            with Image.open(face) as img:
+                return torch.from_numpy(np.asarray(img.convert("RGB")).copy())[None], True
+        except (UnidentifiedImageError, OSError) as exc:
+            raise MumoError(f"not a readable image: {face} ({exc})") from None
+    video = read_video(face, audio_past_end=0.0)
+    frames = video.frames
+    if video.variable_frame_rate or abs(video.fps - FPS) > 1e-3:
+        frames = resample_fps(frames, video.fps, video.timestamps, dst_fps=FPS)
+    return frames, False
+
+
+def detect_faces(frames: torch.Tensor, name: str = "the face input") -> torch.Tensor:
+    """(T, 4) face boxes of (T, H, W, 3) frames (Haar, smoothed over 5 frames, gaps of up to 5 filled), NaN where
+    there is none; MumoError when no frame has one."""
+    from mumo.data.av.faces import HaarFaceDetector, track_faces
+
+    track = track_faces(frames, HaarFaceDetector())
+    if not bool(track.usable().any()):
+        raise MumoError(f"no face found in any frame of {name}")
+    return track.boxes
+
+
+# -- generation ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DubbedChunk:
+    """Output frames ``start .. start + len(frames) - 1``."""
+
+    start: int
+    frames: torch.Tensor  # (C, H, W, 3) uint8: the dubbed frames
+    mouths: torch.Tensor  # (C, 48, 96, 3) uint8: the generated lower halves (zeros where no face)
+    has_face: torch.Tensor  # (C,) bool: generated (True) or passed through (False)
+
+
+def frame_mels(mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 80, 16) per-frame mel windows of output ``frames`` (N,): 16 steps from floor(80 f / 25), clamped to
+    end at the speech's end (the last windows right-aligned)."""
+    last = mel.shape[1] - MEL_STEPS
+    starts = [min(mel_start(int(f), FPS), last) for f in frames.tolist()]
+    return torch.stack([mel[None, :, s : s + MEL_STEPS] for s in starts])  # (N, 1, 80, 16)
+
+
+def _windows(n: int) -> list[list[int]]:
+    """n frames as 5-frame windows 0-4, 5-9, ..., the last right-aligned to frame n-1 (fewer than 5: the last
+    frame repeated; the generator draws each frame on its own, so a repeat only costs time)."""
+    if n < FRAMES_PER_WINDOW:
+        return [list(range(n)) + [n - 1] * (FRAMES_PER_WINDOW - n)]
+    starts = list(range(0, n - FRAMES_PER_WINDOW + 1, FRAMES_PER_WINDOW))
+    if starts[-1] + FRAMES_PER_WINDOW < n:
+        starts.append(n - FRAMES_PER_WINDOW)
+    return [list(range(s, s + FRAMES_PER_WINDOW)) for s in starts]
+
+
+@torch.no_grad()
+def generate_faces(
+    generator: nn.Module, crops: torch.Tensor, mels: torch.Tensor, *, batch_size: int = 16
+) -> torch.Tensor:
+    """(N, 96, 96, 3) uint8 generated faces of N consecutive face crops (uint8) and their (N, 1, 80, 16) mels, in
+    5-frame windows (:func:`_windows`), each frame its own reference (unmasked), dropout off."""
+    device = next(generator.parameters()).device
+    generator.eval()
+    faces = crops.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, S, S)
+    out = torch.zeros_like(crops)
+    windows = _windows(crops.shape[0])
+    for i in range(0, len(windows), batch_size):
+        idx = torch.tensor(windows[i : i + batch_size])  # (B, 5)
+        target, window_mels = faces[idx].to(device), mels[idx].to(device)  # (B, 5, 3, S, S), (B, 5, 1, 80, 16)
+        fake = generate(generator, LipSyncBatch(target, target, window_mels, window_mels[:, 0]))  # (B, 5, 3, S, S)
+        fake = fake.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu()
+        out[idx.flatten()] = fake.flatten(0, 1)  # a frame two windows hold keeps the later one's face
+    return out
+
+
+def dub_frames(
+    generator: nn.Module,
+    frames: torch.Tensor,
+    boxes: torch.Tensor,
+    index: torch.Tensor,
+    mel: torch.Tensor,
+    *,
+    chunk_frames: int = CHUNK_FRAMES,
+    batch_size: int = 16,
+) -> Iterator[DubbedChunk]:
+    """The dubbed output frames, ``chunk_frames`` at a time, made only when the next chunk is asked for.
+
+    Args:
+        generator: the lip-sync generator, on its device.
+        frames: (T_src, H, W, 3) uint8 source frames.
+        boxes: (T_src, 4) face boxes, NaN where there is none (those frames pass through).
+        index: (T_out,) the source frame of each output frame (repeated, ping-pong or cut).
+        mel: (80, T_mel) the speech's mel spectrogram, at least 16 steps.
+    """
+    from mumo.data.av.faces import crop_faces
+
+    if chunk_frames < 1:
+        raise MumoError(f"chunk_frames must be >= 1, not {chunk_frames}")
+    h, w = frames.shape[1:3]
+    usable = ~torch.isnan(boxes).any(dim=1)  # (T_src,)
+    for c0 in range(0, index.shape[0], chunk_frames):
+        src = index[c0 : c0 + chunk_frames]  # (C,)
+        out = frames[src].clone()  # (C, H, W, 3)
+        has_face = usable[src]  # (C,)
+        mouths = torch.zeros(src.shape[0], 48, 96, 3, dtype=torch.uint8)
+        pos = has_face.nonzero().flatten()  # (N,) positions in the chunk
+        if pos.numel():
+            crops = crop_faces(frames[src[pos]], boxes[src[pos]], size=96, pad_bottom=PAD_BOTTOM)  # (N, 96, 96, 3)
+            gen = generate_faces(generator, crops, frame_mels(mel, c0 + pos), batch_size=batch_size)
+            mouths[pos] = gen[:, 48:]
+            for j, p in enumerate(pos.tolist()):
+                box = crop_box(boxes[src[p]], h, w, PAD_BOTTOM)
+                out[p] = paste_face(out[p], gen[j], box)
+        yield DubbedChunk(c0, out, mouths, has_face)
+
+
+# -- writing -------------------------------------------------------------------------------------------------------
+
+
+class Mp4Stream:
+    """An H.264 (yuv420p) MP4 written a chunk of frames at a time, with one mono AAC track added at the end.
+
+    Use as a context manager; frames are (C, H, W, 3) uint8 RGB (an odd side is padded by repeating its last
+    row or column, as ``write_video`` does).
+    """
+
+    def __init__(self, path: str | Path, audio: torch.Tensor | None = None, *, fps: float = FPS,
+                 audio_rate: int = SAMPLE_RATE, crf: int = 18) -> None:  # fmt: skip
+        import av
+
+        self.path, self.fps, self.crf = Path(path), fps, crf
+        self.audio, self.audio_rate = audio, audio_rate
+        self.container = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.video = None
+        self.frames = 0
+
+    def __enter__(self) -> Mp4Stream:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.container.close()
+
+    def write(self, frames: torch.Tensor) -> None:
+        import av
+
+        arr = frames.numpy()
+        arr = np.pad(arr, ((0, 0), (0, arr.shape[1] % 2), (0, arr.shape[2] % 2), (0, 0)), mode="edge")  # even sides
+        if self.video is None:
+            self.video = self.container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+            self.video.width, self.video.height = arr.shape[2], arr.shape[1]
+            self.video.pix_fmt = "yuv420p"
+            self.video.options = {"crf": str(self.crf)}
+            if self.audio is not None:
+                self.sound = self.container.add_stream("aac", rate=self.audio_rate)
+                self.sound.layout = "mono"
+        for image in arr:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = self.frames
+            self.container.mux(self.video.encode(frame))
+            self.frames += 1
+
+    def finish(self) -> None:
+        import av
+
+        if self.video is None:
+            self.container.close()
+            raise MumoError(f"no frame was written to {self.path}")
+        self.container.mux(self.video.encode(None))
+        if self.audio is not None:
+            samples = self.audio.clamp(-1, 1).numpy().astype(np.float32)[None]  # (1, T)
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = self.audio_rate, 0
+            self.container.mux(self.sound.encode(frame))
+            self.container.mux(self.sound.encode(None))
+        self.container.close()
+
+
+# -- scoring -------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def score_result(scorer: nn.Module, mouths: torch.Tensor, has_face: torch.Tensor, mel: torch.Tensor,
+                 *, batch_size: int = 256) -> dict[str, Any]:  # fmt: skip
+    """LSE-D, LSE-C and offset of the result's (T, 48, 96, 3) mouths against its mel, and the scorer's mean
+    in-sync score of the windows starting in each second (``per_second``); frames without a face take the
+    nearest generated mouth."""
+    from mumo.tasks.lipsync.evaluate import sync_figures
+
+    idx = torch.arange(mouths.shape[0])
+    good = idx[has_face]
+    mouths = mouths[good[(idx[:, None] - good[None]).abs().argmin(1)]]  # (T, 48, 96, 3)
+    clip = LipSyncClip("dubbed", mouths, mel)
+    figures = sync_figures(scorer, clip, max_offset=15, batch_size=batch_size)
+    device = next(scorer.parameters()).device
+    scores = []
+    for f0 in range(0, clip.num_windows, batch_size):
+        ws = [clip.window(f) for f in range(f0, min(f0 + batch_size, clip.num_windows))]
+        faces, mels = torch.stack([w[0] for w in ws]).to(device), torch.stack([w[1] for w in ws]).to(device)
+        scores.append(scorer(faces, mels).score.float().cpu())  # (b,)
+    score = torch.cat(scores)  # (W,) window f starts at frame f
+    second = torch.arange(score.shape[0]) // int(FPS)
+    per_second = [float(score[second == s].mean()) for s in range(int(second.max()) + 1)]
+    return {**figures, "per_second": per_second, "mean_score": float(score.mean())}
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+
+
+def dub(run_dir: str | Path, face: str | Path, out: str | Path, *, audio: str | Path | None = None,
+        text: str | None = None, voice: str = "en", scorer: str | Path | None = None,
+        chunk_frames: int = CHUNK_FRAMES, batch_size: int = 16, device: str = "auto",
+        progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Dub ``face`` (video or still image) with ``audio`` or ``text`` into the MP4 ``out`` (module docstring).
+
+    Returns:
+        ``output``, ``frames``, ``seconds``, ``fps``, ``source`` (``video`` / ``image``), ``source_frames``,
+        ``length`` (``still``, ``ping-pong``, ``cut`` or ``as is``), ``face_frames``, ``passed_through``,
+        ``elapsed_seconds``; with a scorer ``scorer``: its ``run``, ``lse_d``, ``lse_c``, ``offset_frames``,
+        ``windows``, ``mean_score`` and ``per_second``.
+    """
+    from mumo.devices import resolve_device
+    from mumo.tasks.lipsync.evaluate import check_scorer, load_scorer
+    from mumo.tasks.lipsync.train import load_lipsync_model
+
+    t0 = time.perf_counter()
+    out = check_output(out)
+    run = Run(run_dir)
+    run.require_kind("lipsync", "a lip-sync generator (mumo train lipsync)")
+    scorer_info = check_scorer(run, run.config(LipSyncRunConfig), Path(scorer)) if scorer is not None else None
+    wav = load_speech(audio, text, voice)  # (T,)
+    frames, is_image = read_face_input(face)  # (T_src, H, W, 3)
+    n_out = max(FRAMES_PER_WINDOW, round(wav.shape[0] * FPS / SAMPLE_RATE))
+    if frames.shape[0] > n_out:
+        frames, length = frames[:n_out], "cut"  # only what is shown is searched for faces
+    else:
+        length = "still" if is_image else ("as is" if frames.shape[0] == n_out else "ping-pong")
+    boxes = detect_faces(frames, str(face))
+    index = ping_pong_indices(frames.shape[0], n_out)  # (T_out,)
+    device = resolve_device(device)
+    generator = load_lipsync_model(run.path, device=device)
+    scorer_model = load_scorer(Path(scorer), device) if scorer is not None else None
+    mel = MelFrontEnd()(wav)  # (80, T_mel)
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    mouths, has_face = [], []
+    try:
+        with Mp4Stream(tmp, wav) as stream, tqdm(total=n_out, desc="dubbing", unit="frame", disable=not progress,
+                                                 leave=False) as bar:  # fmt: skip
+            for chunk in dub_frames(generator, frames, boxes, index, mel, chunk_frames=chunk_frames,
+                                    batch_size=batch_size):  # fmt: skip
+                stream.write(chunk.frames)
+                has_face.append(chunk.has_face)
+                if scorer_model is not None:
+                    mouths.append(chunk.mouths)
+                bar.update(chunk.frames.shape[0])
+        os.replace(tmp, out)
+    except BaseException:  # an error or Ctrl-C: no partial output
+        tmp.unlink(missing_ok=True)
+        raise
+    faced = torch.cat(has_face)
+    res: dict[str, Any] = {
+        "output": str(out), "frames": n_out, "seconds": n_out / FPS, "fps": FPS,
+        "audio_seconds": wav.shape[0] / SAMPLE_RATE, "source": "image" if is_image else "video",
+        "source_frames": int(frames.shape[0]), "length": length, "face_frames": int(faced.sum()),
+        "passed_through": int((~faced).sum()),
+    }  # fmt: skip
+    if scorer_model is not None:
+        scored = score_result(scorer_model, torch.cat(mouths), faced, mel)
+        res["scorer"] = {"run": scorer_info["run"], **scored}
+    res["elapsed_seconds"] = time.perf_counter() - t0
+    return res
