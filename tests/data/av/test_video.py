@@ -6,7 +6,13 @@ import torch
 
 av = pytest.importorskip("av")
 
-from mumo.data.av.video import read_video, resample_fps, resample_indices, write_video  # noqa: E402
+from mumo.data.av.video import (  # noqa: E402
+    iter_video_frames,
+    read_video,
+    resample_fps,
+    resample_indices,
+    write_video,
+)
 from mumo.errors import MumoError  # noqa: E402
 
 FPS, RATE, SECONDS = 25, 16000, 2.0
@@ -136,3 +142,96 @@ def test_write_rejects_bad_arrays(tmp_path):
         write_video(tmp_path / "a.mp4", np.zeros((2, 8, 8, 3), np.uint8), audio=np.zeros((2, 100), np.float32))
     with pytest.raises(MumoError, match="does not exist"):
         write_video(tmp_path / "nope" / "a.mp4", np.zeros((2, 8, 8, 3), np.uint8))
+
+
+# -- the streaming decoder -----------------------------------------------------------------------------------------
+
+
+def _write_vfr(path, pts_ms, size=(48, 64)):
+    """An H.264 MP4 whose frame i (grey level 20 i) is shown at ``pts_ms[i]`` milliseconds."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, pts in enumerate(pts_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 20 * i % 256, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def count_decoded(monkeypatch) -> list[int]:
+    """Count the frames FFmpeg hands to ``mumo.data.av.video`` from now on: a one-element list, updated."""
+    import mumo.data.av.video as video_module
+
+    counter = [0]
+
+    class Container:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def decode(self, *args, **kwargs):
+            for frame in self.inner.decode(*args, **kwargs):
+                counter[0] += 1
+                yield frame
+
+    class Av:
+        def __getattr__(self, name):
+            return getattr(av, name)
+
+        def open(self, *args, **kwargs):
+            return Container(av.open(*args, **kwargs))
+
+    monkeypatch.setattr(video_module, "_import_av", lambda: Av())
+    return counter
+
+
+@pytest.mark.parametrize("kind", ["cfr25", "cfr30", "vfr", "vfr_fast_end"])
+def test_streaming_decoder_gives_the_frames_of_read_video_and_resample_fps(tmp_path, clip, kind):
+    if kind == "cfr25":
+        path = clip[0]
+    elif kind == "cfr30":
+        path = write_video(tmp_path / "c30.mp4", _moving_square(37), fps=30)
+    elif kind == "vfr":
+        path = _write_vfr(tmp_path / "vfr.mp4", [0, 40, 80, 100, 140, 240, 260, 300, 400, 440])
+    else:  # ties between two frames, a 60-fps burst, and a last interval unlike the median
+        path = _write_vfr(tmp_path / "vfr2.mp4", [0, 20, 40, 60, 80, 160, 177, 194, 211, 300, 301])
+    video = read_video(path)
+    expected = resample_fps(video.frames, video.fps, video.timestamps, dst_fps=25.0)  # (T', H, W, 3)
+    got = list(iter_video_frames(path, dst_fps=25.0))
+    assert len(got) == expected.shape[0]
+    assert torch.equal(torch.from_numpy(np.stack(got)), expected)
+
+
+def test_streaming_decoder_decodes_only_what_is_taken(clip, monkeypatch):
+    decoded = count_decoded(monkeypatch)
+    stream = iter_video_frames(clip[0])
+    first = [next(stream) for _ in range(5)]
+    assert decoded[0] <= 5 + 2  # one frame of look-ahead (the clip holds 50)
+    stream.close()
+    assert torch.equal(torch.from_numpy(np.stack(first)), read_video(clip[0]).frames[:5])
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "png"])
+def test_streaming_decoder_rejects_bad_files_naming_them(tmp_path, kind):
+    path = tmp_path / f"bad_{kind}.mp4"
+    if kind == "text":
+        path.write_text("this is not a video\n" * 50)
+    elif kind == "png":
+        from PIL import Image
+
+        Image.new("RGB", (32, 32), (10, 200, 30)).save(path, format="PNG")
+    with pytest.raises(MumoError, match=path.name):
+        next(iter_video_frames(path))
+    with pytest.raises(MumoError, match="positive"):
+        next(iter_video_frames(path, dst_fps=0))

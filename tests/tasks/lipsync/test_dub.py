@@ -4,6 +4,7 @@ by a frame-index marker); the feathered paste-back, frames without a face, and s
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from torch import nn
 from mumo.data.av.audio import MelFrontEnd, save_wav
 from mumo.data.av.paste import blend_mask, crop_box, paste_face, ping_pong_indices
 from mumo.data.av.video import read_video, write_video
+from mumo.errors import MumoError
+from tests.data.av.test_video import count_decoded
 from tests.tasks.lipsync.test_lipsync_evaluate import generator_run, layout, scorer_run  # noqa: F401 (fixtures)
 from tests.tasks.lipsync.test_lipsync_train import expert_run  # noqa: F401 (a fixture)
 
@@ -104,6 +107,53 @@ def test_the_scorer_reports_lse_and_sync_per_second(generator_run, scorer_run, f
     assert s["run"] == str(scorer_run) and np.isfinite([s["lse_d"], s["lse_c"]]).all()
     assert isinstance(s["offset_frames"], int) and s["windows"] == 21  # 25 frames -> windows starting at 0..20
     assert len(s["per_second"]) == 1 and all(0 <= v <= 1 for v in s["per_second"])
+
+
+# -- the input, streamed into a frame buffer on disk -----------------------------------------------------------------
+
+
+def test_a_long_video_is_decoded_only_as_far_as_the_speech(generator_run, files, tmp_path, monkeypatch):  # noqa: F811
+    long = write_video(tmp_path / "src.mp4", np.stack([marked(i % 25) for i in range(150)]), fps=25, crf=0)  # 6 s
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "cut.mp4"
+    decoded = count_decoded(monkeypatch)
+    res = _dub(generator_run, long, out, audio=files["short_wav"])  # 0.4 s of speech: 10 frames
+    assert res["length"] == "cut" and res["frames"] == 10 and res["source_frames"] == 10
+    assert 11 <= decoded[0] <= 12  # the 10 shown, one to know the video goes on, one of look-ahead; not 150
+    assert read_marks(read_video(out).frames) == list(range(10))
+
+
+@pytest.mark.parametrize("ending", ["success", "no face", "ctrl-c"])
+def test_the_frame_buffer_is_beside_the_output_and_goes(generator_run, files, tmp_path, monkeypatch, ending):  # noqa: F811
+    dub_module = importlib.import_module("mumo.tasks.lipsync.dub")
+    face = files["short_mp4"]  # 6 frames, looped
+    if ending == "no face":
+        face = write_video(tmp_path / "blank.mp4", np.full((6, 64, 64, 3), 128, np.uint8))
+    if ending == "ctrl-c":
+
+        def interrupted(self, frames):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(dub_module.Mp4Stream, "write", interrupted)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    seen: list[Path] = []
+    detect = dub_module.detect_faces
+
+    def spy(frames, name):  # the frames tracking reads come from the buffer file, not from memory
+        (folder,) = [p for p in out_dir.iterdir() if p.name.startswith(".o.mp4.") and p.name.endswith(".frames")]
+        seen.append(folder)
+        assert frames.shape[0] == 6 and (folder / "frames.u8").stat().st_size == frames.numel()
+        return detect(frames, name)
+
+    monkeypatch.setattr(dub_module, "detect_faces", spy)
+    if ending == "success":
+        assert _dub(generator_run, face, out_dir / "o.mp4", audio=files["long_wav"])["length"] == "ping-pong"
+    else:
+        with pytest.raises(KeyboardInterrupt if ending == "ctrl-c" else MumoError):
+            _dub(generator_run, face, out_dir / "o.mp4", audio=files["long_wav"])
+    assert len(seen) == 1 and not seen[0].exists()
+    assert [p.name for p in out_dir.iterdir()] == (["o.mp4"] if ending == "success" else [])
 
 
 # -- the paste-back ------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Every bad input (missing, empty, truncated, not a video, no frames) raises ``Mum
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -167,14 +168,85 @@ def resample_indices(timestamps: torch.Tensor, dst_fps: float = 25.0) -> torch.T
         raise MumoError(f"timestamps must be a non-empty (T,) tensor, not {tuple(ts.shape)}")
     if (torch.diff(ts) < 0).any():
         raise MumoError("timestamps must be non-decreasing")
-    last = float(torch.diff(ts).median()) if ts.numel() > 1 else 1.0 / dst_fps
-    duration = float(ts[-1] - ts[0]) + last
-    n_out = max(1, math.ceil(duration * dst_fps - 1e-6))
+    n_out = _grid_length(ts, dst_fps)
     grid = ts[0] + torch.arange(n_out, dtype=torch.float64) / dst_fps  # (n_out,)
     right = torch.searchsorted(ts, grid).clamp(max=ts.numel() - 1)  # first frame at or after each grid time
     left = (right - 1).clamp(min=0)
     take_left = (grid - ts[left]) <= (ts[right] - grid)
     return torch.where(take_left, left, right)  # (n_out,)
+
+
+def _grid_length(ts: torch.Tensor, dst_fps: float) -> int:
+    """How many ``dst_fps`` instants fall inside the clip of (T,) float64 timestamps: from the first to the last
+    plus one median frame interval."""
+    last = float(torch.diff(ts).median()) if ts.numel() > 1 else 1.0 / dst_fps
+    duration = float(ts[-1] - ts[0]) + last
+    return max(1, math.ceil(duration * dst_fps - 1e-6))
+
+
+def iter_video_frames(path: str | Path, dst_fps: float = 25.0) -> Iterator[np.ndarray]:
+    """A video's frames resampled to ``dst_fps`` from their timestamps while it is decoded, one (H, W, 3) uint8
+    RGB array at a time: the frames of ``resample_fps(v.frames, v.fps, v.timestamps, dst_fps)`` for
+    ``v = read_video(path)``, without holding the video.
+
+    Lazy: each output frame is decoded when it is asked for (with one source frame of look-ahead, to know where
+    the video ends), so stopping early (``break``, or ``close()`` on the generator) stops decoding there; at most
+    three decoded frames are held at once. A source frame repeated by the resampling is yielded as the same
+    array: copy it before changing it. The audio track is not read.
+
+    Raises:
+        MumoError: as ``read_video`` does (missing, empty, not a video, corrupted, no frames), or timestamps that
+            go backwards; a truncated video only when it is read to its end.
+    """
+    if dst_fps <= 0:
+        raise MumoError(f"dst_fps must be positive, not {dst_fps}")
+    av = _import_av()
+    path = Path(path)
+    _check_readable(path)
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise MumoError(f"not a readable video file: {path} ({exc})") from None
+    with container:
+        if container.format.name in _IMAGE_FORMATS or container.format.name.endswith("_pipe"):
+            raise MumoError(f"not a video file: {path} is a still image or text ({container.format.name})")
+        if not container.streams.video:
+            raise MumoError(f"no video stream in {path}")
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 0)  # for frames without a timestamp
+
+        def nearest(k: int) -> np.ndarray:  # resample_indices' choice for instant k between left and right
+            g = times[0] + k / dst_fps
+            if left is None:
+                return right[1]
+            return left[1] if (g - left[0]) <= (right[0] - g) else right[1]
+
+        times: list[float] = []
+        left: tuple[float, np.ndarray] | None = None  # the source frames around the next output instant
+        right: tuple[float, np.ndarray] | None = None
+        k = 0  # the next output instant
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None and rate <= 0:
+                    raise MumoError(f"video frames carry no timestamps and no frame rate: {path}")
+                t = float(frame.time) if frame.time is not None else len(times) / rate
+                if times and t < times[-1]:
+                    raise MumoError(f"video timestamps go backwards in {path}: {times[-1]} then {t}")
+                times.append(t)
+                if right is not None:  # not the last frame: every instant up to it is the nearer of left, right
+                    while times[0] + k / dst_fps <= right[0]:
+                        yield nearest(k)
+                        k += 1
+                    left = right
+                right = (t, frame.to_ndarray(format="rgb24"))  # (H, W, 3)
+        except av.FFmpegError as exc:
+            raise MumoError(f"corrupted or truncated video: {path} ({exc})") from None
+        if right is None:
+            raise MumoError(f"video has no decodable frames: {path}")
+        if stream.frames and len(times) < stream.frames:
+            raise MumoError(f"truncated video: {path} declares {stream.frames} frames but only {len(times)} decode")
+    for j in range(k, _grid_length(torch.tensor(times, dtype=torch.float64), dst_fps)):  # from the last frame on
+        yield nearest(j)
 
 
 def resample_fps(

@@ -7,14 +7,18 @@ The steps, in order (reference §6.1, §6.2; Wav2Lip's inference, with the diffe
    check_scorer`), the speech: a file (any format ``load_audio`` reads, as 16 kHz mono) or ``text`` spoken by
    espeak-ng in ``voice``; silent or nearly silent speech (RMS below ``SILENT_RMS_DBFS``) and speech shorter than
    one 0.2-s window are refused.
-2. **Faces**: a still image (PNG, JPEG, ...) is one frame; a video is read and resampled to 25 fps. Faces are
-   detected in every source frame (OpenCV Haar, the largest face, boxes smoothed over 5 frames, gaps of up to 5
+2. **Faces**: a still image (PNG, JPEG, ...) is one frame; a video is decoded once, streaming, resampled to
+   25 fps on the fly from its timestamps (:func:`mumo.data.av.video.iter_video_frames`: the frames of
+   ``read_video`` + ``resample_fps``; a 25-fps video's frames one to one), and only as far as the output needs
+   (step 3), into an uncompressed uint8 frame buffer on disk (a temporary folder beside the output, removed
+   whatever happens, errors and Ctrl-C included) that tracking, looping and generation read from. Faces are
+   detected in every buffered frame (OpenCV Haar, the largest face, boxes smoothed over 5 frames, gaps of up to 5
    frames filled; :func:`mumo.data.av.faces.track_faces`) and cropped to 96x96 with 10 px of chin padding, as the
    training crops were. No face in any frame is an error.
 3. **Length**: the output lasts as long as the speech: ``round(25 * seconds)`` frames. A still image is
    repeated; a video shorter than the speech is looped **ping-pong** (forward, backward, forward..., the turning
    frames not repeated: 0 1 2 3 2 1 0 1 ...), so the face never jumps; a longer video is **cut** at the speech's
-   end.
+   end, where its decoding stops (one frame past it, to tell a cut from a video of exactly the speech's length).
 4. **Generation**, dropout off: output frame f reads the generator's per-frame mel window, 16 steps from
    floor(80 f / 25), the last windows right-aligned to the end of the speech (Wav2Lip's last chunk). Frames are
    generated in 5-frame windows of consecutive frames with a face, the last window of each chunk right-aligned
@@ -26,8 +30,13 @@ The steps, in order (reference §6.1, §6.2; Wav2Lip's inference, with the diffe
    Wav2Lip pastes the whole box without blending, which leaves a visible box edge.
 6. **Streaming**: frames are generated, pasted and encoded ``chunk_frames`` at a time (H.264 yuv420p, crf 18,
    AAC audio, 25 fps, PyAV) into a temporary file beside the output, renamed into place only when complete: an
-   error or Ctrl-C leaves no partial output. What is held at once: the source frames (as read), the speech and its
-   mel, and one chunk of output frames; with a scorer also the result's 48x96 mouths (14 KB a frame).
+   error or Ctrl-C leaves no partial output. What is held at once, in RAM: the speech and its mel (about 5 MB a
+   minute), the (T_src, 4) face boxes, three decoded frames while the video is buffered, then one chunk of output
+   frames (its source frames, crops and generated faces) and the model; the source video is not: its frames live
+   in the disk buffer (T_src x H x W x 3 bytes, e.g. 6.2 MB a 1080p frame, 93 GB for 10 minutes of 1080p; an
+   out-of-space disk is a clear error), read through a copy-on-write ``numpy.memmap`` whose pages the kernel may
+   drop at will. With a scorer the result's 48x96 mouths are also kept in memory for scoring at the end (14 KB a
+   frame: 210 MB for 10 minutes, left so since it is bounded by the output's length, not the input's size).
 7. **Scoring** (``scorer``): LSE-D, LSE-C and the AV offset of the result by an independent lip-sync expert
    (:func:`~mumo.tasks.lipsync.evaluate.sync_figures`, as ``mumo evaluate`` scores a clip), and per second of
    output the scorer's mean in-sync score of the 5-frame windows starting in it, so a user sees where the result
@@ -38,8 +47,10 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -112,10 +123,17 @@ def load_speech(audio: str | Path | None = None, text: str | None = None, voice:
     return wav.float()
 
 
-def read_face_input(face: str | Path) -> tuple[torch.Tensor, bool]:
-    """(T, H, W, 3) uint8 RGB frames at 25 fps of a video, or (1, H, W, 3) of a still image; and whether it is an
-    image (by its suffix: PNG, JPEG, BMP, WebP)."""
-    from mumo.data.av.video import read_video, resample_fps
+def read_face_frames(face: str | Path, n_frames: int, folder: str | Path) -> tuple[torch.Tensor, bool, bool]:
+    """The face input as (T, H, W, 3) uint8 RGB frames at 25 fps, at most ``n_frames`` of them; whether it is an
+    image (by its suffix: PNG, JPEG, BMP, WebP); and whether a video was longer (cut at ``n_frames``).
+
+    A still image is one frame in memory. A video is decoded once, streaming and resampled to 25 fps on the fly
+    (:func:`mumo.data.av.video.iter_video_frames`), only as far as frame ``n_frames`` (and one more, to tell a cut
+    from a video of exactly that length), into the file ``frames.u8`` in ``folder``; the frames returned are that
+    file mapped copy-on-write (``numpy.memmap``), so indexing them reads from disk and nothing of the video is
+    held in RAM beyond the page cache. The caller owns ``folder`` and removes it (after dropping the frames).
+    """
+    from mumo.data.av.video import iter_video_frames
     from mumo.errors import check_input_file
 
     face = Path(face)
@@ -125,14 +143,31 @@ def read_face_input(face: str | Path) -> tuple[torch.Tensor, bool]:
         check_input_file(face, "image")
         try:
             with Image.open(face) as img:
-                return torch.from_numpy(np.asarray(img.convert("RGB")).copy())[None], True
+                return torch.from_numpy(np.asarray(img.convert("RGB")).copy())[None], True, False
         except (UnidentifiedImageError, OSError) as exc:
             raise MumoError(f"not a readable image: {face} ({exc})") from None
-    video = read_video(face, audio_past_end=0.0)
-    frames = video.frames
-    if video.variable_frame_rate or abs(video.fps - FPS) > 1e-3:
-        frames = resample_fps(frames, video.fps, video.timestamps, dst_fps=FPS)
-    return frames, False
+    buffer = Path(folder) / "frames.u8"
+    count, shape, cut = 0, None, False
+    with closing(iter_video_frames(face, dst_fps=FPS)) as decoded, open(buffer, "wb") as f:
+        for frame in decoded:  # (H, W, 3)
+            if count == n_frames:  # one more than is shown: the video is longer, cut here (decoding stops)
+                cut = True
+                break
+            if shape is not None and frame.shape != shape:
+                raise MumoError(f"the frame size of {face} changes from {shape} to {frame.shape} at frame {count}")
+            shape = frame.shape
+            try:
+                f.write(np.ascontiguousarray(frame).data)
+            except OSError as exc:
+                raise MumoError(f"cannot buffer the frames of {face} in {folder} (each {frame.nbytes:,} bytes, "
+                                f"{count} written): {exc}") from None  # fmt: skip
+            count += 1
+    return _map_frames(buffer, count, shape), False, cut
+
+
+def _map_frames(path: Path, count: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """(count, *shape) uint8 frames of the file ``path``, mapped copy-on-write (reads go to disk, not to RAM)."""
+    return torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="c", shape=(count, *shape)))
 
 
 def detect_faces(frames: torch.Tensor, name: str = "the face input") -> torch.Tensor:
@@ -334,6 +369,28 @@ def score_result(scorer: nn.Module, mouths: torch.Tensor, has_face: torch.Tensor
 # -- the command ---------------------------------------------------------------------------------------------------
 
 
+def _write_dubbed(tmp: Path, out: Path, wav: torch.Tensor, chunks: Iterator[DubbedChunk], has_face: list,
+                  mouths: list | None, n_out: int, progress: bool) -> None:  # fmt: skip
+    """Encode the chunks with the speech into ``tmp`` and rename it to ``out`` when complete (an error or Ctrl-C
+    removes it); each chunk's ``has_face`` (and ``mouths``, when a list is given) appended as it passes."""
+    try:
+        with Mp4Stream(tmp, wav) as stream, tqdm(total=n_out, desc="dubbing", unit="frame", disable=not progress,
+                                                 leave=False) as bar:  # fmt: skip
+            for chunk in chunks:
+                stream.write(chunk.frames)
+                has_face.append(chunk.has_face)
+                if mouths is not None:
+                    mouths.append(chunk.mouths)
+                bar.update(chunk.frames.shape[0])
+        os.replace(tmp, out)
+    except BaseException:  # an error or Ctrl-C: no partial output
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()  # the generator lets go of the frames
+
+
 def dub(run_dir: str | Path, face: str | Path, out: str | Path, *, audio: str | Path | None = None,
         text: str | None = None, voice: str = "en", scorer: str | Path | None = None,
         chunk_frames: int = CHUNK_FRAMES, batch_size: int = 16, device: str = "auto",
@@ -356,40 +413,32 @@ def dub(run_dir: str | Path, face: str | Path, out: str | Path, *, audio: str | 
     run.require_kind("lipsync", "a lip-sync generator (mumo train lipsync)")
     scorer_info = check_scorer(run, run.config(LipSyncRunConfig), Path(scorer)) if scorer is not None else None
     wav = load_speech(audio, text, voice)  # (T,)
-    frames, is_image = read_face_input(face)  # (T_src, H, W, 3)
     n_out = max(FRAMES_PER_WINDOW, round(wav.shape[0] * FPS / SAMPLE_RATE))
-    if frames.shape[0] > n_out:
-        frames, length = frames[:n_out], "cut"  # only what is shown is searched for faces
-    else:
-        length = "still" if is_image else ("as is" if frames.shape[0] == n_out else "ping-pong")
-    boxes = detect_faces(frames, str(face))
-    index = ping_pong_indices(frames.shape[0], n_out)  # (T_out,)
-    device = resolve_device(device)
-    generator = load_lipsync_model(run.path, device=device)
-    scorer_model = load_scorer(Path(scorer), device) if scorer is not None else None
-    mel = MelFrontEnd()(wav)  # (80, T_mel)
-
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    mouths, has_face = [], []
-    try:
-        with Mp4Stream(tmp, wav) as stream, tqdm(total=n_out, desc="dubbing", unit="frame", disable=not progress,
-                                                 leave=False) as bar:  # fmt: skip
-            for chunk in dub_frames(generator, frames, boxes, index, mel, chunk_frames=chunk_frames,
-                                    batch_size=batch_size):  # fmt: skip
-                stream.write(chunk.frames)
-                has_face.append(chunk.has_face)
-                if scorer_model is not None:
-                    mouths.append(chunk.mouths)
-                bar.update(chunk.frames.shape[0])
-        os.replace(tmp, out)
-    except BaseException:  # an error or Ctrl-C: no partial output
-        tmp.unlink(missing_ok=True)
-        raise
+    mouths: list[torch.Tensor] = []
+    has_face: list[torch.Tensor] = []
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".frames", dir=out.parent) as folder:
+        # the frame buffer's folder goes whatever happens: success, an error or Ctrl-C
+        frames, is_image, cut = read_face_frames(face, n_out, folder)  # (T_src, H, W, 3), at most n_out
+        try:
+            length = "cut" if cut else "still" if is_image else "as is" if frames.shape[0] == n_out else "ping-pong"
+            source_frames = int(frames.shape[0])
+            boxes = detect_faces(frames, str(face))  # only what is shown was decoded and is searched for faces
+            index = ping_pong_indices(frames.shape[0], n_out)  # (T_out,)
+            device = resolve_device(device)
+            generator = load_lipsync_model(run.path, device=device)
+            scorer_model = load_scorer(Path(scorer), device) if scorer is not None else None
+            mel = MelFrontEnd()(wav)  # (80, T_mel)
+            _write_dubbed(tmp, out, wav, dub_frames(generator, frames, boxes, index, mel, chunk_frames=chunk_frames,
+                                                    batch_size=batch_size),
+                          has_face, mouths if scorer_model is not None else None, n_out, progress)  # fmt: skip
+        finally:
+            del frames  # unmap the buffer before its folder goes
     faced = torch.cat(has_face)
     res: dict[str, Any] = {
         "output": str(out), "frames": n_out, "seconds": n_out / FPS, "fps": FPS,
         "audio_seconds": wav.shape[0] / SAMPLE_RATE, "source": "image" if is_image else "video",
-        "source_frames": int(frames.shape[0]), "length": length, "face_frames": int(faced.sum()),
+        "source_frames": source_frames, "length": length, "face_frames": int(faced.sum()),
         "passed_through": int((~faced).sum()),
     }  # fmt: skip
     if scorer_model is not None:
