@@ -156,6 +156,71 @@ def test_the_frame_buffer_is_beside_the_output_and_goes(generator_run, files, tm
     assert [p.name for p in out_dir.iterdir()] == (["o.mp4"] if ending == "success" else [])
 
 
+def test_a_video_at_least_as_long_as_the_speech_is_streamed_without_a_frame_buffer(
+    generator_run,  # noqa: F811
+    files,
+    tmp_path,
+    monkeypatch,
+):
+    from mumo.data.av.faces import HaarFaceDetector, track_faces
+    from mumo.data.av.video import iter_video_frames
+    from mumo.tasks.lipsync.train import load_lipsync_model
+
+    dub_module = importlib.import_module("mumo.tasks.lipsync.dub")
+    frames = np.stack([marked(i % 25) for i in range(30)])
+    frames[4:7], frames[10:18] = 128, 90  # a short gap in the faces (filled) and a long one (passed through)
+    video = write_video(tmp_path / "v.mp4", frames, fps=25, crf=0)
+    save_wav(tmp_path / "a.wav", speech(1.2))
+    generator = load_lipsync_model(generator_run)
+
+    def no_buffer(*args, **kwargs):
+        raise AssertionError("a frame buffer was made")
+
+    for audio, length in [(files["long_wav"], "cut"), (tmp_path / "a.wav", "as is")]:  # 20 or 30 of 30 frames
+        with monkeypatch.context() as m:
+            m.setattr(dub_module, "read_face_frames", no_buffer)
+            m.setattr(dub_module.tempfile, "TemporaryDirectory", no_buffer)
+            res = _dub(generator_run, video, tmp_path / "out.mp4", audio=audio, chunk_frames=7)
+        n = res["frames"]
+        assert res["length"] == length and res["source_frames"] == n and res["passed_through"] == 8
+        # as the frames held in memory and tracked at once give them
+        src = torch.from_numpy(np.stack(list(iter_video_frames(video))[:n]))  # (n, H, W, 3)
+        wav = dub_module.load_speech(audio)
+        chunks = dub_module.dub_frames(generator, src, track_faces(src, HaarFaceDetector()).boxes, torch.arange(n),
+                                       MelFrontEnd()(wav), chunk_frames=7)  # fmt: skip
+        with dub_module.Mp4Stream(tmp_path / "expected.mp4", wav) as stream:
+            for chunk in chunks:
+                stream.write(chunk.frames)
+        assert (tmp_path / "out.mp4").read_bytes() == (tmp_path / "expected.mp4").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "expected.mp4", "out.mp4", "v.mp4"]
+
+
+def test_the_boxes_of_the_detections_so_far_are_final_lookahead_frames_back():
+    from mumo.data.av.faces import track_faces
+    from mumo.tasks.lipsync.dub import LOOKAHEAD, track_boxes
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(20, 80))
+        raw = torch.from_numpy(rng.uniform(0, 200, (n, 4)).astype(np.float32))
+        for _ in range(int(rng.integers(0, 6))):  # gaps of 1 to 9 frames: filled or dropped
+            s = int(rng.integers(0, n))
+            raw[s : s + int(rng.integers(1, 10))] = float("nan")
+        found = [[] if torch.isnan(b).any() else [(*b.tolist(), 1.0)] for b in raw]
+
+        class Replay:  # the detections above, frame by frame
+            def detect(self, frame, found=found):
+                return found.pop(0)
+
+        full = track_boxes(raw)
+        assert torch.equal(full.nan_to_num(-1), track_faces(torch.zeros(n, 2, 2, 3, dtype=torch.uint8),
+                                                            Replay()).boxes.nan_to_num(-1))  # fmt: skip
+        for k in range(LOOKAHEAD, n):
+            assert torch.equal(
+                track_boxes(raw[:k])[: k - LOOKAHEAD].nan_to_num(-1), full[: k - LOOKAHEAD].nan_to_num(-1)
+            )
+
+
 # -- the paste-back ------------------------------------------------------------------------------------------------
 
 

@@ -7,14 +7,18 @@ The steps, in order (reference §6.1, §6.2; Wav2Lip's inference, with the diffe
    check_scorer`), the speech: a file (any format ``load_audio`` reads, as 16 kHz mono) or ``text`` spoken by
    espeak-ng in ``voice``; silent or nearly silent speech (RMS below ``SILENT_RMS_DBFS``) and speech shorter than
    one 0.2-s window are refused.
-2. **Faces**: a still image (PNG, JPEG, ...) is one frame; a video is decoded once, streaming, resampled to
-   25 fps on the fly from its timestamps (:func:`mumo.data.av.video.iter_video_frames`: the frames of
-   ``read_video`` + ``resample_fps``; a 25-fps video's frames one to one), and only as far as the output needs
-   (step 3), into an uncompressed uint8 frame buffer on disk (a temporary folder beside the output, removed
-   whatever happens, errors and Ctrl-C included) that tracking, looping and generation read from. Faces are
-   detected in every buffered frame (OpenCV Haar, the largest face, boxes smoothed over 5 frames, gaps of up to 5
-   frames filled; :func:`mumo.data.av.faces.track_faces`) and cropped to 96x96 with 10 px of chin padding, as the
-   training crops were. No face in any frame is an error.
+2. **Faces**: a still image (PNG, JPEG, ...) is one frame; a video is decoded streaming, resampled to 25 fps on
+   the fly from its timestamps (:func:`mumo.data.av.video.iter_video_frames`: the frames of ``read_video`` +
+   ``resample_fps``; a 25-fps video's frames one to one), and only as far as the output needs (step 3). Faces are
+   detected in every frame as it is decoded (OpenCV Haar, the largest face, boxes smoothed over 5 frames, gaps of
+   up to 5 frames filled: the boxes of :func:`mumo.data.av.faces.track_faces`, final ``LOOKAHEAD`` = 8 frames
+   later) and cropped to 96x96 with 10 px of chin padding, as the training crops were. A video at least as long
+   as the speech (cut or used as is, the common case) is decoded **once** and generated from as it is decoded,
+   with no frame buffer. Only one that proves shorter (its end comes first: it is looped, step 3) is decoded a
+   second time, into an uncompressed uint8 frame buffer of its own frames on disk (a temporary folder beside the
+   output, removed whatever happens, errors and Ctrl-C included) that looping and the rest of the generation read
+   from (the output made before its end is the loop's start, kept). No face in any frame is an error (for a
+   streamed video, found at its end: no output is left).
 3. **Length**: the output lasts as long as the speech: ``round(25 * seconds)`` frames. A still image is
    repeated; a video shorter than the speech is looped **ping-pong** (forward, backward, forward..., the turning
    frames not repeated: 0 1 2 3 2 1 0 1 ...), so the face never jumps; a longer video is **cut** at the speech's
@@ -31,12 +35,14 @@ The steps, in order (reference §6.1, §6.2; Wav2Lip's inference, with the diffe
 6. **Streaming**: frames are generated, pasted and encoded ``chunk_frames`` at a time (H.264 yuv420p, crf 18,
    AAC audio, 25 fps, PyAV) into a temporary file beside the output, renamed into place only when complete: an
    error or Ctrl-C leaves no partial output. What is held at once, in RAM: the speech and its mel (about 5 MB a
-   minute), the (T_src, 4) face boxes, three decoded frames while the video is buffered, then one chunk of output
-   frames (its source frames, crops and generated faces) and the model; the source video is not: its frames live
-   in the disk buffer (T_src x H x W x 3 bytes, e.g. 6.2 MB a 1080p frame, 93 GB for 10 minutes of 1080p; an
-   out-of-space disk is a clear error), read through a copy-on-write ``numpy.memmap`` whose pages the kernel may
-   drop at will. With a scorer the result's 48x96 mouths are also kept in memory for scoring at the end (14 KB a
-   frame: 210 MB for 10 minutes, left so since it is bounded by the output's length, not the input's size).
+   minute), the (T_src, 4) face boxes, up to ``chunk_frames + LOOKAHEAD`` decoded frames (a streamed video's
+   frames waiting for their boxes to be final) plus three inside the decoder, then one chunk of output frames (its
+   source frames, crops and generated faces) and the model; the source video is not. On disk: nothing but the
+   output for a video at least as long as the speech; a shorter one's frames live in the disk buffer (T_src x H x
+   W x 3 bytes, e.g. 6.2 MB a 1080p frame, bounded by the speech's length; an out-of-space disk is a clear error),
+   read through a copy-on-write ``numpy.memmap`` whose pages the kernel may drop at will. With a scorer the
+   result's 48x96 mouths are also kept in memory for scoring at the end (14 KB a frame: 210 MB for 10 minutes,
+   left so since it is bounded by the output's length, not the input's size).
 7. **Scoring** (``scorer``): LSE-D, LSE-C and the AV offset of the result by an independent lip-sync expert
    (:func:`~mumo.tasks.lipsync.evaluate.sync_figures`, as ``mumo evaluate`` scores a clip), and per second of
    output the scorer's mean in-sync score of the 5-frame windows starting in it, so a user sees where the result
@@ -45,12 +51,13 @@ The steps, in order (reference §6.1, §6.2; Wav2Lip's inference, with the diffe
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -76,6 +83,8 @@ CHUNK_FRAMES = 100  # output frames generated, pasted and written at a time (4 s
 PAD_BOTTOM = 10  # chin padding of the crops, as in training (reference §6.2)
 SILENT_RMS_DBFS = -60.0  # speech quieter than this (RMS) is refused as silent or nearly
 MIN_SAMPLES = SAMPLE_RATE * FRAMES_PER_WINDOW // int(FPS)  # one 0.2-s window: 3,200 samples
+SMOOTH, MAX_GAP = 5, 5  # face boxes smoothed over 5 frames, gaps of up to 5 filled (track_faces' defaults)
+LOOKAHEAD = MAX_GAP + SMOOTH // 2 + 1  # frames decoded past a frame before its tracked box is final
 
 
 # -- checks --------------------------------------------------------------------------------------------------------
@@ -181,6 +190,17 @@ def detect_faces(frames: torch.Tensor, name: str = "the face input") -> torch.Te
     return track.boxes
 
 
+def track_boxes(raw: torch.Tensor) -> torch.Tensor:
+    """(T, 4) face boxes of (T, 4) raw detections (NaN where none): those ``track_faces`` gives for the frames.
+
+    The box of frame f is final once ``LOOKAHEAD`` frames past it are detected: the boxes of a prefix of the
+    detections are those of the whole for its frames up to ``LOOKAHEAD`` before its end.
+    """
+    from mumo.data.av.faces import fill_gaps, smooth_boxes
+
+    return smooth_boxes(fill_gaps(raw, MAX_GAP)[0], SMOOTH)
+
+
 # -- generation ----------------------------------------------------------------------------------------------------
 
 
@@ -242,6 +262,7 @@ def dub_frames(
     *,
     chunk_frames: int = CHUNK_FRAMES,
     batch_size: int = 16,
+    first: int = 0,
 ) -> Iterator[DubbedChunk]:
     """The dubbed output frames, ``chunk_frames`` at a time, made only when the next chunk is asked for.
 
@@ -251,27 +272,94 @@ def dub_frames(
         boxes: (T_src, 4) face boxes, NaN where there is none (those frames pass through).
         index: (T_out,) the source frame of each output frame (repeated, ping-pong or cut).
         mel: (80, T_mel) the speech's mel spectrogram, at least 16 steps.
+        first: the first output frame to make (a multiple of ``chunk_frames``: the chunks before it are skipped).
     """
+    if chunk_frames < 1:
+        raise MumoError(f"chunk_frames must be >= 1, not {chunk_frames}")
+    for c0 in range(first, index.shape[0], chunk_frames):
+        src = index[c0 : c0 + chunk_frames]  # (C,)
+        yield _dub_chunk(generator, c0, frames[src], boxes[src], mel, batch_size=batch_size)
+
+
+def _dub_chunk(generator: nn.Module, start: int, frames: torch.Tensor, boxes: torch.Tensor, mel: torch.Tensor,
+               *, batch_size: int) -> DubbedChunk:  # fmt: skip
+    """Output frames ``start ..`` from their (C, H, W, 3) source frames and (C, 4) boxes (NaN: passed through)."""
     from mumo.data.av.faces import crop_faces
+
+    h, w = frames.shape[1:3]
+    out = frames.clone()  # (C, H, W, 3)
+    has_face = ~torch.isnan(boxes).any(dim=1)  # (C,)
+    mouths = torch.zeros(frames.shape[0], 48, 96, 3, dtype=torch.uint8)
+    pos = has_face.nonzero().flatten()  # (N,) positions in the chunk
+    if pos.numel():
+        crops = crop_faces(frames[pos], boxes[pos], size=96, pad_bottom=PAD_BOTTOM)  # (N, 96, 96, 3)
+        gen = generate_faces(generator, crops, frame_mels(mel, start + pos), batch_size=batch_size)
+        mouths[pos] = gen[:, 48:]
+        for j, p in enumerate(pos.tolist()):
+            box = crop_box(boxes[p], h, w, PAD_BOTTOM)
+            out[p] = paste_face(out[p], gen[j], box)
+    return DubbedChunk(start, out, mouths, has_face)
+
+
+def dub_video(generator: nn.Module, face: str | Path, decoded: Iterator[np.ndarray], n_out: int, mel: torch.Tensor,
+              beside: Path, info: dict[str, Any], *, chunk_frames: int = CHUNK_FRAMES,
+              batch_size: int = 16) -> Iterator[DubbedChunk]:  # fmt: skip
+    """The dubbed output frames of the video ``face``, ``chunk_frames`` at a time, from its frames ``decoded``
+    streaming at 25 fps (:func:`mumo.data.av.video.iter_video_frames`), without a frame buffer while the video
+    proves at least as long as the output (module docstring, step 2).
+
+    Faces are detected frame by frame as they are decoded; a chunk is made once ``LOOKAHEAD`` frames past it are
+    decoded, when its boxes (:func:`track_boxes` of the detections so far) can no longer change. The video is
+    decoded only as far as frame ``n_out`` (and one more, to tell a cut). If it ends before, the chunks made so
+    far are the first of its ping-pong loop, and the video is decoded again into a frame buffer in a temporary
+    folder beside the output ``beside`` (removed when done) for the rest (:func:`read_face_frames`).
+    ``info`` gets ``length`` and ``source_frames``.
+    """
+    from mumo.data.av.faces import HaarFaceDetector
 
     if chunk_frames < 1:
         raise MumoError(f"chunk_frames must be >= 1, not {chunk_frames}")
-    h, w = frames.shape[1:3]
-    usable = ~torch.isnan(boxes).any(dim=1)  # (T_src,)
-    for c0 in range(0, index.shape[0], chunk_frames):
-        src = index[c0 : c0 + chunk_frames]  # (C,)
-        out = frames[src].clone()  # (C, H, W, 3)
-        has_face = usable[src]  # (C,)
-        mouths = torch.zeros(src.shape[0], 48, 96, 3, dtype=torch.uint8)
-        pos = has_face.nonzero().flatten()  # (N,) positions in the chunk
-        if pos.numel():
-            crops = crop_faces(frames[src[pos]], boxes[src[pos]], size=96, pad_bottom=PAD_BOTTOM)  # (N, 96, 96, 3)
-            gen = generate_faces(generator, crops, frame_mels(mel, c0 + pos), batch_size=batch_size)
-            mouths[pos] = gen[:, 48:]
-            for j, p in enumerate(pos.tolist()):
-                box = crop_box(boxes[src[p]], h, w, PAD_BOTTOM)
-                out[p] = paste_face(out[p], gen[j], box)
-        yield DubbedChunk(c0, out, mouths, has_face)
+    detector = HaarFaceDetector()
+    raw: list[tuple[float, ...]] = []  # (T, 4) detections of the frames decoded, NaN where none
+    pending: list[np.ndarray] = []  # the decoded frames from output frame `done` on
+    done, shape, cut = 0, None, False
+    for frame in decoded:  # (H, W, 3)
+        if len(raw) == n_out:  # one more than is shown: the video is longer, cut here (decoding stops)
+            cut = True
+            break
+        if shape is not None and frame.shape != shape:
+            raise MumoError(f"the frame size of {face} changes from {shape} to {frame.shape} at frame {len(raw)}")
+        shape = frame.shape
+        found = detector.detect(frame)
+        raw.append(tuple(found[0][:4]) if found else (math.nan,) * 4)
+        pending.append(frame)
+        if len(raw) >= done + chunk_frames + LOOKAHEAD:  # the next chunk's boxes are final
+            boxes = track_boxes(torch.tensor(raw, dtype=torch.float32))[done : done + chunk_frames]
+            chunk = torch.from_numpy(np.stack(pending[:chunk_frames]))  # (C, H, W, 3)
+            del pending[:chunk_frames]
+            yield _dub_chunk(generator, done, chunk, boxes, mel, batch_size=batch_size)
+            done += chunk_frames
+    if len(raw) == n_out:  # cut, or as long as the speech: the rest from the frames held
+        info.update(length="cut" if cut else "as is", source_frames=n_out)
+        boxes = track_boxes(torch.tensor(raw, dtype=torch.float32))  # (T_out, 4)
+        if bool(torch.isnan(boxes).any(dim=1).all()):
+            raise MumoError(f"no face found in any frame of {face}")
+        for c0 in range(done, n_out, chunk_frames):
+            chunk = torch.from_numpy(np.stack(pending[c0 - done : c0 - done + chunk_frames]))  # (C, H, W, 3)
+            yield _dub_chunk(generator, c0, chunk, boxes[c0 : c0 + chunk_frames], mel, batch_size=batch_size)
+        return
+    pending.clear()  # shorter than the speech: looped ping-pong, from a frame buffer on disk
+    info.update(length="ping-pong", source_frames=len(raw))
+    with tempfile.TemporaryDirectory(prefix=f".{beside.name}.", suffix=".frames", dir=beside.parent) as folder:
+        # the frame buffer's folder goes whatever happens: success, an error or Ctrl-C
+        frames, _, _ = read_face_frames(face, n_out, folder)  # (T_src, H, W, 3)
+        try:
+            boxes = detect_faces(frames, str(face))
+            index = ping_pong_indices(frames.shape[0], n_out)  # (T_out,)
+            yield from dub_frames(generator, frames, boxes, index, mel, chunk_frames=chunk_frames,
+                                  batch_size=batch_size, first=done)  # fmt: skip
+        finally:
+            del frames  # unmap the buffer before its folder goes
 
 
 # -- writing -------------------------------------------------------------------------------------------------------
@@ -403,6 +491,7 @@ def dub(run_dir: str | Path, face: str | Path, out: str | Path, *, audio: str | 
         ``elapsed_seconds``; with a scorer ``scorer``: its ``run``, ``lse_d``, ``lse_c``, ``offset_frames``,
         ``windows``, ``mean_score`` and ``per_second``.
     """
+    from mumo.data.av.video import iter_video_frames
     from mumo.devices import resolve_device
     from mumo.tasks.lipsync.evaluate import check_scorer, load_scorer
     from mumo.tasks.lipsync.train import load_lipsync_model
@@ -417,23 +506,29 @@ def dub(run_dir: str | Path, face: str | Path, out: str | Path, *, audio: str | 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     mouths: list[torch.Tensor] = []
     has_face: list[torch.Tensor] = []
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".frames", dir=out.parent) as folder:
-        # the frame buffer's folder goes whatever happens: success, an error or Ctrl-C
-        frames, is_image, cut = read_face_frames(face, n_out, folder)  # (T_src, H, W, 3), at most n_out
-        try:
-            length = "cut" if cut else "still" if is_image else "as is" if frames.shape[0] == n_out else "ping-pong"
-            source_frames = int(frames.shape[0])
-            boxes = detect_faces(frames, str(face))  # only what is shown was decoded and is searched for faces
-            index = ping_pong_indices(frames.shape[0], n_out)  # (T_out,)
-            device = resolve_device(device)
-            generator = load_lipsync_model(run.path, device=device)
-            scorer_model = load_scorer(Path(scorer), device) if scorer is not None else None
-            mel = MelFrontEnd()(wav)  # (80, T_mel)
-            _write_dubbed(tmp, out, wav, dub_frames(generator, frames, boxes, index, mel, chunk_frames=chunk_frames,
-                                                    batch_size=batch_size),
-                          has_face, mouths if scorer_model is not None else None, n_out, progress)  # fmt: skip
-        finally:
-            del frames  # unmap the buffer before its folder goes
+    info: dict[str, Any] = {}
+    is_image = Path(face).suffix.lower() in IMAGE_SUFFIXES
+    with closing(iter_video_frames(face, dst_fps=FPS)) if not is_image else nullcontext() as decoded:
+        if is_image:  # one frame in memory, repeated
+            frames = read_face_frames(face, n_out, out.parent)[0]  # (1, H, W, 3)
+            boxes = detect_faces(frames, str(face))
+            info.update(length="still", source_frames=1)
+        else:  # decoded streaming (its first frame now: an unreadable video fails before the model loads)
+            first = next(decoded, None)
+            decoded = itertools.chain([] if first is None else [first], decoded)
+        device = resolve_device(device)
+        generator = load_lipsync_model(run.path, device=device)
+        scorer_model = load_scorer(Path(scorer), device) if scorer is not None else None
+        mel = MelFrontEnd()(wav)  # (80, T_mel)
+        if is_image:
+            chunks = dub_frames(generator, frames, boxes, ping_pong_indices(1, n_out), mel,
+                                chunk_frames=chunk_frames, batch_size=batch_size)  # fmt: skip
+        else:
+            chunks = dub_video(generator, face, decoded, n_out, mel, out, info, chunk_frames=chunk_frames,
+                               batch_size=batch_size)  # fmt: skip
+        _write_dubbed(tmp, out, wav, chunks, has_face, mouths if scorer_model is not None else None, n_out,
+                      progress)  # fmt: skip
+    length, source_frames = info["length"], info["source_frames"]
     faced = torch.cat(has_face)
     res: dict[str, Any] = {
         "output": str(out), "frames": n_out, "seconds": n_out / FPS, "fps": FPS,
