@@ -72,6 +72,30 @@ def is_variable_frame_rate(timestamps: torch.Tensor, tick: float = 0.0, toleranc
     return bool((steps - median).abs().max() > tolerance * median + 1.5 * tick)
 
 
+def _open_video(path: Path):
+    """The opened container of a video file with at least one video stream; the caller closes it.
+
+    Raises:
+        MumoError: the file is missing, empty or unreadable, a still image or text, or has no video stream.
+    """
+    av = _import_av()
+    _check_readable(path)
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise MumoError(f"not a readable video file: {path} ({exc})") from None
+    name = container.format.name
+    problem = None
+    if name in _IMAGE_FORMATS or name.endswith("_pipe"):
+        problem = f"not a video file: {path} is a still image or text ({name})"
+    elif not container.streams.video:
+        problem = f"no video stream in {path}"
+    if problem is not None:
+        container.close()
+        raise MumoError(problem)
+    return container
+
+
 def read_video(path: str | Path, *, audio_past_end: float | None = None) -> Video:
     """Decode every frame (and the first audio track, if any) of a video file.
 
@@ -82,18 +106,9 @@ def read_video(path: str | Path, *, audio_past_end: float | None = None) -> Vide
     Raises:
         MumoError: the file is missing, empty, corrupted or truncated, not a video, or holds no frames.
     """
-    av = _import_av()
     path = Path(path)
-    _check_readable(path)
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise MumoError(f"not a readable video file: {path} ({exc})") from None
+    container = _open_video(path)
     with container:
-        if container.format.name in _IMAGE_FORMATS or container.format.name.endswith("_pipe"):
-            raise MumoError(f"not a video file: {path} is a still image or text ({container.format.name})")
-        if not container.streams.video:
-            raise MumoError(f"no video stream in {path}")
         vstream = container.streams.video[0]
         frames, times = _decode_video(container, vstream, path)
         tick = float(vstream.time_base) if vstream.time_base else 0.0  # read while the container is open
@@ -202,16 +217,8 @@ def iter_video_frames(path: str | Path, dst_fps: float = 25.0) -> Iterator[np.nd
         raise MumoError(f"dst_fps must be positive, not {dst_fps}")
     av = _import_av()
     path = Path(path)
-    _check_readable(path)
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise MumoError(f"not a readable video file: {path} ({exc})") from None
+    container = _open_video(path)
     with container:
-        if container.format.name in _IMAGE_FORMATS or container.format.name.endswith("_pipe"):
-            raise MumoError(f"not a video file: {path} is a still image or text ({container.format.name})")
-        if not container.streams.video:
-            raise MumoError(f"no video stream in {path}")
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or 0)  # for frames without a timestamp
 
