@@ -217,9 +217,9 @@ def apply_overrides(cfg: Any, overrides: list[str], *, schema: type) -> Any:
     return _to_dataclass(merged)
 
 
-def config_from_yaml(path: str | Path, *, schema: type) -> Any:
-    """Read a saved ``config.yaml`` back into ``schema`` (unknown keys are errors; keys of earlier versions are
-    read under their names now)."""
+def read_saved_config(path: str | Path) -> dict[str, Any]:
+    """A saved ``config.yaml`` as a plain nested dict, unchecked against any schema (ConfigError when it is not a
+    readable, non-empty YAML mapping)."""
     import yaml
 
     if Path(path).exists() and not Path(path).is_file():  # a directory, a FIFO or /dev/zero: never opened
@@ -231,6 +231,13 @@ def config_from_yaml(path: str | Path, *, schema: type) -> Any:
         raise ConfigError(f"corrupted run: {path}: not a config file ({first})") from None
     if not isinstance(saved, dict) or not saved:
         raise ConfigError(f"corrupted run: {path}: holds no config (a YAML mapping of the run's settings)")
+    return saved
+
+
+def config_from_yaml(path: str | Path, *, schema: type) -> Any:
+    """Read a saved ``config.yaml`` back into ``schema`` (unknown keys are errors; keys of earlier versions are
+    read under their names now)."""
+    saved = read_saved_config(path)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), _rename_legacy(saved, schema))
     except OmegaConfBaseException as exc:

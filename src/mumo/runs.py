@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mumo.config import config_from_yaml, config_to_dict, config_to_yaml
+from mumo.config import config_from_yaml, config_to_dict, config_to_yaml, read_saved_config
 from mumo.devices import is_main_process
 from mumo.errors import CheckpointError, ConfigError
 from mumo.train.checkpoint import (
@@ -98,6 +98,30 @@ class Run:
                 raise CheckpointError(f"corrupted run: {self.path / CONFIG_FILE}: missing")
             raise CheckpointError(f"{self.path} is not a mumo run (no {CONFIG_FILE})")
         return config_from_yaml(self.path / CONFIG_FILE, schema=schema)
+
+    def config_section(self, name: str, schema: type | None = None) -> Any:
+        """One top-level section of ``config.yaml`` without knowing the run's task: a plain dict, or read into
+        ``schema`` (a config dataclass; unknown keys are errors). For reading another task's run, such as the
+        expert a generator trains against. CheckpointError when the file or the section is missing or unreadable."""
+        path = self.path / CONFIG_FILE
+        if not path.exists():
+            raise CheckpointError(f"{self.path} is not a mumo run (no {CONFIG_FILE})")
+        try:
+            section = read_saved_config(path).get(name)
+        except ConfigError as exc:
+            raise CheckpointError(str(exc)) from None
+        if not isinstance(section, dict):
+            raise CheckpointError(f"corrupted run: {path}: no {name!r} section")
+        if schema is None:
+            return section
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        try:
+            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), section))
+        except OmegaConfBaseException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"corrupted run: {path}: its {name!r} section does not fit ({first})") from None
 
     @property
     def state(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from torch import nn
 
 from mumo.data.av.clips import LipSyncClip
 from mumo.devices import resolve_device
-from mumo.errors import CheckpointError, ConfigError
+from mumo.errors import ConfigError
 from mumo.models import create_model
 from mumo.models.sync_expert import SyncExpert, SyncExpertConfig, sync_loss
 from mumo.models.wav2lip import (
@@ -65,7 +65,7 @@ from mumo.tasks.lipsync.data import (
     make_batch,
     validation_windows,
 )
-from mumo.train.checkpoint import CONFIG_FILE, MODEL_NAME, load_weights
+from mumo.train.checkpoint import MODEL_NAME, load_weights
 from mumo.train.loop import Step, Task, fit
 
 DISCRIMINATOR = "discriminator"  # the GAN variants' second model: discriminator.safetensors in each checkpoint
@@ -129,26 +129,11 @@ def load_expert(run_dir: str | Path, device: str | torch.device = "cpu") -> Sync
     run.require_kind(
         "sync", "a lip-sync expert (objective.expert names the `mumo train sync` run that scores the generated lips)"
     )
-    expert = create_model(_expert_config(run))
+    expert = create_model(run.config_section("model", SyncExpertConfig))
     load_weights(expert, run.checkpoint("best"))
     check_expert(expert, run.path)
     expert.requires_grad_(False)
     return expert.to(resolve_device(device)).eval()
-
-
-def _expert_config(run: Run) -> SyncExpertConfig:
-    """The ``model`` section of a sync run's ``config.yaml``."""
-    import yaml
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    path = run.path / CONFIG_FILE
-    try:
-        section = OmegaConf.to_container(OmegaConf.load(path))["model"]
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SyncExpertConfig), section))
-    except (OSError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"corrupted run: {path}: no lip-sync expert's model config ({first})") from None
 
 
 def check_expert(expert: SyncExpert, run: str | Path = "") -> None:

@@ -172,7 +172,6 @@ def validation_metrics(model: VQGBMN, split: VQGSplit, num_places: int, batch_si
 def init_image_encoder(model: VQGBMN, cfg: VQGRunConfig) -> None:
     """Start the image encoder from the grid CNN of the VQA run ``model.image_init`` (ConfigError when it is not a
     VQA run over a grid CNN of this shape and image size)."""
-    from omegaconf import OmegaConf
     from safetensors.torch import load_file
 
     from mumo.errors import ConfigError
@@ -180,13 +179,13 @@ def init_image_encoder(model: VQGBMN, cfg: VQGRunConfig) -> None:
 
     run = Run(cfg.model.image_init)
     run.require_kind("vqa", "a VQA model (model.image_init names the VQA run whose grid CNN starts the generator)")
-    saved = OmegaConf.to_container(OmegaConf.load(run.path / "config.yaml"))
-    theirs, mine = saved.get("model", {}), cfg.model
+    theirs, mine = run.config_section("model"), cfg.model
+    image_size = run.config_section("data").get("image_size")
     wanted = {"image_encoder": "cnn", "cnn_channels": list(mine.cnn_channels), "cnn_pool": mine.cnn_pool,
               "cnn_skip": mine.cnn_skip}  # fmt: skip
     differ = [f"{k}={theirs.get(k)!r} (here {v!r})" for k, v in wanted.items() if theirs.get(k) != v]
-    if saved.get("data", {}).get("image_size") != cfg.data.image_size:
-        differ.append(f"data.image_size={saved.get('data', {}).get('image_size')!r} (here {cfg.data.image_size})")
+    if image_size != cfg.data.image_size:
+        differ.append(f"data.image_size={image_size!r} (here {cfg.data.image_size})")
     if differ:
         raise ConfigError(f"model.image_init: {run.path}'s image encoder does not fit this one: {'; '.join(differ)}")
     weights = load_file(run.checkpoint("best") / f"{MODEL_NAME}.safetensors")
