@@ -152,7 +152,8 @@ def _fake_face_crops(path: Path, **kwargs):
     if "unusable" in path.read_text(errors="replace"):
         raise MumoError(f"no face found in any frame of {path}")
     clip = clips_mod.LipSyncClip(path.stem, torch.zeros(0, 48, 96, 3, dtype=torch.uint8), torch.zeros(80, 0))
-    return clip, torch.full((6, 96, 96, 3), 128, dtype=torch.uint8), torch.zeros(16_000 * 6 // 25)
+    frames = torch.full((6, 120, 120, 3), 128, dtype=torch.uint8)  # (T, H, W, 3) at 25 fps
+    return clip, torch.full((6, 96, 96, 3), 128, dtype=torch.uint8), torch.zeros(16_000 * 6 // 25), frames
 
 
 @pytest.fixture
@@ -271,6 +272,44 @@ def test_talking_faces_interrupted_leaves_out_as_it_was(tmp_path, monkeypatch, f
     meta = json.loads((out / "meta.json").read_text())
     assert meta["complete"] and meta["seed"] == 2 and meta["counts"]["clips"] == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faces"]
+
+
+def test_talking_faces_speakers_1_makes_a_single_speaker_set_split_by_clip(tmp_path, fake_clips):
+    out = tmp_path / "one"
+    result = mumo("data", "talking-faces", "--out", out, "--clips", 6, "--speakers", 1, "--seed", 3)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote 6 clips to {out}, split by clip: " in result.stdout
+    lists = {s: (out / "filelists" / f"{s}.txt").read_text().splitlines() for s in ("train", "val", "test")}
+    assert all(lists.values())  # every split has a clip
+    names = [name for names in lists.values() for name in names]
+    assert sorted(names) == [f"spk000/{i:05d}" for i in range(6)]  # one speaker; the splits share no clip
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["split_by"] == "clip" and meta["speakers"] == {s: ["spk000"] for s in lists}
+    assert [meta["counts"][f"{s}_clips"] for s in lists] == [len(v) for v in lists.values()]
+
+    multi = tmp_path / "multi"
+    result = mumo("data", "talking-faces", "--out", multi, "--clips", 6, "--speakers", 3)
+    assert result.returncode == 0 and "split by speaker: " in result.stdout
+    assert "split_by" not in json.loads((multi / "meta.json").read_text())
+
+    help_text = " ".join(mumo("data", "talking-faces", "--help").stdout.replace("│", " ").split())
+    assert "1 makes a single-speaker set split by clip" in help_text and "for lip-to-speech" in help_text
+    assert "3 or more make a multi-speaker set split by speaker" in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [((6, 2), ("speakers must be 1 (a single-speaker set split by clip", "or >= 3", "not 2")),
+     ((2, 1), ("single-speaker set (speakers 1)", "needs clips >= 3", "not 2")),
+     ((6, 0), ("speakers must be 1", "not 0"))],
+    ids=["two speakers", "one speaker, two clips", "no speaker"],
+)  # fmt: skip
+def test_talking_faces_bad_speaker_counts_are_one_line_errors(tmp_path, fake_clips, args, fragments):
+    clips, speakers = args
+    before = _files(tmp_path)
+    result = mumo("data", "talking-faces", "--out", tmp_path / "x", "--clips", clips, "--speakers", speakers)
+    assert_one_line_error(result, *fragments)
+    assert _files(tmp_path) == before  # nothing written
 
 
 # --------------------------------------------------------------------------------------------------

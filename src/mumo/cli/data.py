@@ -108,15 +108,22 @@ def preprocess_cmd(
 def talking_faces_cmd(
     out: Annotated[Path, typer.Option(help="output directory (absent, empty, or a previous talking-faces set)")],
     clips: Annotated[int, typer.Option(help="number of clips (1.5-4 s each)")] = 600,
-    speakers: Annotated[int | None, typer.Option(help="identities (default clips // 5, at least 3)")] = None,
+    speakers: Annotated[
+        int | None,
+        typer.Option(
+            help="identities: 3 or more make a multi-speaker set split by speaker (default clips // 5, at least 3); "
+            "1 makes a single-speaker set split by clip, at least 3 clips (for lip-to-speech)"
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed in [0, 2**32); the same seed gives byte-identical files")] = 0,
 ) -> None:
     """Synthetic talking faces, offline: espeak-ng speech with phoneme timings, visemes rendered on
     procedurally varied faces at 25 fps, 16 kHz audio; LRS2-style layout with train/val/test filelists
-    whose speakers are disjoint."""
+    whose speakers are disjoint (--speakers 1: one speaker's clips, split by clip)."""
     from mumo.data.av.talking_faces import generate_talking_faces
 
     with _interruptible(out):
         meta = generate_talking_faces(out, clips=clips, speakers=speakers, seed=seed)
     counts = meta.get("counts", {})
-    typer.echo(f"wrote {clips} clips to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    split = "by clip" if meta.get("split_by") == "clip" else "by speaker"
+    typer.echo(f"wrote {clips} clips to {out}, split {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mumo.data.av.clips import load_clips, shared_speakers
 from mumo.data.av.talking_faces import SPLITS, TEMPLATES, generate_talking_faces, sentence
 from mumo.errors import MumoError
 
@@ -69,6 +70,8 @@ def test_splits_are_disjoint_by_speaker(dataset):
     assert not speakers["train"] & speakers["val"]
     assert not speakers["train"] & speakers["test"]
     assert not speakers["val"] & speakers["test"]
+    assert "split_by" not in meta  # a multi-speaker set's meta.json is what it was before single-speaker sets
+    assert shared_speakers(dataset) == {}
     # a speaker keeps its voice across clips
     for spk in speakers["train"]:
         voices = {json.loads(p.read_text())["voice"] for p in (dataset / spk).glob("*/meta.json")}
@@ -107,8 +110,10 @@ def test_refuses_foreign_or_mixed_directories(dataset, tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"clips": 0}, "clips must be >= 1"), ({"clips": 5, "speakers": 2}, "speakers must be >= 3"),
-     ({"clips": 3, "speakers": 4}, "cannot exceed clips")],
+    [({"clips": 0}, "clips must be >= 1"), ({"clips": 3, "speakers": 4}, "cannot exceed clips"),
+     ({"clips": 5, "speakers": 2}, r"speakers must be 1 \(a single-speaker set split by clip.*or >= 3 .*not 2"),
+     ({"clips": 5, "speakers": 0}, "speakers must be 1 .* not 0"), ({"clips": 5, "speakers": -1}, "not -1"),
+     ({"clips": 2, "speakers": 1}, r"single-speaker set \(speakers 1\) is split by clip and needs clips >= 3.*not 2")],
 )  # fmt: skip
 def test_bad_counts(tmp_path, kwargs, message):
     with pytest.raises(MumoError, match=message):
@@ -122,3 +127,63 @@ def test_sentences_vary_and_fill_every_slot():
     assert len(set(sentences)) > 150
     assert not any("{" in s for s in sentences)
     assert len(TEMPLATES) >= 10
+
+
+# --------------------------------------------------------------------------------------------------
+# a single-speaker set (speakers=1): one person's clips, split by clip
+# --------------------------------------------------------------------------------------------------
+SINGLE = {"clips": 6, "speakers": 1, "seed": 3, "size": 48}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tf1") / "set"
+    generate_talking_faces(root, progress=False, **SINGLE)
+    return root
+
+
+def _filelists(root: Path) -> dict[str, list[str]]:
+    return {split: (root / "filelists" / f"{split}.txt").read_text().splitlines() for split in SPLITS}
+
+
+def test_single_speaker_set_is_split_by_clip(single):
+    meta = json.loads((single / "meta.json").read_text())
+    lists = _filelists(single)
+    assert all(lists[split] for split in SPLITS)  # every split has a clip
+    names = [name for split in SPLITS for name in lists[split]]
+    assert len(names) == len(set(names)) == 6  # disjoint by clip, and together every clip
+    assert sorted(names) == [f"spk000/{i:05d}" for i in range(6)]
+    assert sorted(p.parent.name + "/" + p.name for p in single.glob("*/*") if p.is_dir()) == sorted(names)
+    assert [len(lists[split]) for split in SPLITS] == [4, 1, 1]  # 70/15/15, one per split at least
+    assert meta["split_by"] == "clip" and meta["complete"] and meta["seed"] == 3 and meta["frame_size"] == 48
+    assert meta["speakers"] == {split: ["spk000"] for split in SPLITS}
+    assert meta["counts"] == {
+        "clips": 6, "speakers": 1, "train_clips": 4, "val_clips": 1, "test_clips": 1,
+        "train_speakers": 1, "val_speakers": 1, "test_speakers": 1,
+    }  # fmt: skip
+    voices = {json.loads((single / name / "meta.json").read_text())["voice"] for name in names}
+    identities = {json.dumps(json.loads((single / name / "meta.json").read_text())["identity"]) for name in names}
+    assert len(voices) == len(identities) == 1  # one person
+    assert shared_speakers(single) == {"val": ["spk000"], "test": ["spk000"]}
+
+
+def test_single_speaker_set_loads_for_clip_level_use(single):
+    for split in SPLITS:
+        clips = load_clips(single, split, progress=False, keep_faces=True)
+        assert [c.name for c in clips] == _filelists(single)[split]
+        assert all(c.num_windows > 0 and c.faces is not None for c in clips)
+
+
+def test_single_speaker_same_seed_same_bytes_and_split_by_seed_index_and_count_only(single, tmp_path):
+    again = tmp_path / "again"
+    generate_talking_faces(again, progress=False, **SINGLE)
+    assert _files(again) == _files(single)
+    # the split is a function of (seed, clip index, clip count): not of the frame size
+    smaller = tmp_path / "smaller"
+    generate_talking_faces(smaller, progress=False, **{**SINGLE, "size": 32})
+    assert _filelists(smaller) == _filelists(single)
+    # another seed: other clips
+    other = tmp_path / "other"
+    generate_talking_faces(other, progress=False, **{**SINGLE, "seed": 4, "size": 32})
+    texts = [json.loads((root / "spk000" / "00000" / "meta.json").read_text())["text"] for root in (single, other)]
+    assert texts[0] != texts[1]

@@ -4,6 +4,7 @@ checkpoint -> offsets, LSE-D/LSE-C, MC-dropout sync probability; raw videos -> p
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,23 @@ def test_bad_layouts_give_clear_errors(tmp_path, layout):
         read_filelist(tmp_path, "train")
     with pytest.raises(MumoError, match="split"):
         read_filelist(layout, "dev")
+
+
+def test_sync_training_warns_when_val_or_test_speakers_are_also_in_train(layout, tmp_path):
+    from mumo.data.av.clips import SharedSpeakersWarning, shared_speakers
+    from mumo.tasks.sync.task import _warn_if_speakers_shared
+
+    assert shared_speakers(layout) == {}  # split by speaker: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_speakers_shared(layout)
+
+    (tmp_path / "filelists").mkdir()  # a single-speaker set, split by clip (names only are read)
+    for split, names in {"train": "spk000/00000\nspk000/00001\n", "val": "spk000/00002\n", "test": ""}.items():
+        (tmp_path / "filelists" / f"{split}.txt").write_text(names)
+    assert shared_speakers(tmp_path) == {"val": ["spk000"]}
+    with pytest.warns(SharedSpeakersWarning, match=r"not split by speaker: .* also in val 1 \(spk000\).*--speakers 3"):
+        _warn_if_speakers_shared(tmp_path)
 
 
 def test_training_learns_sync_and_scores_offsets(layout, tmp_path):

@@ -49,6 +49,11 @@ class LengthMismatchWarning(UserWarning):
     """A separate audio file much longer or shorter than its video (``mumo sync --audio``)."""
 
 
+class SharedSpeakersWarning(UserWarning):
+    """A data set whose val or test clips are by speakers its training clips also have (a set split by clip, such
+    as a single-speaker one): figures on them are for unseen clips of seen people, not for unseen people."""
+
+
 @dataclass
 class SyncBatch:
     """Windows of mouth frames and mel, and whether each pair is in sync. B pairs."""
@@ -115,6 +120,22 @@ def read_filelist(root: str | Path, split: str) -> list[str]:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise MumoError(f"{path} names clips that do not exist under {root}: {shown}")
     return entries
+
+
+def shared_speakers(root: str | Path) -> dict[str, list[str]]:
+    """The speakers that each held-out split (val, test) shares with train, for the splits that share any: ``{}``
+    for a set split by speaker (``mumo data preprocess``, a multi-speaker ``mumo data talking-faces`` set), every
+    speaker in both for a single-speaker set (split by clip). Reads the filelists' names only; a missing filelist
+    counts as empty (:func:`read_filelist` reports it when the clips are read)."""
+
+    def speakers(split: str) -> set[str]:
+        path = Path(root) / "filelists" / f"{split}.txt"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        return {line.strip().split("/")[0] for line in lines if line.strip()}
+
+    train = speakers("train")
+    shared = {split: sorted(speakers(split) & train) for split in SPLITS[1:]}
+    return {split: names for split, names in shared.items() if names}
 
 
 def _frame_files(clip_dir: Path) -> list[Path]:
@@ -191,7 +212,7 @@ def read_video_clip(
 
     path = Path(path)
     audio_seconds = audio_duration(audio) if audio is not None else None  # checks the file before the faces
-    clip, crops, wav = _face_crops(path, need_audio=audio is None, audio_past_end=AUDIO_MARGIN_SECONDS)
+    clip, crops, wav, _ = _face_crops(path, need_audio=audio is None, audio_past_end=AUDIO_MARGIN_SECONDS)
     video_seconds = crops.shape[0] / FPS
     if audio is not None:
         wav = load_audio(audio, duration=video_seconds + AUDIO_MARGIN_SECONDS)  # (T,) at 16 kHz
@@ -354,7 +375,7 @@ def preprocess_videos(
     with staged_output(out) as stage:
         for path, entry in zip(tqdm(videos, desc="preprocess", disable=not progress), entries, strict=True):
             try:
-                clip, crops, wav = _face_crops(path)
+                clip, crops, wav, _ = _face_crops(path)
             except MumoError as exc:
                 skipped[str(path)] = str(exc)
                 continue
@@ -377,11 +398,24 @@ def preprocess_videos(
     return {"written": len(written), "skipped": skipped, "splits": {k: len(v) for k, v in splits.items()}}
 
 
+def read_face_video(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """A video's frames resampled to 25 fps (T, H, W, 3) uint8, its faces detected, tracked and cropped (T, 96, 96,
+    3) uint8 (a frame in a long detection gap gets the nearest usable crop), and the frames without a usable face.
+    Its audio, if any, is not read (``mumo lip2speech`` reads silent videos).
+
+    Raises:
+        MumoError: not a readable video, shorter than 5 frames, or no face in any frame.
+    """
+    clip, crops, _, frames = _face_crops(Path(path), need_audio=False)
+    return frames, crops, clip.skipped_frames
+
+
 def _face_crops(
     path: Path, *, need_audio: bool = True, audio_past_end: float | None = None
-) -> tuple[LipSyncClip, torch.Tensor, torch.Tensor | None]:
-    """(clip with skipped frames, (T, 96, 96, 3) face crops at 25 fps, 16 kHz audio) of one raw video;
-    ``audio_past_end``: decode the video's own track only this many seconds past its last frame."""
+) -> tuple[LipSyncClip, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(clip with skipped frames, (T, 96, 96, 3) face crops at 25 fps, 16 kHz audio, (T, H, W, 3) frames at 25 fps)
+    of one raw video; ``audio_past_end``: decode the video's own track only this many seconds past its last
+    frame."""
     from mumo.data.av.audio import condition_audio
     from mumo.data.av.faces import HaarFaceDetector, crop_faces, track_faces
     from mumo.data.av.video import read_video, resample_fps
@@ -405,4 +439,4 @@ def _face_crops(
     clip = LipSyncClip(path.stem, torch.zeros(0, 48, 96, 3, dtype=torch.uint8), torch.zeros(80, 0),
                        skipped_frames=idx[~usable].tolist())  # fmt: skip
     wav = condition_audio(video.audio.numpy(), video.audio_rate, path) if need_audio else None  # decoded once
-    return clip, crops, wav
+    return clip, crops, wav, frames

@@ -5,7 +5,8 @@ so lip-sync code can train and be tested without downloading anything::
 
     out_dir/
       meta.json                       # format, version, seed, counts, speakers per split
-      filelists/{train,val,test}.txt  # one "speaker/clip" per line; speakers never shared between splits
+      filelists/{train,val,test}.txt  # one "speaker/clip" per line; speakers never shared between splits,
+                                      # except in a single-speaker set (split by clip)
       <speaker>/<clip>/
         00000.png 00001.png ...       # 160x160 RGB frames at 25 fps
         audio.wav                     # 16 kHz mono 16-bit PCM, exactly n_frames / 25 s long
@@ -16,6 +17,14 @@ A speaker is one :class:`~mumo.data.av.visemes.FaceIdentity` together with one v
 rate and pitch); its clips say different sentences built from :data:`TEMPLATES`, 1.5-4 s each. Every clip
 is a pure function of (seed, clip index), so the same seed gives byte-identical PNG and WAV files (with the
 same espeak-ng, Pillow/zlib, NumPy and SciPy versions) and a different seed gives a different set.
+
+Two kinds of set (``meta.json``'s ``split_by``, absent in sets that are split by speaker):
+
+- **multi-speaker** (3 speakers or more, the default): split 70/15/15 by speaker, at least one per split, so
+  val and test hold only unseen people, as the lip-sync expert and speaker-independent models need;
+- **single-speaker** (``speakers=1``; ``"split_by": "clip"``): one person's clips split 70/15/15 by clip, at
+  least one per split, for models that learn one speaker's style (lip-to-speech, Lip2Wav-style). The person
+  is then in every split's speaker list. A clip's split depends only on (seed, clip index, clip count).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from mumo.errors import MumoError
 FORMAT = "mumo-talking-faces"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # of the speakers
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # of the speakers (of the clips in a single-speaker set)
 MIN_SECONDS, MAX_SECONDS = 1.5, 4.0
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 META_FILE = "meta.json"
@@ -99,8 +108,9 @@ def generate_talking_faces(
             set is built in a folder beside ``out_dir`` and renamed into place, so an error or Ctrl-C leaves
             ``out_dir`` as it was (:func:`mumo.data._output.staged_output`).
         clips: number of clips, assigned to speakers in turn.
-        speakers: number of people; default ``max(3, clips // 5)``. Split 70/15/15 by speaker, at least
-            one speaker per split, so at least 3.
+        speakers: number of people; default ``max(3, clips // 5)``. Three or more: split 70/15/15 by speaker,
+            at least one speaker per split. Exactly 1: a single-speaker set, split 70/15/15 by clip (at least
+            one clip per split, so ``clips >= 3``). 2 is refused (one split would have no speaker of its own).
         seed: the same seed gives byte-identical files.
         size: frame side in pixels.
         progress: show a tqdm progress bar.
@@ -115,8 +125,15 @@ def generate_talking_faces(
     n_speakers = max(3, clips // 5) if speakers is None else speakers
     if clips < 1:
         raise MumoError(f"clips must be >= 1, not {clips}")
-    if n_speakers < 3:
-        raise MumoError(f"speakers must be >= 3 (one per split at least), not {n_speakers}")
+    if n_speakers == 1 and clips < 3:
+        raise MumoError(
+            f"a single-speaker set (speakers 1) is split by clip and needs clips >= 3 (one per split), not {clips}"
+        )
+    if n_speakers < 1 or n_speakers == 2:
+        raise MumoError(
+            f"speakers must be 1 (a single-speaker set split by clip, e.g. for lip-to-speech) or >= 3 (a set split "
+            f"by speaker, one per split at least: train, val, test), not {n_speakers}"
+        )
     if n_speakers > clips:
         raise MumoError(f"speakers ({n_speakers}) cannot exceed clips ({clips}): every speaker needs a clip")
     if size < 32:
@@ -135,11 +152,12 @@ def _generate(out: Path, *, clips: int, n_speakers: int, seed: int, size: int, p
     width = max(3, len(str(n_speakers - 1)))
     speaker_ids = [f"spk{i:0{width}d}" for i in range(n_speakers)]
     people = [_speaker(np.random.default_rng([seed, 0, i])) for i in range(n_speakers)]
-    order = np.random.default_rng([seed, 2]).permutation(n_speakers)
-    n_val = max(1, round(SPLIT_FRACTIONS[1] * n_speakers))
-    n_test = max(1, round(SPLIT_FRACTIONS[2] * n_speakers))
-    bounds = (0, n_speakers - n_val - n_test, n_speakers - n_test, n_speakers)
-    split_of = {int(s): split for k, split in enumerate(SPLITS) for s in order[bounds[k] : bounds[k + 1]]}
+    by_clip = n_speakers == 1  # one person: the clips are split, each by (seed, index, count) alone
+    split_of = (
+        _split(clips, np.random.default_rng([seed, 3]))
+        if by_clip
+        else _split(n_speakers, np.random.default_rng([seed, 2]))
+    )
 
     lines: dict[str, list[str]] = {split: [] for split in SPLITS}
     per_speaker = [0] * n_speakers
@@ -150,9 +168,10 @@ def _generate(out: Path, *, clips: int, n_speakers: int, seed: int, size: int, p
             name = f"{speaker_ids[s]}/{per_speaker[s]:05d}"
             per_speaker[s] += 1
             engine = _write_clip(out / name, people[s], np.random.default_rng([seed, 1, k]), size=size)
-            lines[split_of[s]].append(name)
+            lines[split_of[k] if by_clip else split_of[s]].append(name)
             bar.update(1)
 
+    speakers_in = {split: sorted({name.split("/")[0] for name in lines[split]}) for split in SPLITS}
     (out / "filelists").mkdir(exist_ok=True)
     for split in SPLITS:
         text = "".join(f"{line}\n" for line in sorted(lines[split]))
@@ -162,13 +181,14 @@ def _generate(out: Path, *, clips: int, n_speakers: int, seed: int, size: int, p
         "format_version": FORMAT_VERSION,
         "complete": True,
         "seed": seed,
+        **({"split_by": "clip"} if by_clip else {}),  # absent: by speaker (multi-speaker sets stay as they were)
         "counts": {
             "clips": clips,
             "speakers": n_speakers,
             **{f"{split}_clips": len(lines[split]) for split in SPLITS},
-            **{f"{split}_speakers": sum(v == split for v in split_of.values()) for split in SPLITS},
+            **{f"{split}_speakers": len(speakers_in[split]) for split in SPLITS},
         },
-        "speakers": {split: sorted(speaker_ids[s] for s, v in split_of.items() if v == split) for split in SPLITS},
+        "speakers": speakers_in,
         "fps": FPS,
         "sample_rate": SAMPLE_RATE,
         "frame_size": size,
@@ -176,6 +196,16 @@ def _generate(out: Path, *, clips: int, n_speakers: int, seed: int, size: int, p
     }
     _write_json(out / META_FILE, meta)
     return meta
+
+
+def _split(n: int, rng: np.random.Generator) -> dict[int, str]:
+    """Items ``0..n-1`` (n >= 3) to train/val/test, 70/15/15 in a random order from ``rng``, one per split at
+    least."""
+    order = rng.permutation(n)
+    n_val = max(1, round(SPLIT_FRACTIONS[1] * n))
+    n_test = max(1, round(SPLIT_FRACTIONS[2] * n))
+    bounds = (0, n - n_val - n_test, n - n_test, n)
+    return {int(i): split for k, split in enumerate(SPLITS) for i in order[bounds[k] : bounds[k + 1]]}
 
 
 def _speaker(rng: np.random.Generator) -> dict:

@@ -15,13 +15,14 @@ values are not comparable with numbers from the original SyncNet.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mumo.data.av.clips import LipSyncClip, SyncBatch, load_clips, sample_pairs
+from mumo.data.av.clips import LipSyncClip, SharedSpeakersWarning, SyncBatch, load_clips, sample_pairs, shared_speakers
 from mumo.devices import is_main_process, resolve_device
 from mumo.errors import ConfigError
 from mumo.models import create_model
@@ -86,6 +87,7 @@ def _train_sync(run: Run, cfg: SyncRunConfig, *, resume: bool, progress: bool) -
     root = Path(cfg.data.root)
     train = load_clips(root, "train", max_clips=cfg.data.max_clips, progress=progress)
     val = load_clips(root, "val", max_clips=cfg.data.max_clips, progress=progress)
+    _warn_if_speakers_shared(root)  # once the clips have been read: a set that cannot be read gets its error alone
     task = build_sync_task(cfg, train, val)
     if not resume:
         run.create(cfg, {"kind": "sync", "model": cfg.model.name})
@@ -105,6 +107,24 @@ def _train_sync(run: Run, cfg: SyncRunConfig, *, resume: bool, progress: bool) -
         summary["test_eval_loss"], summary["test_accuracy"] = res["eval_loss"], res["accuracy"]
     summary["wall_seconds"] = time.perf_counter() - t0
     return summary
+
+
+def _warn_if_speakers_shared(root: Path) -> None:
+    """A SharedSpeakersWarning when val or test holds speakers that train has (a set split by clip): the expert
+    trains, but its val/test figures then say nothing about people it has not seen, and an expert that is to
+    score other people's lips (a lip-sync generator's) needs a set split by speaker."""
+    shared = shared_speakers(root)
+    if shared:
+        said = "; ".join(f"{split} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                         for split, names in shared.items())  # fmt: skip
+        warnings.warn(
+            f"{root} is not split by speaker: speakers of its training clips are also in {said}, as in a "
+            "single-speaker set (mumo data talking-faces --speakers 1, split by clip). The expert's val and test "
+            "figures are then for unseen clips of seen speakers; to score other people's lips, train it on a set "
+            "split by speaker (mumo data talking-faces with --speakers 3 or more, or mumo data preprocess)",
+            SharedSpeakersWarning,
+            stacklevel=3,
+        )
 
 
 def load_sync_expert(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> SyncExpert:
