@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from mumo.cli import data, evaluate, explain, fit, generate, lipsync, predict, probe, sync, train, vqa_eval
+from mumo.cli import data, evaluate, explain, fit, generate, lip2speech, lipsync, predict, probe, sync, train, vqa_eval
 from mumo.cli._errors import run_friendly
 
 
@@ -27,6 +27,7 @@ def build_app() -> typer.Typer:
     app.command("probe")(probe.probe_cmd)
     app.command("sync")(sync.sync_cmd)
     app.command("lipsync")(lipsync.lipsync_cmd)
+    app.command("lip2speech")(lip2speech.lip2speech_cmd)
     return app
 
 

@@ -93,7 +93,8 @@ def evaluate_cmd(
         ),
     ] = None,
     clips: Annotated[
-        int | None, typer.Option(help="lip-sync generator runs: evaluate the split's first N clips only; default all")
+        int | None,
+        typer.Option(help="lip-sync and lip-to-speech runs: evaluate the split's first N clips only; default all"),
     ] = None,
     sheet: Annotated[
         Path | None,
@@ -101,7 +102,14 @@ def evaluate_cmd(
     ] = None,
     data: Annotated[
         Path | None,
-        typer.Option(help="lip-sync generator runs: the talking-face data set (default: the run's data.root)"),
+        typer.Option(help="lip-sync and lip-to-speech runs: the talking-face data set (default: the run's data.root)"),
+    ] = None,
+    align: Annotated[
+        Path | None,
+        typer.Option(
+            help="lip-to-speech runs: a lip-sync expert run (mumo train sync) whose offset estimate aligns each "
+            "recording to its video before scoring"
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto (a GPU if there is one), cpu, cuda, cuda:N or mps")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -119,7 +127,11 @@ def evaluate_cmd(
     passes (default 5), and on mumo scenes validity, answerability, diversity and the uncertainty's AUROC for bad
     questions (docs/vqg.md). A lip-sync generator run (with --scorer SYNC_RUN): LSE-D, LSE-C and the AV offset of
     the generated clips with their own and with another speaker's audio, the real clips' beside them, PSNR and SSIM
-    against the real faces, and with --mc-samples (default 5) the dropout uncertainty checked against the errors."""
+    against the real faces, and with --mc-samples (default 5) the dropout uncertainty checked against the errors.
+    A lip-to-speech run: STOI, ESTOI and PESQ (narrow-band) of the speech made from each held-out clip's faces
+    against its recording (with --align SYNC_RUN the recording is first aligned to the video), beside the
+    training-average mel's floor and the vocoder's ceiling; mel L1, the attention's diagonality, and the MC-dropout
+    spread checked against the per-step error (docs/lip2speech.md)."""
     from mumo.errors import ConfigError
     from mumo.tasks import task_of_run
 
@@ -129,14 +141,20 @@ def evaluate_cmd(
         if task.name != "vqg":
             raise ConfigError("--deterministic is for question-generation runs (MC-SMN: dropout off at inference)")
         extra["mc"] = False
-    lipsync_only = {"--scorer": ("scorer", scorer), "--clips": ("clips", clips), "--sheet": ("sheet", sheet),
-                    "--data": ("data_root", data)}  # fmt: skip
-    if task.name == "lipsync":
-        extra.update(dict(lipsync_only.values()))
-    else:
-        for flag, (_, value) in lipsync_only.items():
-            if value is not None:
-                raise ConfigError(f"{flag} is for lip-sync generator runs; a {task.name!r} run does not take it")
+    # options of the audio-visual generators: flag -> (option name, value, the tasks that take it)
+    av_only = {
+        "--scorer": ("scorer", scorer, ("lipsync",)),
+        "--sheet": ("sheet", sheet, ("lipsync",)),
+        "--clips": ("clips", clips, ("lipsync", "lip2speech")),
+        "--data": ("data_root", data, ("lipsync", "lip2speech")),
+        "--align": ("align", align, ("lip2speech",)),
+    }
+    for flag, (key, value, tasks) in av_only.items():
+        if task.name in tasks:
+            extra[key] = value
+        elif value is not None:
+            what = " or ".join({"lipsync": "lip-sync generator", "lip2speech": "lip-to-speech"}[t] for t in tasks)
+            raise ConfigError(f"{flag} is for {what} runs; a {task.name!r} run does not take it")
     options = task.evaluation_options(
         split=split, images=images, mc_samples=mc_samples, mc_scope=mc_scope, ood=ood, pixel_noise=pixel_noise,
         feature_noise=feature_noise, corruption=corruption, severity=severity, abstain=abstain,

@@ -26,6 +26,19 @@ from mumo.errors import MumoError
 SEED_LIMIT = 2**32  # seeds lie in [0, 2**32), as train.seed does: numpy refuses negatives, torch takes 64 bits
 
 
+def check_output_file(out: str | Path, what: str = "file", flag: str = "--out") -> Path:
+    """``out`` as a Path, or a MumoError when it is a folder or its folder is missing or not writable (checked
+    before any work, so a long job never fails at its end for want of a place to write)."""
+    out = Path(out)
+    if out.is_dir():
+        raise MumoError(f"{flag} {out} is a folder; name the {what} to write")
+    if not out.parent.is_dir():
+        raise MumoError(f"{flag} {out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise MumoError(f"{flag} {out} is not writable")
+    return out
+
+
 def check_seed(seed: int) -> None:
     """Raise MumoError unless ``seed`` is a whole number in [0, 2**32)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:

@@ -47,6 +47,14 @@ def _build_wav2lip(cfg: Any) -> nn.Module:
     return Wav2Lip(cfg=cfg)
 
 
+@models.register("lip2wav")
+def _build_lip2wav(cfg: Any) -> nn.Module:
+    """The Lip2Wav-style lip-to-speech model (:class:`mumo.models.lip2wav.Lip2WavConfig`)."""
+    from mumo.models.lip2wav import Lip2Wav
+
+    return Lip2Wav(cfg)
+
+
 def create_model(cfg: Any, **inputs: Any) -> nn.Module:
     """Build the model named by ``cfg.name`` (its config dataclass, beside the model) with freshly initialised
     weights; ``inputs``: what the model needs to know of its data (VQA: ``vocab``, ``num_answers``)."""

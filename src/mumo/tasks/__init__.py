@@ -1,5 +1,5 @@
-"""Tasks, one package each (``vqa/``, ``sync/``, ``vqg/``, ``lipsync/``), behind the :class:`Task` protocol and
-found by name here.
+"""Tasks, one package each (``vqa/``, ``sync/``, ``vqg/``, ``lipsync/``, ``lip2speech/``), behind the
+:class:`Task` protocol and found by name here.
 
 Nothing outside a task's package imports from it except this registry and :mod:`mumo.serve` (checked by
 import-linter, docs/architecture.md): ``mumo train NAME`` and ``mumo evaluate RUN`` dispatch through
@@ -23,12 +23,13 @@ from mumo.tasks._protocol import (
     Probes,
     Report,
     ScoresSync,
+    SpeaksVideo,
     Task,
 )
 
 __all__ = [
     "DubsVideo", "Explains", "FitsDensity", "FitsTemperature", "GeneratesQuestions", "Probes", "Report",
-    "ScoresSync", "Task", "get_task", "list_tasks", "load_config", "require", "task_of_run",
+    "ScoresSync", "SpeaksVideo", "Task", "get_task", "list_tasks", "load_config", "require", "task_of_run",
 ]  # fmt: skip
 
 C = TypeVar("C")
@@ -39,13 +40,14 @@ LEGACY_NAMES = {"syncnet": "sync"}
 
 def _registry() -> Registry:
     """Every task, by name; the task packages are imported here, explicitly, on first use (not at import)."""
+    from mumo.tasks.lip2speech.spec import Lip2SpeechTask
     from mumo.tasks.lipsync.spec import LipSyncTask
     from mumo.tasks.sync.spec import SyncTask
     from mumo.tasks.vqa.spec import VQATask
     from mumo.tasks.vqg.spec import VQGTask
 
     tasks: Registry = Registry("task")
-    for cls in (VQATask, SyncTask, VQGTask, LipSyncTask):
+    for cls in (VQATask, SyncTask, VQGTask, LipSyncTask, Lip2SpeechTask):
         tasks.register(cls.name)(cls)
     return tasks
 

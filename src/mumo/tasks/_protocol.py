@@ -108,3 +108,10 @@ class DubsVideo(Protocol):
     """A task that makes a face video or still image speak new audio or text (``mumo lipsync``)."""
 
     def dub_video(self, run: str | Path, face: Path, out: Path, **options: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SpeaksVideo(Protocol):
+    """A task that turns a silent face video into speech (``mumo lip2speech``)."""
+
+    def speak_video(self, run: str | Path, video: Path, out: Path, **options: Any) -> dict[str, Any]: ...

@@ -92,14 +92,9 @@ LOOKAHEAD = MAX_GAP + SMOOTH // 2 + 1  # frames decoded past a frame before its 
 
 def check_output(out: str | Path) -> Path:
     """``out`` as a Path, or a MumoError when it is a folder or its folder is missing or not writable."""
-    out = Path(out)
-    if out.is_dir():
-        raise MumoError(f"--out {out} is a folder; name the .mp4 file to write")
-    if not out.parent.is_dir():
-        raise MumoError(f"--out {out}: the folder {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise MumoError(f"--out {out} is not writable")
-    return out
+    from mumo.data._output import check_output_file
+
+    return check_output_file(out, ".mp4 file")
 
 
 def load_speech(audio: str | Path | None = None, text: str | None = None, voice: str = "en") -> torch.Tensor:
