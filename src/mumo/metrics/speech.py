@@ -25,6 +25,7 @@ import math
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mumo.errors import MumoError
 
@@ -33,7 +34,7 @@ MIN_PESQ_SECONDS = 0.25  # the pesq library refuses shorter buffers
 PESQ_RATES = (8000, 16000)  # the rates ITU-T P.862 is defined for
 
 
-def _waveform(x, name: str) -> np.ndarray:
+def _waveform(x: ArrayLike, name: str) -> np.ndarray:
     """(T,) float64 copy of a waveform; MumoError unless it is 1-D, non-empty and finite."""
     wav = np.asarray(x, dtype=np.float64)
     if wav.ndim != 1:
@@ -45,7 +46,9 @@ def _waveform(x, name: str) -> np.ndarray:
     return wav
 
 
-def _pair(reference, degraded, sample_rate: int, min_seconds: float, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    reference: ArrayLike, degraded: ArrayLike, sample_rate: int, min_seconds: float, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Both waveforms cut to the shorter length, checked: (T,), (T,) float64."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise MumoError(f"sample_rate must be a positive integer (Hz), not {sample_rate!r}")
@@ -59,7 +62,7 @@ def _pair(reference, degraded, sample_rate: int, min_seconds: float, metric: str
     return ref[:n], deg[:n]  # (T,), (T,)
 
 
-def stoi(reference, degraded, sample_rate: int = 16000, *, extended: bool = False) -> float:
+def stoi(reference: ArrayLike, degraded: ArrayLike, sample_rate: int = 16000, *, extended: bool = False) -> float:
     """Short-time objective intelligibility of ``degraded`` against ``reference``, in [0, 1] (ESTOI can go a
     little below 0); higher is more intelligible.
 
@@ -92,7 +95,7 @@ def stoi(reference, degraded, sample_rate: int = 16000, *, extended: bool = Fals
     return score
 
 
-def estoi(reference, degraded, sample_rate: int = 16000) -> float:
+def estoi(reference: ArrayLike, degraded: ArrayLike, sample_rate: int = 16000) -> float:
     """Extended STOI: :func:`stoi` with ``extended=True``.
 
     Example:
@@ -102,7 +105,7 @@ def estoi(reference, degraded, sample_rate: int = 16000) -> float:
     return stoi(reference, degraded, sample_rate, extended=True)
 
 
-def pesq_nb(reference, degraded, sample_rate: int = 16000) -> float:
+def pesq_nb(reference: ArrayLike, degraded: ArrayLike, sample_rate: int = 16000) -> float:
     """Narrow-band PESQ (ITU-T P.862 MOS-LQO, about 1.0 to 4.55) of ``degraded`` against ``reference``.
 
     Computed by ``pesq.pesq(sample_rate, ref, deg, "nb")`` on both cut to the shorter length, as Lip2Wav reports
@@ -139,7 +142,7 @@ def pesq_nb(reference, degraded, sample_rate: int = 16000) -> float:
         raise MumoError(f"PESQ: audio too short ({exc})") from None
 
 
-def speech_scores(reference, degraded, sample_rate: int = 16000) -> dict[str, float]:
+def speech_scores(reference: ArrayLike, degraded: ArrayLike, sample_rate: int = 16000) -> dict[str, float]:
     """STOI, ESTOI and narrow-band PESQ of one utterance: ``{"stoi", "estoi", "pesq_nb"}``.
 
     Example:
@@ -153,7 +156,7 @@ def speech_scores(reference, degraded, sample_rate: int = 16000) -> dict[str, fl
     }
 
 
-def mel_l1(predicted, target) -> float:
+def mel_l1(predicted: ArrayLike, target: ArrayLike) -> float:
     """Mean absolute difference of two mel spectrograms over their common steps.
 
     Args:
@@ -178,7 +181,7 @@ def mel_l1(predicted, target) -> float:
     return float(np.abs(pred[:, :n] - tgt[:, :n]).mean())  # (M, n) -> scalar
 
 
-def attention_diagonality(alignment, band: float = 0.1) -> float:
+def attention_diagonality(alignment: ArrayLike, band: float = 0.1) -> float:
     """How diagonal an attention alignment is: the mean, over decoder steps, of the share of each step's
     attention that lies within ``band`` of the diagonal.
 
@@ -220,7 +223,9 @@ def attention_diagonality(alignment, band: float = 0.1) -> float:
     return float(((a * inside).sum(axis=1) / totals).mean())
 
 
-def spread_error_agreement(spread, error, worst_fraction: float = 0.1) -> dict[str, float | str | None]:
+def spread_error_agreement(
+    spread: ArrayLike, error: ArrayLike, worst_fraction: float = 0.1
+) -> dict[str, float | str | None]:
     """How well a per-frame uncertainty (e.g. the spread of MC-dropout mel samples) tracks the per-frame error.
 
     - ``spearman``: rank correlation of spread and error over frames (``scipy.stats.spearmanr``); 1 when the
