@@ -11,6 +11,15 @@ from mumo.tasks.vqg.predictor import VQGPredictor
 
 __all__ = ["ABSTAIN_SCORES", "VQAPredictor", "VQGPredictor", "load"]
 
+# what to use instead of mumo.load for the runs it does not serve
+OTHER_KINDS = {
+    "sync": "score a video with `mumo sync RUN --video V` or mumo.get_task('sync').sync_video(RUN, video, audio)",
+    "lipsync": "dub a face with `mumo lipsync RUN --face V --audio A --out OUT.mp4` or "
+    "mumo.get_task('lipsync').dub_video(RUN, face, out, audio=...)",
+    "lip2speech": "speak a face video with `mumo lip2speech RUN --video V --out OUT.wav` or "
+    "mumo.get_task('lip2speech').speak_video(RUN, video, out)",
+}
+
 
 def load(
     run_dir: str | Path | Sequence[str | Path], *, which: str = "best", device: str = "auto"
@@ -24,8 +33,14 @@ def load(
     ``device``: ``auto`` (a GPU if there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     """
     if isinstance(run_dir, str | Path):
+        from mumo.errors import CheckpointError
         from mumo.runs import Run
 
-        if Run(run_dir).kind == "vqg":
+        kind = Run(run_dir).kind
+        if kind == "vqg":
             return VQGPredictor.from_run(run_dir, which=which, device=device)
+        if kind in OTHER_KINDS:
+            raise CheckpointError(
+                f"{run_dir} holds a {kind!r} run; mumo.load serves VQA and VQG runs: {OTHER_KINDS[kind]}"
+            )
     return VQAPredictor.from_run(run_dir, which=which, device=device)

@@ -212,3 +212,11 @@ def test_bad_input_is_one_line_and_leaves_nothing(case, needle, run, expert_run,
     result = run_cli("lip2speech", model, "--video", video, "--out", out, "--mux", tmp_path / "m.mp4")
     assert_clear_error(result, needle)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mumo_load_says_what_to_use_for_a_lip_to_speech_run(run):
+    import mumo
+    from mumo.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="mumo lip2speech RUN"):
+        mumo.load(run)
