@@ -47,7 +47,7 @@ LOCK_FILE = ".lock"  # held by the process training into the run
 # what mumo writes into a run directory: anything else there is a user's, and a new run refuses the directory
 RUN_ENTRIES = {
     CONFIG_FILE, ARTIFACTS_FILE, STATE_FILE, LOCK_FILE, "checkpoints", "logs", "plots", "question_bank.json",
-    "temperature.json", "feature_density.safetensors", "ood_check.safetensors", "vocab.json",
+    "temperature.json", "feature_density.safetensors", "ood_check.safetensors", "vocab.json", "report.html",
 }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ never submodules or parameters: ``nn.Module`` keeps those out of ``__dict__``, w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -196,3 +197,22 @@ class HasDensityLayer(Protocol):
         """The module whose (N, F) output the class Gaussians are fitted on: for MCAN the fused vector the answer
         classifier reads."""
         ...
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float, at any depth of dicts, lists and tuples, replaced by None: what
+    strict JSON (RFC 8259) can hold, for ``--json`` output and the REST API alike."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, *, indent: int | None = None) -> str:
+    """``json.dumps`` of ``value`` with non-finite floats as ``null``; never writes NaN or Infinity."""
+    import json
+
+    return json.dumps(finite_or_null(value), indent=indent, allow_nan=False)

@@ -220,3 +220,22 @@ def test_dropout_in_the_cnn_makes_the_trunk_stochastic_and_uses_the_naive_loop()
         sampler.first = 1
         b = model.trunk(batch).image
     assert not torch.allclose(a, b)
+
+
+def test_independent_rows_get_the_samples_they_would_get_alone():
+    """A server batching requests: row b's T samples equal those of a batch of row b alone, on both paths."""
+    model = _model()
+    g = torch.Generator().manual_seed(2)
+    images, tokens = torch.rand(3, 3, 32, 32, generator=g), torch.randint(2, 6, (3, 5), generator=g)
+    batch = VQABatch(images, tokens, torch.arange(3))
+    for forward in (mc_forward, mc_forward_naive):
+        together = forward(model, batch, num_samples=4, seed=5, independent_rows=3)  # (T, 3, C)
+        for b in range(3):
+            alone = forward(model, VQABatch(images[b : b + 1], tokens[b : b + 1], torch.zeros(1, dtype=torch.long)),
+                            num_samples=4, seed=5)  # fmt: skip
+            assert torch.allclose(together[:, b], alone[:, 0], atol=1e-5)
+    shared = mc_forward(model, batch, num_samples=4, seed=5)  # one generator for the batch: row 1 differs
+    alone = mc_forward(
+        model, VQABatch(images[1:2], tokens[1:2], torch.zeros(1, dtype=torch.long)), num_samples=4, seed=5
+    )
+    assert not torch.allclose(shared[:, 1], alone[:, 0], atol=1e-5)

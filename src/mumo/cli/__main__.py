@@ -6,7 +6,23 @@ import sys
 
 import typer
 
-from mumo.cli import data, evaluate, explain, fit, generate, lip2speech, lipsync, predict, probe, sync, train, vqa_eval
+from mumo.cli import (
+    data,
+    demo,
+    evaluate,
+    explain,
+    fit,
+    generate,
+    lip2speech,
+    lipsync,
+    predict,
+    probe,
+    report,
+    serve,
+    sync,
+    train,
+    vqa_eval,
+)
 from mumo.cli._errors import run_friendly
 
 
@@ -28,6 +44,9 @@ def build_app() -> typer.Typer:
     app.command("sync")(sync.sync_cmd)
     app.command("lipsync")(lipsync.lipsync_cmd)
     app.command("lip2speech")(lip2speech.lip2speech_cmd)
+    app.command("demo")(demo.demo_cmd)
+    app.command("report")(report.report_cmd)
+    app.command("serve")(serve.serve_cmd)
     return app
 
 

@@ -84,13 +84,19 @@ def check_num_samples(num_samples: int) -> int:
 
 
 class _MaskSampler:
-    """Applies per-sample seeded dropout masks inside forward hooks."""
+    """Applies per-sample seeded dropout masks inside forward hooks.
 
-    def __init__(self, seed: int) -> None:
+    ``rows`` > 0: the batch's rows are independent: row b draws its masks from generators of its own, exactly
+    those a batch of row b alone would use, so a row's samples do not depend on the batch it rides in (what a
+    server batching requests needs); with 0 a sample's masks for the whole batch come from one generator.
+    """
+
+    def __init__(self, seed: int, rows: int = 0) -> None:
         self.seed = seed
         self._generators: dict[tuple[int, str], torch.Generator] = {}
         self.first, self.count = 0, 0
         self.sampled: set[int] = set()  # id() of every dropout module that has drawn masks in this context
+        self.rows = [_MaskSampler(seed) for _ in range(rows)]
 
     def _generator(self, t: int, device: torch.device) -> torch.Generator:
         key = (t, str(device))
@@ -120,13 +126,19 @@ class _MaskSampler:
             raise RuntimeError(f"dropout input of {x.shape[0]} rows is not {self.count} stacked samples")
         outs = []
         for i, chunk in enumerate(x.chunk(self.count, dim=0)):  # k x (n, ...)
-            mask, keep = self.keep_mask(self.first + i, chunk, 1.0 - module.p)
-            outs.append(torch.where(mask, chunk * (1.0 / keep), torch.zeros((), dtype=chunk.dtype)))
+            if self.rows and chunk.shape[0] != len(self.rows):
+                raise RuntimeError(f"dropout input of {chunk.shape[0]} rows per sample, not the {len(self.rows)} rows")
+            parts = (
+                zip(self.rows, chunk.split(1), strict=True) if self.rows else [(self, chunk)]
+            )  # (1, ...) or (n, ...)
+            for sampler, part in parts:
+                mask, keep = sampler.keep_mask(self.first + i, part, 1.0 - module.p)
+                outs.append(torch.where(mask, part * (1.0 / keep), torch.zeros((), dtype=part.dtype)))
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
 @contextlib.contextmanager
-def mc_dropout(model: nn.Module, *, seed: int = 0, scope: str = "all") -> Iterator[_MaskSampler]:
+def mc_dropout(model: nn.Module, *, seed: int = 0, scope: str = "all", rows: int = 0) -> Iterator[_MaskSampler]:
     """Context in which the model's dropout modules sample seeded masks and nothing else changes.
 
     The model is put in eval mode (normalisation layers use running statistics and are not updated);
@@ -137,6 +149,9 @@ def mc_dropout(model: nn.Module, *, seed: int = 0, scope: str = "all") -> Iterat
 
     ``sampler.sampled`` collects the ids of the dropout modules that drew masks (those of ``scope`` that ran).
 
+    ``rows`` > 0: every forward holds batches of this many independent rows, each drawing the masks it would draw
+    alone (see :class:`_MaskSampler`).
+
     Raises:
         MumoError: the model has no ``nn.Dropout`` module with p > 0 in this scope.
     """
@@ -144,7 +159,7 @@ def mc_dropout(model: nn.Module, *, seed: int = 0, scope: str = "all") -> Iterat
     if not modules:
         raise MumoError("the model has no nn.Dropout modules with p > 0: MC dropout has nothing to sample")
     flags = {m: m.training for m in model.modules()}
-    sampler = _MaskSampler(seed)
+    sampler = _MaskSampler(seed, rows)
     handles = [m.register_forward_hook(sampler.hook) for m in modules]
     model.eval()
     try:
@@ -181,13 +196,14 @@ def mc_forward_naive(
     seed: int = 0,
     scope: str = "all",
     output_fn: Callable[[Any], Samples] = _default_output,
+    independent_rows: int = 0,
 ) -> Samples:
     """T full forward passes with dropout sampling: returns (T, B, ...) (a tuple of them when
-    ``output_fn`` returns a tuple)."""
+    ``output_fn`` returns a tuple). ``independent_rows``: as :func:`mc_forward`'s."""
     check_num_samples(num_samples)
     scope = resolve_scope(model, scope)
     outs = []
-    with mc_dropout(model, seed=seed, scope=scope) as sampler:
+    with mc_dropout(model, seed=seed, scope=scope, rows=independent_rows) as sampler:
         for t in range(num_samples):
             sampler.first, sampler.count = t, 1
             outs.append(output_fn(model(*inputs)))
@@ -203,10 +219,15 @@ def mc_forward(
     max_rows: int = DEFAULT_MAX_ROWS,
     output_fn: Callable[[Any], Samples] = _default_output,
     state: Any = None,
+    independent_rows: int = 0,
 ) -> Samples:
     """T MC-dropout samples, fast path when the model has a trunk/head split: returns (T, B, ...).
 
     ``state``: the model's ``trunk(*inputs)`` of this scope when the caller already has it (fast path only).
+
+    ``independent_rows`` = B (the batch's rows): row b gets exactly the samples a batch of row b alone would get
+    (its own mask generators), so results do not depend on batching, at the cost of B mask draws per dropout
+    module; 0 (the default): each sample's masks for the whole batch come from one generator.
 
     The trunk runs once; the head runs on ``k`` stacked copies of its state at a time, with
     ``k * B <= max_rows`` (at least one sample per call), so memory stays bounded for any T.
@@ -216,9 +237,10 @@ def mc_forward(
     check_num_samples(num_samples)
     scope = resolve_scope(model, scope)
     if not has_fast_path(model) or not model.trunk_is_deterministic(scope):
-        return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn)
+        return mc_forward_naive(model, *inputs, num_samples=num_samples, seed=seed, scope=scope, output_fn=output_fn,
+                                independent_rows=independent_rows)  # fmt: skip
     outs = []
-    with mc_dropout(model, seed=seed, scope=scope) as sampler:
+    with mc_dropout(model, seed=seed, scope=scope, rows=independent_rows) as sampler:
         if state is None:
             state = model.trunk(*inputs) if scope == "all" else model.trunk(*inputs, scope=scope)
         rows = max(1, state.num_rows)

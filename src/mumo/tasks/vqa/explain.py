@@ -276,24 +276,29 @@ def explain_run(
 
 
 def explain_example(
-    run_dir: str | Path,
-    image: str | Path,
+    run_dir: str | Path | None,
+    image: Any,
     question: str,
     method: str,
     *,
     opts: ExplainOptions | None = None,
     out: str | Path | None = None,
     device: str = "auto",
+    predictor: Any = None,
 ) -> dict[str, Any]:
-    """The map of one image-question pair, the answer, its probability and uncertainty; with ``out`` an
-    overlay PNG (checked writable before any work). The model runs on ``device``."""
+    """The map of one image-question pair (``image``: a path, PIL image or array), the answer, its probability and
+    uncertainty; with ``out`` an overlay PNG (checked writable before any work). The model runs on ``device``.
+
+    ``predictor``: a :class:`~mumo.tasks.vqa.predictor.VQAPredictor` already loaded (a server's, a demo's), used
+    instead of loading ``run_dir``."""
     from mumo.explain.overlay import check_writable_path, save_overlay
     from mumo.tasks.vqa.predictor import VQAPredictor
 
     opts = opts or ExplainOptions()
     if out is not None:
         check_writable_path(Path(out))  # before any work
-    predictor = VQAPredictor.from_run(run_dir, device=device)
+    if predictor is None:
+        predictor = VQAPredictor.from_run(run_dir, device=device)
     check_method(predictor.model, method)
     batch = predictor.encode(image, question)
     pred = predictor.predict(image, question, mc_samples=opts.samples if _has_dropout(predictor.model) else None)

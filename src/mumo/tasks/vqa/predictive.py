@@ -60,8 +60,12 @@ def predictive_probs(
     seed: int = 0,
     noise_samples: int = 50,
     temperature: float = 1.0,
+    independent_rows: bool = False,
 ) -> torch.Tensor:
     """Answer probabilities (T, N, C) for a batch: T MC-dropout passes, or (1, N, C) deterministic.
+
+    ``independent_rows``: row n gets exactly what a batch of question n alone would get (its own dropout masks
+    and logit noise; :func:`mumo.uncertainty.mc_dropout.mc_forward`), so a server may batch requests freely.
 
     ``model`` may be a :class:`DeepEnsemble` of M models: their samples stack member-major,
     (M·T, N, C) or (M, N, C), member k seeded with ``seed + k * MEMBER_SEED_STRIDE``.
@@ -79,7 +83,7 @@ def predictive_probs(
         return torch.cat([
             predictive_probs(
                 m, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed + k * MEMBER_SEED_STRIDE,
-                noise_samples=noise_samples, temperature=temperature,
+                noise_samples=noise_samples, temperature=temperature, independent_rows=independent_rows,
             )  # (T, N, C) of member k
             for k, m in enumerate(model.members)
         ])  # fmt: skip
@@ -93,6 +97,7 @@ def predictive_probs(
         samples = mc_forward(
             model, batch, num_samples=mc_samples, seed=seed, scope=mc_scope,
             output_fn=lambda o: (o.logits, o.log_variance) if o.log_variance is not None else (o.logits,),
+            independent_rows=batch.tokens.shape[0] if independent_rows else 0,
         )  # fmt: skip
         logits, log_var = samples[0], samples[1] if len(samples) > 1 else None
     if not torch.isfinite(logits).all():
@@ -102,7 +107,14 @@ def predictive_probs(
     if temperature != 1.0:  # (f + σε) / T: the mean and the noise scale alike
         logits = logits / temperature
         log_var = None if log_var is None else log_var - 2 * math.log(temperature)
-    probs = noisy_logit_probs(logits.float(), log_var, num_samples=noise_samples, generator=gen)  # (T, N, C)
+    if independent_rows and log_var is not None:  # each row's logit noise as it would draw it alone
+        probs = torch.cat([
+            noisy_logit_probs(logits[:, n : n + 1].float(), log_var[:, n : n + 1], num_samples=noise_samples,
+                              generator=torch.Generator(device=batch.tokens.device).manual_seed(seed))
+            for n in range(logits.shape[1])
+        ], dim=1)  # fmt: skip
+    else:
+        probs = noisy_logit_probs(logits.float(), log_var, num_samples=noise_samples, generator=gen)  # (T, N, C)
     return check_probs(probs)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,7 +31,10 @@ from mumo.tasks.vqa.question_bank import (
 )
 from mumo.tasks.vqa.temperature import load_run_temperature
 from mumo.types import DONT_KNOW, AnswerScore, Prediction, Uncertainty, VQABatch
-from mumo.uncertainty.mc_dropout import num_sampled_dropout, resolve_scope
+from mumo.uncertainty.mc_dropout import (
+    num_sampled_dropout,
+    resolve_scope,
+)
 from mumo.uncertainty.scores import uncertainty_scores
 
 
@@ -90,11 +94,17 @@ class VQAPredictor:
 
     def encode(self, image: ImageInput, question: str | bytes) -> VQABatch:
         """Preprocess one image-question pair into a batch of one."""
-        text = check_question(question)
-        pixels = load_image(image, size=self.cfg.data.image_size)  # (H, W, 3) uint8
-        images = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0)[None]  # (1, 3, H, W)
-        tokens = self.vocab.encode_batch([text], self.cfg.data.max_question_len)  # (1, L)
-        return VQABatch(images=images, tokens=tokens, image_index=torch.zeros(1, dtype=torch.long)).to(self.device)
+        return self.encode_many([image], [question])
+
+    def encode_many(self, images: Sequence[ImageInput], questions: Sequence[str | bytes]) -> VQABatch:
+        """Preprocess B image-question pairs into one batch: question b asks about image b."""
+        if len(images) != len(questions):
+            raise MumoError(f"{len(images)} images but {len(questions)} questions: give one question per image")
+        texts = [check_question(q) for q in questions]
+        pixels = np.stack([load_image(im, size=self.cfg.data.image_size) for im in images])  # (B, H, W, 3) uint8
+        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)  # (B, 3, H, W)
+        tokens = self.vocab.encode_batch(texts, self.cfg.data.max_question_len)  # (B, L)
+        return VQABatch(images=batch, tokens=tokens, image_index=torch.arange(len(texts))).to(self.device)
 
     def question_bank(self, size: int = DEFAULT_BANK_SIZE) -> QuestionBank:
         """``size`` questions drawn from the run's training split: read from the run's saved question order
@@ -111,7 +121,6 @@ class VQAPredictor:
             self._banks[size] = bank
         return self._banks[size]
 
-    @torch.no_grad()
     def predict(
         self,
         image: ImageInput,
@@ -150,6 +159,40 @@ class VQAPredictor:
             ood_check: abstain when the run's out-of-distribution check finds the image unlike the training
                 images (the default; the check is reported either way). Runs trained before the check have none.
         """
+        return self.predict_many(
+            [image], [question], top_k=top_k, mc_samples=mc_samples, mc_scope=mc_scope, abstain=abstain,
+            abstain_on=abstain_on, image_uncertainty=image_uncertainty, question_bank_size=question_bank_size,
+            temperature=temperature, seed=seed, ood_check=ood_check,
+        )[0]  # fmt: skip
+
+    @torch.no_grad()
+    def predict_many(
+        self,
+        images: Sequence[ImageInput],
+        questions: Sequence[str | bytes],
+        *,
+        top_k: int = 3,
+        mc_samples: int | None = None,
+        mc_scope: str = "all",
+        abstain: float | None = None,
+        abstain_on: str = "predictive_entropy",
+        image_uncertainty: bool = False,
+        question_bank_size: int = DEFAULT_BANK_SIZE,
+        temperature: float | None = None,
+        seed: int = 0,
+        ood_check: bool = True,
+    ) -> list[Prediction]:
+        """Answer B questions, question b about image b, with one forward pass over the batch (one MC pass of T
+        samples with ``mc_samples``): the same predictions as B calls of :meth:`predict` with the same options.
+
+        Item b draws the dropout masks and logit noise that :meth:`predict` alone would draw with ``seed`` (each
+        row has its own per-sample generators), so batching changes no answer and no uncertainty; probabilities
+        agree to float rounding (about 1e-6). Only ``image_uncertainty``'s question bank runs one image at a time.
+        """
+        if len(images) != len(questions):
+            raise MumoError(f"{len(images)} images but {len(questions)} questions: give one question per image")
+        if not images:
+            return []
         if top_k < 1:
             raise MumoError(f"top_k must be >= 1, not {top_k}")
         if abstain is not None and not math.isfinite(abstain):
@@ -166,58 +209,73 @@ class VQAPredictor:
         if mc_samples is not None:
             mc_scope = resolve_scope(self.model, mc_scope)
             sampled = num_sampled_dropout(self.model, mc_scope)  # per member; MumoError for a scope not offered
-        batch = self.encode(image, question)
+        batch = self.encode_many(images, questions)
         # a deterministic pass also yields the density and image features; MC passes need one more, dropout off
         with ExitStack() as stack:
             enter = stack.enter_context
             captured = enter(capture(self.model.density_layer())) if self.density is not None else None
             image_feats = enter(capture(self.model.image_feature_layer())) if self.ood is not None else None
             t = self.temperature if temperature is None else temperature
-            probs = predictive_probs(
-                self.answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
-            )  # (T, 1, C); (M·T, 1, C) for M ensemble members
+            probs = self._batch_probs(
+                batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed, temperature=t
+            )  # (T, B, C); (M·T, B, C) for M ensemble members
             if (self.density is not None or self.ood is not None) and mc_samples is not None:
                 self.model.eval()
                 self.model(batch)
-        mean = probs.mean(0)[0]  # (C,)
-        values, indices = mean.topk(min(top_k, mean.numel()))
-        top = [AnswerScore(self.answers[i], float(p)) for p, i in zip(values.tolist(), indices.tolist(), strict=True)]
-        scores = {k: float(v[0]) for k, v in uncertainty_scores(probs).items()}
-        unc = Uncertainty(
-            total=scores["predictive_entropy"], aleatoric=scores["expected_entropy"],
-            epistemic=scores["mutual_information"], variation_ratio=scores["variation_ratio"],
-            mc_samples=mc_samples or 0, mc_scope=mc_scope if mc_samples else None,
-            mc_dropout_modules=sampled if mc_samples else 0, ensemble_members=len(self.models), temperature=t,
-        )  # fmt: skip
-        if self.density is not None:
-            score = self.density.score(captured.last.cpu())  # (1,) from the last, deterministic pass
-            scores["feature_density"] = unc.feature_density = float(score[0])
-            unc.feature_density_quantile = float(self.density.quantile(score)[0])
-        if image_uncertainty:
-            bank = self.question_bank(question_bank_size)
-            mi = bank_mutual_information(
-                self.answerer, batch.images, bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
-            )
-            scores["image_mutual_information"] = unc.image_epistemic = float(mi.mean())
-            unc.question_bank_size = len(bank)
-        text = question.decode("utf-8") if isinstance(question, bytes) else question
-        pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
-        if self.ood is not None:  # from the last, deterministic pass: the image features no question touched
-            pred.out_of_distribution = self.ood.report(
-                float(self.ood.score(pooled_image_features(image_feats.last))[0])
-            )
-            if ood_check and pred.out_of_distribution["out_of_distribution"]:
-                o = pred.out_of_distribution
-                pred.answer, pred.abstained = DONT_KNOW, True
-                pred.abstain_reason = (
-                    f"out of distribution: the image is {o['score']:.4f} from its nearest training images, beyond "
-                    f"the threshold {o['threshold']:.4f} that at most {o['alpha']:.1%} of in-distribution images pass"
+        scores = uncertainty_scores(probs)  # name -> (B,)
+        if self.density is not None:  # from the last, deterministic pass
+            scores["feature_density"] = self.density.score(captured.last.cpu())  # (B,)
+            density_quantiles = self.density.quantile(scores["feature_density"])  # (B,)
+        ood_scores = None if self.ood is None else self.ood.score(pooled_image_features(image_feats.last))  # (B,)
+        preds = []
+        for b, question in enumerate(questions):
+            mean = probs[:, b].mean(0)  # (C,)
+            values, indices = mean.topk(min(top_k, mean.numel()))
+            top = [
+                AnswerScore(self.answers[i], float(p)) for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ]
+            item = {k: float(v[b]) for k, v in scores.items()}
+            unc = Uncertainty(
+                total=item["predictive_entropy"], aleatoric=item["expected_entropy"],
+                epistemic=item["mutual_information"], variation_ratio=item["variation_ratio"],
+                mc_samples=mc_samples or 0, mc_scope=mc_scope if mc_samples else None,
+                mc_dropout_modules=sampled if mc_samples else 0, ensemble_members=len(self.models), temperature=t,
+            )  # fmt: skip
+            if self.density is not None:
+                unc.feature_density = item["feature_density"]
+                unc.feature_density_quantile = float(density_quantiles[b])
+            if image_uncertainty:
+                bank = self.question_bank(question_bank_size)
+                mi = bank_mutual_information(
+                    self.answerer, batch.images[b : b + 1], bank, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed
                 )
-                return pred
-        if abstain is not None and scores[abstain_on] > abstain:
-            pred.answer, pred.abstained = DONT_KNOW, True
-            pred.abstain_reason = f"{abstain_on} {scores[abstain_on]:.4f} > threshold {abstain:g}"
-        return pred
+                item["image_mutual_information"] = unc.image_epistemic = float(mi.mean())
+                unc.question_bank_size = len(bank)
+            text = question.decode("utf-8") if isinstance(question, bytes) else question
+            pred = Prediction(text, top[0].answer, top[0].probability, top, unc, best_guess=top[0].answer)
+            preds.append(pred)
+            if ood_scores is not None:  # the image features no question touched
+                o = pred.out_of_distribution = self.ood.report(float(ood_scores[b]))
+                if ood_check and o["out_of_distribution"]:
+                    pred.answer, pred.abstained = DONT_KNOW, True
+                    pred.abstain_reason = (
+                        f"out of distribution: the image is {o['score']:.4f} from its nearest training images, "
+                        f"beyond the threshold {o['threshold']:.4f} that at most {o['alpha']:.1%} of "
+                        "in-distribution images pass"
+                    )
+                    continue
+            if abstain is not None and item[abstain_on] > abstain:
+                pred.answer, pred.abstained = DONT_KNOW, True
+                pred.abstain_reason = f"{abstain_on} {item[abstain_on]:.4f} > threshold {abstain:g}"
+        return preds
+
+    def _batch_probs(
+        self, batch: VQABatch, *, mc_samples: int | None, mc_scope: str, seed: int, temperature: float
+    ) -> torch.Tensor:
+        """Answer probabilities (T, B, C) (member-major (M·T, B, C) for an ensemble) whose row b equals
+        :func:`predictive_probs` of item b alone: the same dropout masks and logit noise, drawn per row."""
+        return predictive_probs(self.answerer, batch, mc_samples=mc_samples, mc_scope=mc_scope, seed=seed,
+                                temperature=temperature, independent_rows=True)  # fmt: skip
 
 
 ABSTAIN_SCORES = (
