@@ -268,4 +268,6 @@ def test_bad_options_are_refused(generator_run, scorer_run, tmp_path):
     vqa.mkdir()
     (vqa / "artifacts.json").write_text(json.dumps({"kind": "vqa"}))
     assert_clear_error(run_cli("evaluate", vqa, "--scorer", scorer_run), "--scorer is for lip-sync generator runs")
-    assert_clear_error(run_cli("evaluate", vqa, "--clips", "3"), "--clips is for lip-sync generator runs")
+    assert_clear_error(
+        run_cli("evaluate", vqa, "--clips", "3"), "--clips is for lip-sync generator or lip-to-speech runs"
+    )
