@@ -61,3 +61,26 @@ def noise_augmented_run(level: float, member: int = 0) -> Path:
     else:
         name = "easy-vqa-noise-aug" + ("" if level == 0.2 else f"{level}") + (f"-member{member}" if member else "")
     return trained_run(name, overrides)
+
+
+def cached_task_run(task_name: str, out: Path, preset: str, overrides: list[str], epochs: int,
+                    cache_version: int = CACHE_VERSION) -> Path:  # fmt: skip
+    """A run of ``task_name`` trained from ``preset`` + ``overrides`` for ``epochs`` into ``out`` (cached: a run
+    keyed by other overrides or an older cache version is trained again; an unfinished one resumes)."""
+    from mumo.runs import Run
+    from mumo.tasks import get_task
+
+    key = {"cache_version": cache_version, "preset": preset, "overrides": overrides}
+    key_file = RUNS / f"{out.name}.key.json"
+    if out.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != key):
+        print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
+        shutil.rmtree(out)
+    done = Run(out).finished_epochs if out.exists() else 0
+    if done == epochs:
+        return out
+    RUNS.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps(key) + "\n")
+    print(f"training {out.name}" + (" (resuming)" if done else ""), file=sys.stderr)
+    task = get_task(task_name)
+    task.train(None if done else task.load_config(preset, overrides), out, resume=bool(done), progress=False)
+    return out

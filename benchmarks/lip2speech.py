@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, RUNS
+from _common import RESULTS, RUNS, cached_task_run
 
 CACHE_VERSION = 1
 PRESET = "lip2wav-cpu"
@@ -58,36 +58,18 @@ def one_speaker(clips: int, seed: int = 0) -> Path:
     return root
 
 
-def _cached_training(task_name: str, out: Path, preset: str, overrides: list[str], epochs: int) -> Path:
-    from mumo.runs import Run
-    from mumo.tasks import get_task
-
-    key = {"cache_version": CACHE_VERSION, "preset": preset, "overrides": overrides}
-    key_file = RUNS / f"{out.name}.key.json"
-    if out.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != key):
-        print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
-        shutil.rmtree(out)
-    done = Run(out).finished_epochs if out.exists() else 0
-    if done == epochs:
-        return out
-    RUNS.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps(key) + "\n")
-    print(f"training {out.name}" + (" (resuming)" if done else ""), file=sys.stderr)
-    task = get_task(task_name)
-    task.train(None if done else task.load_config(preset, overrides), out, resume=bool(done), progress=False)
-    return out
-
-
 def model_run(decoder: str, root: Path, epochs: int, extra: list[str]) -> Path:
     overrides = [f"data.root={root}", f"train.epochs={epochs}", f"model.decoder={decoder}", *extra]
-    return _cached_training("lip2speech", RUNS / f"lip2speech-{decoder}-{root.name}", PRESET, overrides, epochs)
+    return cached_task_run(
+        "lip2speech", RUNS / f"lip2speech-{decoder}-{root.name}", PRESET, overrides, epochs, CACHE_VERSION
+    )
 
 
 def expert_run(root: Path, extra: list[str]) -> Path:
     """The sync-cpu recipe on the speaker's training clips: it only aligns recordings to videos."""
     overrides = [f"data.root={root}", f"train.epochs={EXPERT_EPOCHS}", *extra]
-    return _cached_training("sync", RUNS / f"sync-cpu-{root.name}-{EXPERT_EPOCHS}ep", "sync-cpu", overrides,
-                            EXPERT_EPOCHS)  # fmt: skip
+    return cached_task_run("sync", RUNS / f"sync-cpu-{root.name}-{EXPERT_EPOCHS}ep", "sync-cpu", overrides,
+                           EXPERT_EPOCHS, CACHE_VERSION)  # fmt: skip
 
 
 def evaluated(run: Path, name: str, clips: int | None, data: Path | None = None, align: Path | None = None,

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, RUNS
+from _common import RESULTS, RUNS, cached_task_run
 from sync_expert import talking_faces
 from sync_expert import trained as trained_expert
 
@@ -61,27 +60,10 @@ def scorer_run(root: Path) -> Path:
 
 def generator_run(variant: str, root: Path, expert: Path, epochs: int) -> Path:
     """One variant of the generator (cached under its overrides; resumes)."""
-    from mumo.runs import Run
-    from mumo.tasks import get_task
-
-    task = get_task("lipsync")
     overrides = [f"data.root={root}", f"objective.expert={expert}", f"objective.variant={variant}",
                  f"train.epochs={epochs}"]  # fmt: skip
     out = RUNS / f"lipsync-{variant.replace('+', '-')}"
-    key = {"cache_version": CACHE_VERSION, "preset": PRESET, "overrides": overrides}
-    key_file = RUNS / f"{out.name}.key.json"
-    if out.exists() and (not key_file.exists() or json.loads(key_file.read_text()) != key):
-        print(f"{out} was trained by older code or other overrides; training it again", file=sys.stderr)
-        shutil.rmtree(out)
-    done = Run(out).finished_epochs if out.exists() else 0
-    if done == epochs:
-        return out
-    RUNS.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps(key) + "\n")
-    print(f"training {variant} into {out}" + (" (resuming)" if done else ""), file=sys.stderr)
-    cfg = task.load_config(PRESET, overrides)
-    task.train(None if done else cfg, out, resume=bool(done), progress=False)
-    return out
+    return cached_task_run("lipsync", out, PRESET, overrides, epochs, CACHE_VERSION)
 
 
 def evaluated(run: Path, scorer: Path, clips: int | None, sheet: Path | None) -> dict:

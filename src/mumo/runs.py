@@ -99,6 +99,18 @@ class Run:
             raise CheckpointError(f"{self.path} is not a mumo run (no {CONFIG_FILE})")
         return config_from_yaml(self.path / CONFIG_FILE, schema=schema)
 
+    def load_model(self, model_cfg: Any, which: str = "best", device: Any = "cpu", **inputs: Any) -> Any:
+        """``create_model(model_cfg, **inputs)`` with the weights of checkpoint ``which`` (``best``, ``last`` or
+        an epoch folder), in eval mode, on ``device`` (``auto``: a GPU if there is one). The caller checks the
+        run's kind and reads ``model_cfg`` from its config (its own task's, or a section of another's)."""
+        from mumo.devices import resolve_device
+        from mumo.models import create_model
+        from mumo.train.checkpoint import load_weights
+
+        model = create_model(model_cfg, **inputs)
+        load_weights(model, self.checkpoint(which))
+        return model.to(resolve_device(device)).eval()
+
     def config_section(self, name: str, schema: type | None = None) -> Any:
         """One top-level section of ``config.yaml`` without knowing the run's task: a plain dict, or read into
         ``schema`` (a config dataclass; unknown keys are errors). For reading another task's run, such as the

@@ -100,15 +100,11 @@ def evaluation_options(**options: Any) -> Lip2SpeechEvaluationOptions:
 
 def load_aligner(run_dir: Path, device: torch.device | str = "cpu"):
     """The best lip-sync expert of a ``mumo train sync`` run, frozen, in eval mode."""
-    from mumo.models import create_model
     from mumo.models.sync_expert import SyncExpertConfig
-    from mumo.train.checkpoint import load_weights
 
     run = Run(run_dir)
     run.require_kind("sync", "a lip-sync expert (--align names the `mumo train sync` run that finds the offsets)")
-    expert = create_model(run.config_section("model", SyncExpertConfig))
-    load_weights(expert, run.checkpoint("best"))
-    return expert.requires_grad_(False).to(device).eval()
+    return run.load_model(run.config_section("model", SyncExpertConfig), "best", device).requires_grad_(False)
 
 
 @torch.no_grad()

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from mumo.devices import resolve_device
 from mumo.errors import ConfigError
 from mumo.metrics.speech import attention_diagonality
 from mumo.models import create_model
@@ -37,7 +36,6 @@ from mumo.tasks.lip2speech.data import (
     make_batch,
     validation_windows,
 )
-from mumo.train.checkpoint import load_weights
 from mumo.train.loop import Task, fit
 
 SELECT_METRIC = "neg_mel_l1"
@@ -130,6 +128,4 @@ def load_lip2speech_model(run_dir: str | Path, which: str = "best", device: str 
     """The trained model of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
     run = Run(run_dir)
     run.require_kind("lip2speech", "a lip-to-speech model (mumo train lip2speech)")
-    model = create_model(run.config(Lip2SpeechRunConfig).model)
-    load_weights(model, run.checkpoint(which))
-    return model.to(resolve_device(device)).eval()
+    return run.load_model(run.config(Lip2SpeechRunConfig).model, which, device)

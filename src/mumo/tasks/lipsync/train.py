@@ -42,7 +42,6 @@ from einops import rearrange
 from torch import nn
 
 from mumo.data.av.clips import LipSyncClip
-from mumo.devices import resolve_device
 from mumo.errors import ConfigError
 from mumo.models import create_model
 from mumo.models.sync_expert import SyncExpert, SyncExpertConfig, sync_loss
@@ -65,7 +64,7 @@ from mumo.tasks.lipsync.data import (
     make_batch,
     validation_windows,
 )
-from mumo.train.checkpoint import MODEL_NAME, load_weights
+from mumo.train.checkpoint import MODEL_NAME
 from mumo.train.loop import Step, Task, fit
 
 DISCRIMINATOR = "discriminator"  # the GAN variants' second model: discriminator.safetensors in each checkpoint
@@ -129,11 +128,9 @@ def load_expert(run_dir: str | Path, device: str | torch.device = "cpu") -> Sync
     run.require_kind(
         "sync", "a lip-sync expert (objective.expert names the `mumo train sync` run that scores the generated lips)"
     )
-    expert = create_model(run.config_section("model", SyncExpertConfig))
-    load_weights(expert, run.checkpoint("best"))
+    expert = run.load_model(run.config_section("model", SyncExpertConfig), "best", device)
     check_expert(expert, run.path)
-    expert.requires_grad_(False)
-    return expert.to(resolve_device(device)).eval()
+    return expert.requires_grad_(False)
 
 
 def check_expert(expert: SyncExpert, run: str | Path = "") -> None:
@@ -334,6 +331,4 @@ def load_lipsync_model(run_dir: str | Path, which: str = "best", device: str | t
     """The trained generator of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
     run = Run(run_dir)
     run.require_kind("lipsync", "a lip-sync generator")
-    model = create_model(run.config(LipSyncRunConfig).model)
-    load_weights(model, run.checkpoint(which))
-    return model.to(resolve_device(device)).eval()
+    return run.load_model(run.config(LipSyncRunConfig).model, which, device)

@@ -23,13 +23,12 @@ import torch
 from torch import nn
 
 from mumo.data.av.clips import LipSyncClip, SharedSpeakersWarning, SyncBatch, load_clips, sample_pairs, shared_speakers
-from mumo.devices import is_main_process, resolve_device
+from mumo.devices import is_main_process
 from mumo.errors import ConfigError
 from mumo.models import create_model
 from mumo.models.sync_expert import SyncExpert, sync_loss
 from mumo.runs import Run
 from mumo.tasks.sync.config import SyncRunConfig
-from mumo.train.checkpoint import load_weights
 from mumo.train.loop import Task, fit
 
 
@@ -131,9 +130,7 @@ def load_sync_expert(run_dir: str | Path, which: str = "best", device: str | tor
     """The trained expert of a run, in eval mode, on ``device`` (``auto``: a GPU if there is one)."""
     run = Run(run_dir)
     run.require_kind("sync", "a lip-sync expert")
-    model = create_model(run.config(SyncRunConfig).model)
-    load_weights(model, run.checkpoint(which))
-    return model.to(resolve_device(device)).eval()
+    return run.load_model(run.config(SyncRunConfig).model, which, device)
 
 
 def score_clip(

@@ -19,14 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mumo.data.text import PAD_ID, Vocab
-from mumo.devices import resolve_device
 from mumo.errors import CheckpointError
 from mumo.models import create_model
 from mumo.models.vqg_bmn import VQGBMN, Cues, ImageFeatures
 from mumo.runs import Run
 from mumo.tasks.vqg.config import VQGRunConfig
 from mumo.tasks.vqg.data import BOS_ID, EOS_ID, VQGData, VQGSplit, load_vqg_data
-from mumo.train.checkpoint import load_weights
 from mumo.train.loop import Task, fit
 
 VOCAB_FILE = "vocab.json"  # the words, places and tag words a run was trained with
@@ -269,6 +267,5 @@ def load_vqg_model(run_dir: str | Path, which: str = "best", device: str | torch
     run.require_kind("vqg", "a question generator")
     cfg = run.config(VQGRunConfig)
     vocab, places, tag_words = read_vocab(run.path)
-    model = create_model(cfg.model, vocab_size=len(vocab), num_places=len(places), num_tags=len(tag_words))
-    load_weights(model, run.checkpoint(which))
-    return model.to(resolve_device(device)).eval()
+    return run.load_model(cfg.model, which, device, vocab_size=len(vocab), num_places=len(places),
+                          num_tags=len(tag_words))  # fmt: skip
