@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from PIL import Image
 from mumo.cli._json import strict_json
 from mumo.serve.predict import load
 from mumo.serve.server import Limits, create_app
+from tests._close import assert_close
 from tests.reliability._cli import assert_one_line_error, mumo
 
 LIMITS = Limits(max_body_bytes=200_000, max_pixels=300 * 300, max_question_chars=200, max_mc_samples=100, max_top_k=20)
@@ -74,22 +74,6 @@ def upload(path: str | Path, question: str = QUESTION, **options: object) -> dic
 
 def as_json(path: str | Path, question: str = QUESTION, **options: object) -> dict:
     return {"json": {"image": base64.b64encode(Path(path).read_bytes()).decode(), "question": question, **options}}
-
-
-def assert_close(a: object, b: object, where: str = "") -> None:
-    """Equal structure and values; floats within 1e-5 (relative for large figures such as densities)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for k in a:
-            assert_close(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_close(x, y, f"{where}[{i}]")
-    elif isinstance(a, float):
-        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5), (where, a, b)
-    else:
-        assert a == b, (where, a, b)
 
 
 def batch_sizes(metrics_text: str) -> tuple[int, int]:

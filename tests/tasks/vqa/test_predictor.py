@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import easy_vqa
 import pytest
 import torch
@@ -15,6 +13,7 @@ from mumo.runs import Run
 from mumo.serve.predict import load
 from mumo.tasks.vqa.ensemble import DeepEnsemble
 from mumo.tasks.vqa.predictor import VQAPredictor
+from tests._close import assert_close
 from tests.conftest import tiny_config
 
 N = 5  # items per batch
@@ -34,29 +33,13 @@ def predictor(tiny_run) -> VQAPredictor:
     return load(tiny_run, device="cpu")
 
 
-def assert_same(a: object, b: object, where: str = "") -> None:
-    """Equal structure and values; floats within 1e-5 (relative for large figures such as densities)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float):
-        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5), (where, a, b)
-    else:
-        assert a == b, (where, a, b)
-
-
 def check_batch_equals_singles(predictor: VQAPredictor, images: list, questions: list[str], **options) -> None:
     many = predictor.predict_many(images, questions, **options)
     assert len(many) == len(images)
     for image, question, batched in zip(images, questions, many, strict=True):
         alone = predictor.predict(image, question, **options)
         assert batched.question == question
-        assert_same(batched.to_dict(), alone.to_dict())
+        assert_close(batched.to_dict(), alone.to_dict())
 
 
 @pytest.mark.parametrize(
@@ -73,7 +56,7 @@ def test_mc_samples_of_an_item_do_not_depend_on_its_batch(predictor, items):
     images, questions = items
     first = predictor.predict_many(images, questions, mc_samples=5)[2]
     again = predictor.predict_many(images[2:4], questions[2:4], mc_samples=5)[0]
-    assert_same(first.to_dict(), again.to_dict())
+    assert_close(first.to_dict(), again.to_dict())
     other_seed = predictor.predict_many(images, questions, mc_samples=5, seed=1)[2]
     assert other_seed.uncertainty.epistemic != first.uncertainty.epistemic  # the seed still matters
 
