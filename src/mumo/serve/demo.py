@@ -313,7 +313,7 @@ def _vqa_tab(run: Path, api: str, device: str, workdir: Path) -> None:
             try:
                 opts = explainer.explanation_options(method, samples=samples)
                 _as_user(lambda m=method, o=opts, p=png: explainer.explain_example(
-                    run, upload[0], question or "", m, opts=o, out=p, device=device), upload)  # fmt: skip
+                    run, upload[0], question or "", m, opts=o, out=p, predictor=predictor), upload)  # fmt: skip
             except MumoError as exc:  # one method this model does not offer: the others still come
                 gr.Warning(f"{label}: {exc}")
                 maps.append(None)
