@@ -28,6 +28,7 @@ class SpeechClip:
     name: str
     faces: torch.Tensor  # (T, 3, S, S) uint8
     mel: torch.Tensor  # (80, T_mel) float in [-4, 4]
+    mouths: torch.Tensor | None = None  # (T, 48, 96, 3) uint8 lower halves of the 96-px crops (keep_mouths=True)
 
     def num_windows(self, frames: int) -> int:
         """Starts f = 0, 1, ... of ``frames``-frame windows with all their frames and mel steps inside the clip."""
@@ -107,11 +108,13 @@ def validation_windows(clips: list[SpeechClip], n: int, frames: int, seed: int) 
     return draw_windows(clips, n, frames, torch.Generator().manual_seed(seed + 1))
 
 
-def load_speech_clips(root: str | Path, split: str, *, face_size: int, max_clips: int = 0,
-                      progress: bool = True) -> list[SpeechClip]:  # fmt: skip
-    """The clips of ``split`` under ``root`` with their faces at ``face_size`` and their mel."""
+def load_speech_clips(root: str | Path, split: str, *, face_size: int, max_clips: int = 0, progress: bool = True,
+                      keep_mouths: bool = False) -> list[SpeechClip]:  # fmt: skip
+    """The clips of ``split`` under ``root`` with their faces at ``face_size`` and their mel (``keep_mouths``: also
+    the lower halves of the 96-pixel crops, what a lip-sync expert reads)."""
     clips = load_clips(root, split, max_clips=max_clips, progress=progress, keep_faces=True)
-    return [SpeechClip(c.name, resize_faces(c.faces, face_size), c.mel) for c in clips]
+    return [SpeechClip(c.name, resize_faces(c.faces, face_size), c.mel, c.mouths.clone() if keep_mouths else None)
+            for c in clips]  # fmt: skip
 
 
 def load_lip2speech_data(root: str | Path, *, frames: int, face_size: int, max_clips: int = 0,

@@ -108,12 +108,12 @@ def load_aligner(run_dir: Path, device: torch.device | str = "cpu"):
 
 
 @torch.no_grad()
-def estimate_offset(expert, faces96: torch.Tensor, mel: torch.Tensor, max_offset: int = 15) -> int:
-    """The audio-video offset in frames (positive: the audio lags the video) of (T, 96, 96, 3) uint8 face crops
-    and their recording's (80, T_mel) mel, by the expert (``mumo sync``'s LSE offset)."""
+def estimate_offset(expert, mouths: torch.Tensor, mel: torch.Tensor, max_offset: int = 15) -> int:
+    """The audio-video offset in frames (positive: the audio lags the video) of (T, 48, 96, 3) uint8 lower halves
+    of 96-pixel face crops and their recording's (80, T_mel) mel, by the expert (``mumo sync``'s LSE offset)."""
     from mumo.metrics.sync import offset_distances, sync_scores
 
-    clip = LipSyncClip("clip", faces96[:, 48:], mel)
+    clip = LipSyncClip("clip", mouths, mel)
     faces, mels = clip.windows()  # (W, 15, 48, 96), (W, 1, 80, 16)
     device = next(expert.parameters()).device
     video, audio = [], []
@@ -216,7 +216,7 @@ def evaluate_lip2speech(run_dir: str | Path, options: Lip2SpeechEvaluationOption
     aligner = load_aligner(options.align, device) if options.align else None
     entries = read_filelist(root, options.split)[: options.clips or None]
     clips = load_speech_clips(root, options.split, face_size=cfg.model.face_size, max_clips=len(entries),
-                              progress=options.progress)  # fmt: skip
+                              progress=options.progress, keep_mouths=aligner is not None)  # fmt: skip
     clips = [c for c in clips if c.faces.shape[0] >= cfg.model.frames]
     if not clips:
         raise MumoError(f"no {options.split} clip of {root} is as long as one window ({cfg.model.frames} frames)")
@@ -235,8 +235,7 @@ def evaluate_lip2speech(run_dir: str | Path, options: Lip2SpeechEvaluationOption
         recording = load_audio(root / clip.name / "audio.wav").numpy()
         skip = 0
         if aligner is not None:
-            faces96 = _faces96(root, clip.name)
-            offset = estimate_offset(aligner, faces96, clip.mel, options.max_offset)
+            offset = estimate_offset(aligner, clip.mouths, clip.mel, options.max_offset)
             offsets.append(offset)
             recording, skip = align_recording(recording, offset)
         floor = mel_to_wav(floor_spectrum[:, None].expand(80, steps))
@@ -272,15 +271,6 @@ def evaluate_lip2speech(run_dir: str | Path, options: Lip2SpeechEvaluationOption
         "wall_seconds": time.perf_counter() - t0,
     }  # fmt: skip
     return Lip2SpeechReport(figures)
-
-
-def _faces96(root: Path, entry: str) -> torch.Tensor:
-    """(T, 96, 96, 3) uint8 face crops of a clip, as the lip-sync expert reads them."""
-    from mumo.data.av.clips import read_clip
-
-    clip = read_clip(root, entry, keep_faces=True)
-    assert clip.faces is not None
-    return clip.faces
 
 
 def _plot(folder: Path, shown: list[tuple[SpeechClip, Any, torch.Tensor]]) -> None:
